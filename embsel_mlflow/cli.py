@@ -1,0 +1,92 @@
+"""The ``embsel`` command: ``embsel <step> [hydra overrides]``.
+
+Each step is a real Hydra app (``-m``, ``--cfg job``, ``--help`` work). This module imports
+nothing heavy so that ``embsel --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from embsel_mlflow import __version__
+
+# step -> (module with ``main(args) -> int``, one-line description)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "evaluate": (
+        "embsel_mlflow.entrypoints.evaluate",
+        "score one embedding model on one dataset (retrieval, STS, classification, ...)",
+    ),
+}
+
+USAGE = """usage: embsel <command> [hydra overrides ...]
+
+Choose, fine-tune, evaluate and monitor embedding models; every step is an MLflow run.
+
+commands:
+{commands}
+
+options:
+  -h, --help     show this message (``embsel <command> --help`` shows the command's config)
+  --version      print the version
+
+examples:
+  embsel evaluate                                   # offline demo: MiniLM on a bundled STS set
+  embsel evaluate model=minilm data=stsb            # STS-B test, MTEB protocol
+  embsel evaluate -m data=demo_sts,demo_retrieval   # Hydra multirun: one MLflow run per job
+  embsel evaluate --cfg job                         # print the composed config
+  mlflow ui --backend-store-uri sqlite:///mlflow.db # browse the runs
+"""
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {description}" for name, (_, description) in COMMANDS.items()]
+    return USAGE.format(commands="\n".join(lines))
+
+
+def expand_overrides_option(args: list[str]) -> list[str]:
+    """Replace ``--overrides "<string>"`` (used by MLproject) by the overrides it holds."""
+    from embsel_mlflow.overrides import split_overrides
+
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--overrides":
+            if i + 1 >= len(args):
+                raise SystemExit(
+                    "error: --overrides needs a value, e.g. --overrides 'model=minilm data=stsb'"
+                )
+            out += split_overrides(args[i + 1])
+            i += 2
+            continue
+        if arg.startswith("--overrides="):
+            out += split_overrides(arg.split("=", 1)[1])
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        sys.exit(0 if args else 2)
+    if args[0] == "--version":
+        print(f"embsel-mlflow {__version__}")
+        sys.exit(0)
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"error: unknown command '{command}'; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        sys.exit(2)
+    from embsel_mlflow.errors import EmbselError
+
+    try:
+        rest = expand_overrides_option(rest)
+    except EmbselError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    module = importlib.import_module(COMMANDS[command][0])
+    sys.exit(module.main(rest))

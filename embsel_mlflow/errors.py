@@ -1,0 +1,26 @@
+"""User-facing errors: one line that names the problem and the fix."""
+
+from __future__ import annotations
+
+
+class EmbselError(Exception):
+    """A problem with the user's input or environment, reported as a single line.
+
+    The CLI prints ``error: <message>``, tags the MLflow run with it, marks the run FAILED
+    and exits non-zero. Anything else that escapes is a bug and keeps its traceback.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))  # always one line
+
+
+class ConfigError(EmbselError):
+    """The composed configuration is invalid (unknown key, wrong type, bad value)."""
+
+
+class DataError(EmbselError):
+    """A data file, column or value cannot be used for the task."""
+
+
+class ModelError(EmbselError):
+    """A model cannot be resolved or loaded."""

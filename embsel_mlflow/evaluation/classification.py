@@ -1,0 +1,135 @@
+"""Classification: logistic regression on few-shot samples of train embeddings (MTEB's protocol)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from embsel_mlflow.config.schema import TaskType
+from embsel_mlflow.data.task_data import ClassificationExamples
+from embsel_mlflow.errors import ConfigError, DataError
+from embsel_mlflow.evaluation.base import EvalTask, TaskOutput
+from embsel_mlflow.evaluation.labels import label_ids
+
+if TYPE_CHECKING:
+    from embsel_mlflow.evaluation.base import TextEncoder
+
+
+def undersample(
+    labels: Sequence, samples_per_label: int, seed: int, idxs: list[int] | None = None
+) -> tuple[list[int], list[int]]:
+    """MTEB's ``_undersample_data``: shuffle ``idxs`` in place, keep the first n per label.
+
+    A fresh ``RandomState(seed)`` shuffles the list carried over from the previous experiment,
+    so experiment i sees the i-th successive shuffle. Returns (shuffled idxs, selected idxs).
+    """
+    if idxs is None:
+        idxs = list(range(len(labels)))
+    np.random.RandomState(seed).shuffle(idxs)
+    counts: dict = defaultdict(int)
+    selected = []
+    for i in idxs:
+        if counts[labels[i]] < samples_per_label:
+            selected.append(i)
+            counts[labels[i]] += 1
+    return idxs, selected
+
+
+def experiment_samples(
+    labels: Sequence, samples_per_label: int, seed: int, n_experiments: int
+) -> list[list[int]]:
+    """The training indices of every experiment, as MTEB draws them."""
+    idxs = None
+    selections = []
+    for _ in range(n_experiments):
+        idxs, selected = undersample(labels, samples_per_label, seed, idxs)
+        selections.append(selected)
+    return selections
+
+
+class ClassificationTask(EvalTask):
+    """MTEB's AbsTaskClassification.
+
+    ``n_experiments`` times: undersample ``samples_per_label`` train texts per label, fit
+    ``LogisticRegression(max_iter, random_state=seed)`` on their embeddings, score the test
+    predictions; scores are averaged over experiments. The union of sampled train texts and
+    the test texts are each encoded once.
+    """
+
+    task_type: ClassVar[TaskType] = TaskType.classification
+    main_score_name: ClassVar[str] = "accuracy"
+    examples_type: ClassVar[type] = ClassificationExamples
+    extra_metric_inputs: ClassVar[str | None] = (
+        "predictions=predicted class id per test text, references=gold class id (averaged over experiments)"
+    )
+
+    def _validate(self) -> None:
+        ex: ClassificationExamples = self.examples
+        if len(ex.train_texts) != len(ex.train_labels) or len(ex.test_texts) != len(ex.test_labels):
+            raise DataError(f"{self._where()}: texts and labels have different lengths")
+        if not ex.train_texts:
+            raise DataError(
+                f"{self._where()}: the train split is empty; set data.train_split to a labelled table"
+            )
+        if not ex.test_texts:
+            raise DataError(f"{self._where()}: the evaluation split is empty")
+        if len(set(ex.train_labels)) < 2:
+            raise DataError(f"{self._where()}: the train split needs at least 2 distinct labels")
+        for key in ("n_experiments", "samples_per_label", "max_iter"):
+            if getattr(self.cfg, key) < 1:
+                raise ConfigError(f"evaluation.{key} must be >= 1, got {getattr(self.cfg, key)}")
+
+    def _run(self, encoder: TextEncoder) -> TaskOutput:
+        import pandas as pd
+        from tqdm.auto import tqdm
+
+        from embsel_mlflow.metrics import load_metric
+
+        ex: ClassificationExamples = self.examples
+        cfg = self.cfg
+        ids = label_ids(ex.train_labels, ex.test_labels)
+        y_train = np.asarray([ids[str(label)] for label in ex.train_labels], dtype=np.int64)
+        y_test = np.asarray([ids[str(label)] for label in ex.test_labels], dtype=np.int64)
+
+        selections = experiment_samples(y_train.tolist(), cfg.samples_per_label, cfg.seed, cfg.n_experiments)
+        union = sorted(set().union(*selections))
+        position = {index: row for row, index in enumerate(union)}
+        train_embeddings = self._encode(encoder, [ex.train_texts[i] for i in union])
+        test_embeddings = self._encode(encoder, ex.test_texts)
+
+        metric = load_metric("classification")
+        runs, metric_inputs, first_predictions = [], [], None
+        for selected in tqdm(selections, desc="Classification experiments", disable=not cfg.show_progress):
+            features = train_embeddings[[position[i] for i in selected]]
+            predicted = self._fit_predict(features, y_train[selected], test_embeddings)
+            runs.append(metric.compute(predictions=predicted.tolist(), references=y_test.tolist()))
+            metric_inputs.append((predicted.tolist(), y_test.tolist()))
+            if first_predictions is None:
+                first_predictions = predicted
+
+        scores = {key: float(np.mean([run[key] for run in runs])) for key in runs[0]}
+        names = {index: label for label, index in ids.items()}
+        per_item = pd.DataFrame(
+            {
+                "text": ex.test_texts,
+                "label": [str(label) for label in ex.test_labels],
+                "predicted": [names[int(i)] for i in first_predictions],
+            }
+        )
+        return TaskOutput(scores=scores, per_item=per_item, metric_inputs=metric_inputs)
+
+    def _fit_predict(self, features: np.ndarray, labels: np.ndarray, test_features: np.ndarray) -> np.ndarray:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
+        classifier = LogisticRegression(max_iter=self.cfg.max_iter, random_state=self.cfg.seed)
+        with warnings.catch_warnings():
+            # MTEB's max_iter=100 often stops before convergence; that is part of the protocol
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            classifier.fit(features, labels.tolist())
+        return classifier.predict(test_features)

@@ -1,0 +1,68 @@
+"""Clustering: mini-batch k-means on embeddings, scored against gold labels."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from embsel_mlflow.config.schema import TaskType
+from embsel_mlflow.data.task_data import ClusteringExamples
+from embsel_mlflow.errors import ConfigError, DataError
+from embsel_mlflow.evaluation.base import EvalTask, TaskOutput
+from embsel_mlflow.evaluation.labels import label_ids
+
+if TYPE_CHECKING:
+    from embsel_mlflow.evaluation.base import TextEncoder
+
+
+class ClusteringTask(EvalTask):
+    """MTEB's legacy (v1) clustering evaluator on one set of texts.
+
+    ``MiniBatchKMeans(n_clusters=<number of labels>, batch_size, n_init="auto",
+    random_state=seed)``; main score V-measure.
+    """
+
+    task_type: ClassVar[TaskType] = TaskType.clustering
+    main_score_name: ClassVar[str] = "v_measure"
+    examples_type: ClassVar[type] = ClusteringExamples
+    extra_metric_inputs: ClassVar[str | None] = "predictions=cluster id per text, references=gold label id"
+
+    def _validate(self) -> None:
+        ex: ClusteringExamples = self.examples
+        if len(ex.texts) != len(ex.labels):
+            raise DataError(f"{self._where()}: texts and labels have different lengths")
+        n_labels = len(set(ex.labels))
+        if n_labels < 2:
+            raise DataError(f"{self._where()}: clustering needs at least 2 distinct labels, got {n_labels}")
+        if len(ex.texts) < n_labels:
+            raise DataError(f"{self._where()}: fewer texts ({len(ex.texts)}) than labels ({n_labels})")
+        if self.cfg.clustering_batch_size < 1:
+            raise ConfigError(
+                f"evaluation.clustering_batch_size must be >= 1, got {self.cfg.clustering_batch_size}"
+            )
+
+    def _run(self, encoder: TextEncoder) -> TaskOutput:
+        import pandas as pd
+        from sklearn.cluster import MiniBatchKMeans
+
+        from embsel_mlflow.metrics import load_metric
+
+        ex: ClusteringExamples = self.examples
+        ids = label_ids(ex.labels)
+        gold = [ids[str(label)] for label in ex.labels]
+        embeddings = self._encode(encoder, ex.texts)
+        model = MiniBatchKMeans(
+            n_clusters=len(ids),
+            batch_size=self.cfg.clustering_batch_size,
+            n_init="auto",
+            compute_labels=True,
+            random_state=self.cfg.seed,
+        )
+        model.fit(embeddings)
+        clusters = np.asarray(model.labels_, dtype=np.int64).tolist()
+        scores = load_metric("clustering").compute(predictions=clusters, references=gold)
+        per_item = pd.DataFrame(
+            {"text": ex.texts, "label": [str(label) for label in ex.labels], "cluster": clusters}
+        )
+        return TaskOutput(scores=scores, per_item=per_item, metric_inputs=[(clusters, gold)])

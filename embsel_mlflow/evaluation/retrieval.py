@@ -1,0 +1,112 @@
+"""Retrieval: exact cosine search of queries over the corpus, scored with trec_eval metrics."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from embsel_mlflow.config.schema import TaskType
+from embsel_mlflow.data.task_data import RetrievalExamples
+from embsel_mlflow.errors import ConfigError, DataError
+from embsel_mlflow.evaluation.base import EvalTask, TaskOutput
+from embsel_mlflow.evaluation.search import StreamingTopK
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from embsel_mlflow.evaluation.base import TextEncoder
+
+PER_ITEM_K = 10  # per-query table columns use @10 (MTEB's main cut-off) when it is evaluated
+PER_ITEM_TOP_DOCS = 10
+
+
+MAIN_K = 10
+
+
+class RetrievalTask(EvalTask):
+    """MTEB's AbsTaskRetrieval with an exact, chunked full-corpus search.
+
+    As in MTEB: queries without qrels are dropped, the search keeps ``max(k_values)`` hits
+    per query, and ``ignore_identical_ids`` removes a query's own id from those hits.
+    """
+
+    task_type: ClassVar[TaskType] = TaskType.retrieval
+    main_score_name: ClassVar[str] = f"ndcg_at_{MAIN_K}"
+    examples_type: ClassVar[type] = RetrievalExamples
+
+    def _validate(self) -> None:
+        ex: RetrievalExamples = self.examples
+        if not ex.corpus:
+            raise DataError(f"{self._where()}: the corpus is empty")
+        if not self._query_ids():
+            raise DataError(
+                f"{self._where()}: no query has a qrels entry; check the qrels ids against the queries"
+            )
+        k_values = self.cfg.k_values
+        if not k_values or min(k_values) < 1:
+            raise ConfigError(f"evaluation.k_values must be positive integers, got {list(k_values)}")
+        if self.cfg.corpus_chunk_size < 1:
+            raise ConfigError(f"evaluation.corpus_chunk_size must be >= 1, got {self.cfg.corpus_chunk_size}")
+
+    def _query_ids(self) -> list[str]:
+        ex: RetrievalExamples = self.examples
+        return [qid for qid in ex.queries if ex.qrels.get(qid)]
+
+    def _run(self, encoder: TextEncoder) -> TaskOutput:
+        from tqdm.auto import tqdm
+
+        from embsel_mlflow.metrics import load_metric
+
+        ex: RetrievalExamples = self.examples
+        query_ids = self._query_ids()
+        # nDCG@10 is the main score, so k=10 is always evaluated whatever k_values says.
+        k_values = sorted({*self.cfg.k_values, MAIN_K})
+        query_embeddings = self._encode(encoder, [ex.queries[qid] for qid in query_ids], role="query")
+
+        doc_ids = list(ex.corpus)
+        chunk = self.cfg.corpus_chunk_size
+        search = StreamingTopK(query_embeddings, max(k_values))
+        starts = range(0, len(doc_ids), chunk)
+        for start in tqdm(
+            starts, desc="Searching corpus chunks", disable=not self.cfg.show_progress or len(starts) < 2
+        ):
+            chunk_ids = doc_ids[start : start + chunk]
+            search.add(self._encode(encoder, [ex.corpus[doc] for doc in chunk_ids], role="document"))
+        scores, indices = search.result()
+
+        predictions = []
+        for row, qid in enumerate(query_ids):
+            hits = [(doc_ids[j], float(s)) for j, s in zip(indices[row], scores[row], strict=True)]
+            if self.cfg.ignore_identical_ids:
+                hits = [(doc, s) for doc, s in hits if doc != qid]
+            predictions.append({"doc_ids": [doc for doc, _ in hits], "scores": [s for _, s in hits]})
+        references = [
+            {"doc_ids": list(ex.qrels[qid]), "relevance": [int(g) for g in ex.qrels[qid].values()]}
+            for qid in query_ids
+        ]
+        result = load_metric("retrieval").compute(
+            predictions=predictions, references=references, k_values=k_values, per_query=True
+        )
+        per_query = result.pop("per_query")
+        result.pop("num_queries")
+        per_item = self._per_item(query_ids, predictions, per_query, k_values)
+        return TaskOutput(scores=result, per_item=per_item)
+
+    def _per_item(
+        self,
+        query_ids: list[str],
+        predictions: list[dict],
+        per_query: dict[str, list[float]],
+        k_values: list[int],
+    ) -> pd.DataFrame:
+        import pandas as pd
+
+        ex: RetrievalExamples = self.examples
+        k = PER_ITEM_K if PER_ITEM_K in k_values else max(k_values)
+        frame = pd.DataFrame({"query_id": query_ids, "query": [ex.queries[qid] for qid in query_ids]})
+        for family in ("ndcg_at", "recall_at", "mrr_at"):
+            frame[f"{family}_{k}"] = per_query[f"{family}_{k}"]
+        frame["top_doc_ids"] = [pred["doc_ids"][:PER_ITEM_TOP_DOCS] for pred in predictions]
+        frame["relevant_doc_ids"] = [
+            [doc for doc, grade in ex.qrels[qid].items() if grade > 0] for qid in query_ids
+        ]
+        return frame

@@ -1,0 +1,236 @@
+"""Loading an embedding model and encoding texts with it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from embsel_mlflow.config.schema import ModelKind, Precision
+from embsel_mlflow.config.schema import Pooling as PoolingMode
+from embsel_mlflow.errors import ModelError
+from embsel_mlflow.models.device import resolve_device
+from embsel_mlflow.models.resolve import (
+    HUB,
+    ResolvedModel,
+    hub_offline_requested,
+    probe_hub,
+    resolve_model_source,
+)
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from embsel_mlflow.config.schema import ModelConfig
+
+ROLES = (None, "query", "document")
+
+
+class Encoder:
+    """A loaded embedding model: texts in, float32 embeddings out.
+
+    A thin wrapper over a SentenceTransformer: encoding goes straight to ST's own
+    ``encode``/``encode_query``/``encode_document`` so batching, truncation and prompt
+    handling are exactly ST's (and as fast).
+    """
+
+    def __init__(self, model: SentenceTransformer, cfg: ModelConfig, source: ResolvedModel) -> None:
+        from sentence_transformers.sentence_transformer.modules import Normalize
+
+        self._model = model
+        self._cfg = cfg
+        self._source = source
+        # A model that ends in a Normalize module already returns unit vectors.
+        self._normalize = cfg.normalize and not isinstance(model[-1], Normalize)
+        self._encode_fns = {
+            None: model.encode,
+            "query": model.encode_query,
+            "document": model.encode_document,
+        }
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        role: str | None = None,
+        show_progress: bool = False,
+        batch_size: int | None = None,
+    ) -> np.ndarray:
+        """Embed ``texts`` as a float32 array of shape (len(texts), embedding_dim).
+
+        ``role`` ("query" or "document") prepends ``model.query_prompt`` / ``model.document_prompt``;
+        when that is unset, the model's own saved prompt for the role (if any) applies, as in ST.
+        """
+        if isinstance(texts, str):
+            raise TypeError("Encoder.encode() takes a sequence of texts, not a single string")
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        if len(texts) == 0:
+            return np.empty((0, self.embedding_dim), dtype=np.float32)
+        embeddings = self._encode_fns[role](
+            texts,
+            prompt=self._configured_prompt(role),
+            batch_size=batch_size or self._cfg.batch_size,
+            show_progress_bar=show_progress,
+            normalize_embeddings=self._normalize,
+            convert_to_numpy=True,
+        )
+        return np.asarray(embeddings, dtype=np.float32)  # no copy when already float32 (fp32 models)
+
+    def prompt(self, role: str | None) -> str | None:
+        """The prompt text ``encode(role=role)`` prepends (for provenance), or None."""
+        configured = self._configured_prompt(role)
+        if configured is not None or role is None:
+            return configured
+        return self._model.prompts.get(role)
+
+    def _configured_prompt(self, role: str | None) -> str | None:
+        return {"query": self._cfg.query_prompt, "document": self._cfg.document_prompt}.get(role)
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self._model.get_embedding_dimension())
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self._model.parameters())
+
+    @property
+    def max_seq_length(self) -> int | None:
+        return self._model.max_seq_length
+
+    @property
+    def device(self) -> str:
+        return str(self._model.device)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._model.tokenizer
+
+    @property
+    def model(self) -> SentenceTransformer:
+        """The underlying SentenceTransformer (e.g. for fine-tuning)."""
+        return self._model
+
+    @property
+    def source(self) -> ResolvedModel:
+        return self._source
+
+    @property
+    def config(self) -> ModelConfig:
+        return self._cfg
+
+
+def load_encoder(cfg: ModelConfig) -> Encoder:
+    """Resolve, load and configure the model described by ``cfg``."""
+    source = resolve_model_source(cfg)
+    if source.origin != HUB:
+        _check_model_dir(Path(source.path_or_id))
+    device = resolve_device(cfg.device)
+    # Offline (asked for, or the Hub does not answer): use the local HF cache only, which
+    # fails in milliseconds instead of a minute of retries when the model is not cached.
+    local_only = source.origin == HUB and (
+        hub_offline_requested() or not probe_hub(source.path_or_id, cfg.revision, cfg.token)
+    )
+    with _as_model_error(source, local_only):
+        model = _build_model(cfg, source, device, local_only)
+    if cfg.max_seq_length is not None:
+        model.max_seq_length = cfg.max_seq_length
+    return Encoder(model, cfg, source)
+
+
+def _build_model(
+    cfg: ModelConfig, source: ResolvedModel, device: str, local_only: bool
+) -> SentenceTransformer:
+    from sentence_transformers import SentenceTransformer
+
+    hub_kwargs = {
+        # A revision names a Hub commit; it means nothing for a local directory.
+        "revision": cfg.revision if source.origin == HUB else None,
+        "token": cfg.token,
+        "trust_remote_code": cfg.trust_remote_code,
+        "local_files_only": local_only,
+    }
+    model_kwargs = _model_kwargs(cfg)
+    if ModelKind(cfg.kind) is ModelKind.sentence_transformers:
+        return SentenceTransformer(source.path_or_id, device=device, model_kwargs=model_kwargs, **hub_kwargs)
+
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    transformer = Transformer(
+        source.path_or_id,
+        model_kwargs={**hub_kwargs, **model_kwargs},
+        processor_kwargs=dict(hub_kwargs),
+        config_kwargs=dict(hub_kwargs),
+    )
+    modules = [
+        transformer,
+        Pooling(transformer.get_embedding_dimension(), pooling_mode=PoolingMode(cfg.pooling).value),
+    ]
+    if cfg.normalize:
+        modules.append(Normalize())
+    return SentenceTransformer(modules=modules, device=device)
+
+
+def _check_model_dir(path: Path) -> None:
+    """Refuse a directory that holds no model before the loaders fail less clearly."""
+    if not any((path / name).is_file() for name in ("modules.json", "config.json")):
+        raise ModelError(
+            f"{path} holds no model: expected config.json (transformers) or modules.json "
+            "(sentence-transformers); fix model.name_or_path"
+        )
+
+
+def _model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
+    """transformers ``from_pretrained`` kwargs: dtype from ``precision``, safetensors only.
+
+    ``use_safetensors=True`` refuses pickled ``.bin`` weights (unpickling can run code);
+    ``model.model_kwargs`` overrides either default.
+    """
+    import torch
+
+    dtypes = {Precision.fp32: torch.float32, Precision.fp16: torch.float16, Precision.bf16: torch.bfloat16}
+    defaults: dict[str, Any] = {"use_safetensors": True}
+    if not {"dtype", "torch_dtype"} & set(cfg.model_kwargs):
+        defaults["dtype"] = dtypes[Precision(cfg.precision)]
+    return {**defaults, **cfg.model_kwargs}
+
+
+@contextmanager
+def _as_model_error(source: ResolvedModel, local_only: bool) -> Iterator[None]:
+    """Turn the loaders' exceptions about missing/unloadable models into one-line ModelErrors."""
+    from huggingface_hub.errors import HFValidationError
+
+    what = f"model '{source.path_or_id}'"
+    try:
+        yield
+    except (OSError, HFValidationError) as err:
+        reason = _first_line(err)
+        if source.origin == HUB and local_only:
+            raise ModelError(
+                f"cannot load {what} from the Hugging Face Hub (offline or unknown id); download it where "
+                "you have network and set model.name_or_path=/path/to/local/copy"
+            ) from err
+        hint = ""
+        if "safetensors" in reason:
+            hint = "; to allow pickled .bin weights set model.model_kwargs.use_safetensors=false"
+        if source.origin == HUB:
+            raise ModelError(f"cannot load {what} from the Hugging Face Hub: {reason}{hint}") from err
+        raise ModelError(f"cannot load the model in {source.path_or_id}: {reason}{hint}") from err
+    except ValueError as err:
+        if "trust_remote_code" in str(err):
+            raise ModelError(
+                f"{what} needs custom code from its repository; set model.trust_remote_code=true only if "
+                "you trust that code"
+            ) from err
+        if "Unrecognized model" in str(err):  # transformers: config.json without a known model_type
+            raise ModelError(f"cannot load {what}: {_first_line(err)}") from err
+        raise
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -1,0 +1,48 @@
+"""Log an evaluation result: metrics under ``<split>/<name>``, efficiency, per-item table."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from embsel_mlflow.tracking.run_logger import RunLogger
+
+if TYPE_CHECKING:
+    from embsel_mlflow.evaluation.base import TaskResult
+
+
+def result_metrics(result: TaskResult) -> dict[str, float]:
+    """Quality metrics as MLflow keys: ``test/ndcg_at_10`` ... and ``main_score``."""
+    metrics = {f"{result.split}/{name}": float(value) for name, value in result.scores.items()}
+    metrics["main_score"] = float(result.main_score)
+    return metrics
+
+
+def efficiency_metrics(result: TaskResult, *, embedding_dim: int, num_parameters: int) -> dict[str, float]:
+    seconds = result.encode_seconds
+    return {
+        "encode_seconds": seconds,
+        "texts_encoded": float(result.num_texts_encoded),
+        "texts_per_second": result.num_texts_encoded / seconds if seconds > 0 else math.nan,
+        "embedding_dim": float(embedding_dim),
+        "num_parameters": float(num_parameters),
+    }
+
+
+def log_result(
+    run: RunLogger, result: TaskResult, *, efficiency: dict[str, float], log_per_item: bool
+) -> None:
+    metrics = {**result_metrics(result), **efficiency}
+    run.log_metrics(metrics)
+    summary: dict[str, Any] = {
+        "task": result.task,
+        "dataset": result.dataset,
+        "split": result.split,
+        "main_score_name": result.main_score_name,
+        "main_score": result.main_score,
+        "scores": result.scores,
+        "efficiency": efficiency,
+    }
+    run.log_dict(summary, "results.json")
+    if log_per_item and result.per_item is not None and len(result.per_item):
+        run.log_table(result.per_item, f"per_item/{result.split}.json")

@@ -1,0 +1,89 @@
+"""Run lifecycle: start (or attach to) exactly one run, and always end it.
+
+A run that raises ends FAILED with an ``error`` tag holding the one-line reason; one
+interrupted by Ctrl-C ends KILLED. Nothing is left RUNNING.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+from collections.abc import Iterator
+
+from embsel_mlflow.config.schema import TrackingConfig
+from embsel_mlflow.errors import EmbselError
+from embsel_mlflow.tracking.run_logger import RunLogger
+from embsel_mlflow.tracking.store import get_or_create_experiment, open_store, resolve_tracking_uri
+from embsel_mlflow.tracking.system_tags import git_tags
+
+
+def one_line(exc: BaseException) -> str:
+    """The message a user sees and the run's ``error`` tag."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, EmbselError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _source_tags(entry_point: str) -> dict[str, str]:
+    tags = {
+        "mlflow.source.name": f"embsel {entry_point}",
+        "mlflow.source.type": "LOCAL",
+        "mlflow.user": getpass.getuser(),
+        "embsel.entry_point": entry_point,
+    }
+    git = git_tags()
+    if "embsel.git_commit" in git:
+        tags["mlflow.source.git.commit"] = git["embsel.git_commit"]
+    return {**tags, **git}
+
+
+@contextlib.contextmanager
+def tracked_run(tracking: TrackingConfig, *, entry_point: str, run_name: str) -> Iterator[RunLogger]:
+    """Yield a logger for one run: the one ``mlflow run`` created (MLFLOW_RUN_ID) or a new one."""
+    uri = resolve_tracking_uri(tracking.uri)
+    client = open_store(uri)
+    attached = os.environ.get("MLFLOW_RUN_ID")
+    if attached:
+        run_id = client.get_run(attached).info.run_id
+    else:
+        experiment_id = get_or_create_experiment(client, tracking.experiment, uri)
+        run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
+    logger = RunLogger(client, run_id)
+    try:
+        logger.set_tags({**_source_tags(entry_point), **tracking.tags})
+        yield logger
+    except KeyboardInterrupt:
+        _end(logger, "KILLED", "interrupted by the user (KeyboardInterrupt)")
+        raise
+    except BaseException as exc:
+        _end(logger, "FAILED", one_line(exc))
+        raise
+    else:
+        logger.client.set_terminated(run_id, "FINISHED")
+
+
+def _end(logger: RunLogger, status: str, reason: str) -> None:
+    # Best effort: a broken store must not hide the original error.
+    with contextlib.suppress(Exception):
+        logger.set_tags({"error": reason})
+    with contextlib.suppress(Exception):
+        logger.client.set_terminated(logger.run_id, status)
+
+
+def record_failed_run(
+    tracking: TrackingConfig, *, entry_point: str, reason: str, run_name: str
+) -> str | None:
+    """Record a run that failed before it could start (e.g. the config did not compose)."""
+    try:
+        with tracked_run(tracking, entry_point=entry_point, run_name=run_name) as logger:
+            raise _Recorded(reason)
+    except _Recorded:
+        return logger.run_id
+    except Exception:  # the store itself is unusable: the console message still stands
+        return None
+
+
+class _Recorded(EmbselError):
+    """Internal: carries a reason through tracked_run so it ends the run FAILED."""

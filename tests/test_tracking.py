@@ -1,0 +1,121 @@
+"""The MLflow layer against a real sqlite store in a tmp dir."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from embsel_mlflow.config.schema import TrackingConfig
+from embsel_mlflow.errors import DataError
+from embsel_mlflow.tracking.params import MASK, config_to_params, flatten, mask_override, mask_secrets
+from embsel_mlflow.tracking.run import record_failed_run, tracked_run
+from embsel_mlflow.tracking.store import DEFAULT_TRACKING_URI, open_store, resolve_tracking_uri
+
+
+def test_flatten_gives_dotted_leaves() -> None:
+    cfg = {"model": {"name": "m", "prompts": {"q": None}}, "k": [1, 2], "empty": {}}
+    assert flatten(cfg) == {"model.name": "m", "model.prompts.q": None, "k": [1, 2], "empty": {}}
+
+
+def test_params_mask_secrets_and_truncate_long_values() -> None:
+    cfg = {"model": {"token": "hf_secret", "name": "m"}, "tracking": {"password": None}, "long": "x" * 7000}
+    params, truncated = config_to_params(cfg, max_length=6000)
+    assert params["model.token"] == MASK
+    assert params["tracking.password"] == "null"  # nothing to hide
+    assert params["model.name"] == "m"
+    assert len(params["long"]) == 6000 and params["long"].endswith("[truncated]")
+    assert truncated == ["long"]
+    assert "hf_secret" not in str(mask_secrets(cfg))
+
+
+def test_override_secrets_are_masked() -> None:
+    assert mask_override("model.token=hf_abc") == f"model.token={MASK}"
+    assert mask_override("+tracking.api_key=xyz") == f"+tracking.api_key={MASK}"
+    assert mask_override("model=minilm") == "model=minilm"
+
+
+def test_tracking_uri_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_tracking_uri(None) == DEFAULT_TRACKING_URI
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///env.db")
+    assert resolve_tracking_uri(None) == "sqlite:///env.db"
+    assert resolve_tracking_uri("sqlite:///cfg.db") == "sqlite:///cfg.db"
+
+
+def test_finished_run_with_batched_params_and_artifacts_beside_the_store(
+    store_uri: str, tmp_path: Path
+) -> None:
+    tracking = TrackingConfig(uri=store_uri, experiment="exp", tags={"team": "search"})
+    params = {f"p{i}": str(i) for i in range(250)}  # > 100: needs several batches
+    with tracked_run(tracking, entry_point="evaluate", run_name="r") as run:
+        run.log_params(params)
+        run.log_metrics({"test/a": 0.5, "main_score": 0.5})
+        run.log_dict({"x": 1}, "results.json")
+    got = MlflowClient(store_uri).get_run(run.run_id)
+    assert got.info.status == "FINISHED"
+    assert got.info.run_name == "r"
+    assert got.data.params == params
+    assert got.data.metrics == {"test/a": 0.5, "main_score": 0.5}
+    assert got.data.tags["team"] == "search"
+    assert got.data.tags["embsel.entry_point"] == "evaluate"
+    assert Path(got.info.artifact_uri.removeprefix("file://")).is_relative_to(tmp_path / "mlruns")
+    assert (Path(got.info.artifact_uri.removeprefix("file://")) / "results.json").is_file()
+
+
+def test_exception_ends_run_failed_with_one_line_error_and_keeps_what_was_logged(store_uri: str) -> None:
+    tracking = TrackingConfig(uri=store_uri)
+    with pytest.raises(DataError), tracked_run(tracking, entry_point="evaluate", run_name="r") as run:
+        run.log_params({"a": "1"})
+        raise DataError("column 'score' not found in x.csv\n(columns: a, b)")
+    got = MlflowClient(store_uri).get_run(run.run_id)
+    assert got.info.status == "FAILED"
+    assert got.data.tags["error"] == "column 'score' not found in x.csv (columns: a, b)"
+    assert got.data.params == {"a": "1"}
+
+
+def test_interrupt_ends_run_killed(store_uri: str) -> None:
+    with (
+        pytest.raises(KeyboardInterrupt),
+        tracked_run(TrackingConfig(uri=store_uri), entry_point="e", run_name="r") as run,
+    ):
+        raise KeyboardInterrupt
+    assert MlflowClient(store_uri).get_run(run.run_id).info.status == "KILLED"
+
+
+def test_attaches_to_the_run_mlflow_run_created(store_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = open_store(store_uri)
+    outer = client.create_run(client.create_experiment("projects")).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", outer)
+    with tracked_run(
+        TrackingConfig(uri=store_uri, experiment="other"), entry_point="evaluate", run_name="x"
+    ) as run:
+        run.log_metrics({"main_score": 1.0})
+    assert run.run_id == outer
+    assert client.get_experiment_by_name("other") is None  # no second run anywhere
+    assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == 1
+
+
+def test_record_failed_run(store_uri: str) -> None:
+    run_id = record_failed_run(
+        TrackingConfig(uri=store_uri), entry_point="evaluate", reason="bad key", run_name="x"
+    )
+    got = MlflowClient(store_uri).get_run(run_id)
+    assert (got.info.status, got.data.tags["error"]) == ("FAILED", "bad key")
+
+
+def _open_and_log(uri: str) -> str:
+    with tracked_run(TrackingConfig(uri=uri, experiment="race"), entry_point="evaluate", run_name="r") as run:
+        run.log_metrics({"m": 1.0})
+    return run.run_id
+
+
+def test_parallel_processes_on_a_fresh_store_do_not_race_the_schema_migration(store_uri: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(3) as pool:
+        run_ids = pool.map(_open_and_log, [store_uri] * 3)
+    client = MlflowClient(store_uri)
+    runs = client.search_runs([client.get_experiment_by_name("race").experiment_id])
+    assert sorted(r.info.run_id for r in runs) == sorted(run_ids)
+    assert {r.info.status for r in runs} == {"FINISHED"}
