@@ -81,7 +81,7 @@ def test_default_run_is_offline_minilm_on_the_demo_and_finishes(run_cli, tmp_pat
     artifacts = {
         a.path for a in MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").list_artifacts(run.info.run_id)
     }
-    assert {"config.yaml", "overrides.yaml", "results.json", "per_item"} <= artifacts
+    assert {"config.yaml", "overrides.yaml", "results.json", "per_item", "plots"} <= artifacts
     inputs = run.inputs.dataset_inputs
     assert [i.dataset.name for i in inputs] == ["demo_sts/test"]
     assert inputs[0].dataset.digest
@@ -183,3 +183,14 @@ def test_results_json_matches_logged_metrics(run_cli, tmp_path: Path, tiny_bert_
     # the main score (nDCG@10) is always computed; other cut-offs follow k_values
     assert {"test/ndcg_at_1", "test/ndcg_at_5", "test/ndcg_at_10"} <= run.data.metrics.keys()
     assert "test/ndcg_at_3" not in run.data.metrics
+
+
+def test_secrets_never_reach_the_store(run_cli, tmp_path: Path, tiny_st_dir: Path) -> None:
+    secret = "hf_DoNotLogThisToken123"
+    overrides = ["model.name_or_path=" + str(tiny_st_dir), "model.name=tiny", f"model.token={secret}"]
+    result = run_cli("evaluate", *overrides, "+tracking.tags.owner=me")
+    assert result.returncode == 0, result.stderr
+    (run,) = _runs(tmp_path)
+    assert run.data.params["model.token"] == "***"
+    stored = [tmp_path / "mlflow.db", *(p for p in (tmp_path / "mlruns").rglob("*") if p.is_file())]
+    assert not [p for p in stored if secret.encode() in p.read_bytes()]

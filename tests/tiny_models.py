@@ -12,6 +12,7 @@ from pathlib import Path
 HIDDEN_SIZE = 32
 MAX_POSITIONS = 128
 SEED = 0
+VOCAB_SIZE = 400
 
 # A small built-in corpus, enough for WordPiece to learn common English subwords.
 _CORPUS = [
@@ -45,25 +46,22 @@ def build_tiny_bert(directory: str | Path) -> Path:
     BertTokenizerFast), i.e. what ``kind=transformers`` expects.
     """
     import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    normalizer = normalizers.BertNormalizer(lowercase=True)
-    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    # The vocabulary is derived from the corpus rather than learnt with WordPieceTrainer: the
-    # trainer breaks frequency ties in hash order, so its vocabulary changes from run to run.
-    # Whole corpus words plus every character (word-initial and "##" continuation) make a valid
-    # WordPiece vocabulary: unseen words still split into subword pieces, as in a real model.
-    words = {w for text in _CORPUS for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))}
-    chars = {c for w in words for c in w}
-    tokens = [*specials, *sorted(chars), *sorted(f"##{c}" for c in chars), *sorted(words - chars)]
-    tok = Tokenizer(models.WordPiece(vocab={t: i for i, t in enumerate(tokens)}, unk_token="[UNK]"))
-    tok.normalizer = normalizer
-    tok.pre_tokenizer = pre_tokenizer
+    # A WordPiece vocabulary learnt with the `tokenizers` trainer, as for a real BERT. The
+    # trainer breaks frequency ties in hash order, so the vocabulary may differ between builds:
+    # tests compare against references computed on the same built model, never fixed numbers.
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(
+        _CORPUS, trainers.WordPieceTrainer(vocab_size=VOCAB_SIZE, special_tokens=specials)
+    )
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from embsel_mlflow.tracking.plots import result_figure
 from embsel_mlflow.tracking.run_logger import RunLogger
 
 if TYPE_CHECKING:
@@ -46,3 +47,6 @@ def log_result(
     run.log_dict(summary, "results.json")
     if log_per_item and result.per_item is not None and len(result.per_item):
         run.log_table(result.per_item, f"per_item/{result.split}.json")
+        figure = result_figure(result)
+        if figure is not None:
+            run.log_figure(figure, f"plots/{result.task}_{result.split}.png")

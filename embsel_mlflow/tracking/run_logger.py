@@ -65,6 +65,9 @@ class RunLogger:
         """A table the MLflow UI can display (JSON), e.g. per-query scores."""
         self.client.log_table(self.run_id, data=frame, artifact_file=artifact_file)
 
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        self.client.log_figure(self.run_id, figure, artifact_file)
+
     def log_datasets(self, tables: Iterable[TableInfo], dataset_name: str) -> None:
         """Each loaded table as a run input, with MLflow's content digest."""
         import mlflow.data
