@@ -218,6 +218,13 @@ def test_prompts_are_prepended_per_role(tiny_st_dir: Path) -> None:
         encoder.encode(TEXTS, role="passage")
 
 
+def test_symmetric_prompt_applies_without_a_role(tiny_st_dir: Path) -> None:
+    encoder = load_encoder(_model_config(tiny_st_dir, symmetric_prompt="query: "))
+    plain = load_encoder(_model_config(tiny_st_dir))
+    np.testing.assert_allclose(encoder.encode(TEXTS), plain.encode([f"query: {t}" for t in TEXTS]), atol=1e-6)
+    assert encoder.prompt(None) == "query: "
+
+
 def test_max_seq_length_truncates_like_the_tokenizer(tiny_bert_dir: Path) -> None:
     encoder = load_encoder(_model_config(tiny_bert_dir, kind="transformers", max_seq_length=8))
     assert encoder.max_seq_length == 8

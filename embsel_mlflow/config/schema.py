@@ -59,6 +59,9 @@ class ModelConfig:
     max_seq_length: int | None = None  # None keeps the model's own limit
     query_prompt: str | None = None  # e.g. "query: " (e5) or a bge instruction
     document_prompt: str | None = None  # e.g. "passage: " (e5)
+    # Prompt for texts of symmetric tasks (STS, pair classification, classification, clustering);
+    # e5 wants "query: " there too.
+    symmetric_prompt: str | None = None
     batch_size: int = 32
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: Precision = Precision.fp32

@@ -63,6 +63,7 @@ class Encoder:
 
         ``role`` ("query" or "document") prepends ``model.query_prompt`` / ``model.document_prompt``;
         when that is unset, the model's own saved prompt for the role (if any) applies, as in ST.
+        Without a role (symmetric tasks) ``model.symmetric_prompt`` applies.
         """
         if isinstance(texts, str):
             raise TypeError("Encoder.encode() takes a sequence of texts, not a single string")
@@ -88,7 +89,12 @@ class Encoder:
         return self._model.prompts.get(role)
 
     def _configured_prompt(self, role: str | None) -> str | None:
-        return {"query": self._cfg.query_prompt, "document": self._cfg.document_prompt}.get(role)
+        prompts = {
+            None: self._cfg.symmetric_prompt,
+            "query": self._cfg.query_prompt,
+            "document": self._cfg.document_prompt,
+        }
+        return prompts[role]
 
     @property
     def embedding_dim(self) -> int:

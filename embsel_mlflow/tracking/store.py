@@ -52,6 +52,15 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _lock_path(db: Path) -> Path:
+    """A lock file per database, kept in the temp dir so users' folders stay clean."""
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha1(str(db.resolve()).encode(), usedforsecurity=False).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"embsel-store-{digest}.lock"
+
+
 def open_store(uri: str) -> MlflowClient:
     """A client for ``uri`` with its schema created.
 
@@ -63,7 +72,7 @@ def open_store(uri: str) -> MlflowClient:
     db = sqlite_path(uri)
     if db is None:
         return MlflowClient(tracking_uri=uri)
-    with _file_lock(db.with_name(db.name + ".lock")):
+    with _file_lock(_lock_path(db)):
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     return client
