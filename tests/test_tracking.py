@@ -119,3 +119,29 @@ def test_parallel_processes_on_a_fresh_store_do_not_race_the_schema_migration(st
     runs = client.search_runs([client.get_experiment_by_name("race").experiment_id])
     assert sorted(r.info.run_id for r in runs) == sorted(run_ids)
     assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_sigterm_ends_the_run_killed_not_running(store_uri: str, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ready = tmp_path / "ready"
+    code = (
+        "import sys, time\n"
+        "from embsel_mlflow.config.schema import TrackingConfig\n"
+        "from embsel_mlflow.tracking.run import tracked_run\n"
+        f"with tracked_run(TrackingConfig(uri={store_uri!r}), entry_point='e', run_name='r') as run:\n"
+        f"    open({str(ready)!r}, 'w').write(run.run_id)\n"
+        "    time.sleep(120)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.2)  # let the write finish
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) != 0
+    got = MlflowClient(store_uri).get_run(ready.read_text())
+    assert (got.info.status, got.data.tags["error"]) == ("KILLED", "terminated by SIGTERM")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import signal
+import threading
 from collections.abc import Iterator
 
 from embsel_mlflow.config.schema import TrackingConfig
@@ -52,8 +54,12 @@ def tracked_run(tracking: TrackingConfig, *, entry_point: str, run_name: str) ->
         run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
     logger = RunLogger(client, run_id)
     try:
-        logger.set_tags({**_source_tags(entry_point), **tracking.tags})
-        yield logger
+        with _sigterm_raises():
+            logger.set_tags({**_source_tags(entry_point), **tracking.tags})
+            yield logger
+    except RunTerminated:
+        _end(logger, "KILLED", "terminated by SIGTERM")
+        raise
     except KeyboardInterrupt:
         _end(logger, "KILLED", "interrupted by the user (KeyboardInterrupt)")
         raise
@@ -62,6 +68,27 @@ def tracked_run(tracking: TrackingConfig, *, entry_point: str, run_name: str) ->
         raise
     else:
         logger.client.set_terminated(run_id, "FINISHED")
+
+
+class RunTerminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler or `kill`) arrived while a run was open."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into an exception so the run is closed (KILLED) instead of left RUNNING."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+
+    def _raise(signum: int, frame: object) -> None:
+        raise RunTerminated
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _end(logger: RunLogger, status: str, reason: str) -> None:
