@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from embsel_mlflow.config.schema import EvaluateJobConfig, ModelKind, TaskType
-from embsel_mlflow.config.store import config_dir, register_configs
+from embsel_mlflow.config.store import compose_config, config_dir, register_configs
 from embsel_mlflow.entrypoints.hydra_app import config_error_message, preflight
 
 CONF = config_dir()
@@ -18,9 +17,7 @@ DATA_OPTIONS = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))
 
 
 def _compose(*overrides: str):
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="evaluate"):
-        return compose(config_name="evaluate", overrides=list(overrides))
+    return compose_config("evaluate", list(overrides))
 
 
 def test_config_tree_is_the_top_level_conf_dir() -> None:

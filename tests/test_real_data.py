@@ -12,10 +12,9 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from embsel_mlflow.config.store import config_dir, register_configs
+from embsel_mlflow.config.store import compose_config
 from embsel_mlflow.data import load_task_data
 from embsel_mlflow.evaluation import build_task
 from embsel_mlflow.models import load_encoder
@@ -24,17 +23,15 @@ pytestmark = pytest.mark.shared_data
 
 
 def _job(shared_data_dir: Path, data: str):
-    register_configs()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="evaluate"):
-        cfg = compose(
-            config_name="evaluate",
-            overrides=[
-                "model=minilm",
-                f"data={data}",
-                f"data.root={shared_data_dir}",
-                "evaluation.show_progress=false",
-            ],
-        )
+    cfg = compose_config(
+        "evaluate",
+        [
+            "model=minilm",
+            f"data={data}",
+            f"data.root={shared_data_dir}",
+            "evaluation.show_progress=false",
+        ],
+    )
     return OmegaConf.to_object(cfg)
 
 

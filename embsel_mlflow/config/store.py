@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from embsel_mlflow.config.schema import EvaluateJobConfig
 
@@ -30,6 +31,18 @@ def _demo_data_dir() -> str:
     from embsel_mlflow.data.demo import demo_data_dir
 
     return str(demo_data_dir())
+
+
+def compose_config(step: str, overrides: list[str] | None = None) -> Any:
+    """The composed config (DictConfig) of ``step`` with Hydra ``overrides``, without running anything.
+
+    The same composition ``embsel <step>`` does; handy from Python and in tests.
+    """
+    from hydra import compose, initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name=step):
+        return compose(config_name=step, overrides=list(overrides or []))
 
 
 def register_configs() -> None:

@@ -40,13 +40,10 @@ def preflight(step: str, overrides: list[str]) -> str | None:
 
     Hydra would print a multi-line report and no MLflow run would record the failure.
     """
-    from hydra import compose, initialize_config_dir
-
-    from embsel_mlflow.config.store import config_dir
+    from embsel_mlflow.config.store import compose_config
 
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name=step):
-            compose(config_name=step, overrides=overrides)
+        compose_config(step, overrides)
     except Exception as exc:  # Hydra raises several unrelated exception types here
         return config_error_message(exc, step)
     return None

@@ -36,11 +36,12 @@ def _retrieval(frame: pd.DataFrame, ax) -> None:
     ax.set_ylabel("queries")
 
 
-def _confusion(frame: pd.DataFrame, ax, predicted: str) -> None:
+def _confusion(frame: pd.DataFrame, ax, predicted: str, *, square: bool) -> None:
+    """Gold label vs ``predicted``; ``square`` aligns both axes (same classes, even if never predicted)."""
     import pandas as pd
 
     table = pd.crosstab(frame["label"], frame[predicted])
-    if predicted == "predicted":  # square, aligned matrix even if a class is never predicted
+    if square:
         labels = sorted(set(table.index) | set(table.columns))
         table = table.reindex(index=labels, columns=labels, fill_value=0)
     ax.imshow(table.to_numpy(), aspect="auto", cmap="Blues")
@@ -57,8 +58,8 @@ PLOTTERS: dict[str, Callable[[pd.DataFrame, object], None]] = {
     "sts": _sts,
     "pair_classification": _pair_classification,
     "retrieval": _retrieval,
-    "classification": lambda frame, ax: _confusion(frame, ax, "predicted"),
-    "clustering": lambda frame, ax: _confusion(frame, ax, "cluster"),
+    "classification": lambda frame, ax: _confusion(frame, ax, "predicted", square=True),
+    "clustering": lambda frame, ax: _confusion(frame, ax, "cluster", square=False),
 }
 
 

@@ -57,11 +57,13 @@ def tracked_run(tracking: TrackingConfig, *, entry_point: str, run_name: str) ->
         with _sigterm_raises():
             logger.set_tags({**_source_tags(entry_point), **tracking.tags})
             yield logger
-    except RunTerminated:
-        _end(logger, "KILLED", "terminated by SIGTERM")
-        raise
-    except KeyboardInterrupt:
-        _end(logger, "KILLED", "interrupted by the user (KeyboardInterrupt)")
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM via RunTerminated
+        terminated = isinstance(exc, RunTerminated)
+        _end(
+            logger,
+            "KILLED",
+            "terminated by SIGTERM" if terminated else "interrupted by the user (KeyboardInterrupt)",
+        )
         raise
     except BaseException as exc:
         _end(logger, "FAILED", one_line(exc))
