@@ -4,13 +4,50 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.config.schema import EvaluateJobConfig, TrackingConfig
 from embsel_mlflow.entrypoints.hydra_app import run_app, to_job_config
 
+if TYPE_CHECKING:
+    from embsel_mlflow.data.task_data import TaskData
+    from embsel_mlflow.evaluation.base import TaskResult
+    from embsel_mlflow.models.encoder import Encoder
+    from embsel_mlflow.tracking.run_logger import RunLogger
+
 STEP = "evaluate"
 log = logging.getLogger("embsel.evaluate")
+
+
+def evaluate_in_run(run: RunLogger, job: EvaluateJobConfig, data: TaskData, encoder: Encoder) -> TaskResult:
+    """Evaluate ``encoder`` on ``data`` and log everything ``embsel evaluate`` logs into ``run``.
+
+    The one code path for a (model, dataset) pair: ``evaluate`` calls it once, ``select`` once
+    per child run, so a child logs exactly what a plain evaluate run logs.
+    """
+    from embsel_mlflow.evaluation import build_task
+    from embsel_mlflow.tracking.results import efficiency_metrics, log_result
+    from embsel_mlflow.tracking.system_tags import hardware_tags
+
+    run.set_tags({"embsel.task": job.data.task.value})
+    if job.tracking.log_datasets:
+        run.log_datasets(data.tables, dataset_name=data.name)
+    run.set_tags(
+        {
+            "embsel.model_source": encoder.source.path_or_id,
+            "embsel.model_origin": encoder.source.origin,
+            "embsel.model_sha256": encoder.source.sha256,
+            **hardware_tags(encoder.device),
+        }
+    )
+    started = time.perf_counter()
+    result = build_task(data, job.evaluation).evaluate(encoder)
+    efficiency = efficiency_metrics(
+        result, embedding_dim=encoder.embedding_dim, num_parameters=encoder.num_parameters
+    )
+    efficiency["eval_seconds"] = time.perf_counter() - started
+    log_result(run, result, efficiency=efficiency, log_per_item=job.tracking.log_per_item)
+    return result
 
 
 def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> float:
@@ -18,12 +55,10 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
     from omegaconf import OmegaConf
 
     from embsel_mlflow.data.task_loader import load_task_data
-    from embsel_mlflow.evaluation import build_task
     from embsel_mlflow.models.encoder import load_encoder
     from embsel_mlflow.tracking.config_logging import log_config
-    from embsel_mlflow.tracking.results import efficiency_metrics, log_result
     from embsel_mlflow.tracking.run import tracked_run
-    from embsel_mlflow.tracking.system_tags import hardware_tags, version_tags
+    from embsel_mlflow.tracking.system_tags import version_tags
 
     model_name = OmegaConf.select(cfg, "model.name", default="model", throw_on_missing=False)
     data_name = OmegaConf.select(cfg, "data.name", default="data", throw_on_missing=False)
@@ -32,31 +67,12 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
         run.set_tags({"embsel.model": model_name, "embsel.dataset": data_name, **version_tags()})
         log_config(run, cfg, overrides)
         job = to_job_config(cfg, EvaluateJobConfig, STEP)
-        run.set_tags({"embsel.task": job.data.task.value})
 
         log.info("loading data '%s' (%s)", job.data.name, job.data.task.value)
         data = load_task_data(job.data)
-        if job.tracking.log_datasets:
-            run.log_datasets(data.tables, dataset_name=data.name)
-
         log.info("loading model '%s' (%s)", job.model.name, job.model.name_or_path)
         encoder = load_encoder(job.model)
-        run.set_tags(
-            {
-                "embsel.model_source": encoder.source.path_or_id,
-                "embsel.model_origin": encoder.source.origin,
-                "embsel.model_sha256": encoder.source.sha256,
-                **hardware_tags(encoder.device),
-            }
-        )
-
-        started = time.perf_counter()
-        result = build_task(data, job.evaluation).evaluate(encoder)
-        efficiency = efficiency_metrics(
-            result, embedding_dim=encoder.embedding_dim, num_parameters=encoder.num_parameters
-        )
-        efficiency["eval_seconds"] = time.perf_counter() - started
-        log_result(run, result, efficiency=efficiency, log_per_item=job.tracking.log_per_item)
+        result = evaluate_in_run(run, job, data, encoder)
         run_id = run.run_id
 
     print(
