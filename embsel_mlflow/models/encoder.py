@@ -129,6 +129,13 @@ class Encoder:
     def config(self) -> ModelConfig:
         return self._cfg
 
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What changes this model's embeddings (see :func:`model_identity`)."""
+        from embsel_mlflow.models.identity import model_identity
+
+        return model_identity(self._cfg, self._source)
+
 
 def load_encoder(cfg: ModelConfig) -> Encoder:
     """Resolve, load and configure the model described by ``cfg``."""
