@@ -56,6 +56,7 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
 
     from embsel_mlflow.data.task_loader import load_task_data
     from embsel_mlflow.models.encoder import load_encoder
+    from embsel_mlflow.sweeps import reuse
     from embsel_mlflow.tracking.config_logging import log_config
     from embsel_mlflow.tracking.run import tracked_run
     from embsel_mlflow.tracking.system_tags import version_tags
@@ -69,9 +70,9 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
         job = to_job_config(cfg, EvaluateJobConfig, STEP)
 
         log.info("loading data '%s' (%s)", job.data.name, job.data.task.value)
-        data = load_task_data(job.data)
+        data = reuse.shared("data", job.data, load_task_data)  # once per sweep process (sweeps.reuse)
         log.info("loading model '%s' (%s)", job.model.name, job.model.name_or_path)
-        encoder = load_encoder(job.model)
+        encoder = reuse.shared("model", job.model, load_encoder)
         result = evaluate_in_run(run, job, data, encoder)
         run_id = run.run_id
 

@@ -57,12 +57,15 @@ def run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], arg
     import hydra
 
     from embsel_mlflow.config.store import config_dir, register_configs
+    from embsel_mlflow.sweeps.callback import closing_sweeps, sweep_exit_code
+    from embsel_mlflow.sweeps.preflight import check_sweep
     from embsel_mlflow.tracking.run import record_failed_run
 
     register_configs()
-    plain_run = not any(arg.startswith("-") for arg in args)  # no -m, --cfg, --help, ...
-    if plain_run:
-        error = preflight(step, args)
+    multirun = "-m" in args or "--multirun" in args
+    overrides = [arg for arg in args if arg not in ("-m", "--multirun")]
+    if not any(arg.startswith("-") for arg in overrides):  # no --cfg, --help, ...
+        error = check_sweep(step, overrides) if multirun else preflight(step, overrides)
         if error:
             print(f"error: {error}", file=sys.stderr)
             tracking = TrackingConfig(
@@ -74,6 +77,7 @@ def run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], arg
 
     def task(cfg: Any) -> Any:
         from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
 
         overrides = list(HydraConfig.get().overrides.task)
         try:
@@ -89,16 +93,22 @@ def run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], arg
         except EmbselError as exc:
             # The run is already FAILED with the reason; the user gets one line, not a traceback.
             print(f"error: {exc}", file=sys.stderr)
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise  # one failed job: Hydra records it and the sweep goes on
             raise SystemExit(EXIT_BAD_INPUT) from None
 
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=step)(task)
     saved_argv = sys.argv
     sys.argv = [f"embsel {step}", *args]  # Hydra parses sys.argv
     try:
-        app()
+        if not multirun:
+            app()
+            return 0
+        with closing_sweeps():  # a sweep stopped early still closes its parent run
+            app()
+        return sweep_exit_code()
     finally:
         sys.argv = saved_argv
-    return 0
 
 
 def to_job_config(cfg: Any, schema: type[T], step: str) -> T:

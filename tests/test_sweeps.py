@@ -1,0 +1,171 @@
+"""`embsel <step> -m`: one parent run per sweep, every job a child; failures, joblib, Optuna, reuse.
+
+Real Hydra multiruns in subprocesses (``run_cli``) against real sqlite stores and a real
+`mlflow server`, with the tiny BERT built by the fixtures.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from embsel_mlflow.data.demo import demo_data_dir
+from embsel_mlflow.sweeps.overrides import job_label, preflight_jobs, swept_keys
+from tests.test_server import server  # noqa: F401  (fixture: a live mlflow server on 127.0.0.1)
+
+QUIET = ["evaluation.show_progress=false", "tracking.log_per_item=false"]
+
+
+def _tiny(model_dir: Path) -> list[str]:
+    return ["model=transformers_mean", f"model.name_or_path={model_dir}", "model.name=tiny"]
+
+
+def _runs(uri: str) -> list:
+    client = MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiments) if experiments else []
+
+
+def _split(runs: list) -> tuple[list, list]:
+    parents = [r for r in runs if r.data.tags.get("embsel.sweep") == "parent"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return parents, children
+
+
+def _jobs_csv(uri: str, parent_id: str) -> list[dict[str, str]]:
+    path = MlflowClient(uri).download_artifacts(parent_id, "sweep/jobs.csv")
+    return list(csv.DictReader(io.StringIO(Path(path).read_text())))
+
+
+# -- override helpers (pure) -----------------------------------------------------------------
+
+
+def test_preflight_composes_every_value_once_not_the_whole_grid() -> None:
+    jobs = preflight_jobs(["data=a,b,c", "model.batch_size=1,2", "x=3", "y=interval(0,1)"])
+    assert len(jobs) == 3  # the longest sweep, not 3 x 2
+    assert {j[-2] for j in jobs} == {"data=a", "data=b", "data=c"}
+    assert {j[-1] for j in jobs} == {"model.batch_size=1", "model.batch_size=2"}
+    assert all("x=3" in j and not any(o.startswith("y=") for o in j) for j in jobs)
+
+
+def test_child_names_show_the_swept_values() -> None:
+    assert swept_keys(["data=a,b", "x=1", "y=range(3)"]) == ["data", "y"]
+    assert job_label(4, ["data=b", "x=1", "y=2"], ["data", "y"]) == "#4 data=b y=2"
+
+
+# -- parent and children ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def four_roots(tmp_path: Path) -> list[str]:
+    """Four copies of the demo STS set; the third has no test file (bad input for one job)."""
+    roots = []
+    for name in ("a", "b", "missing", "d"):
+        root = tmp_path / "sets" / name
+        root.mkdir(parents=True)
+        if name != "missing":
+            shutil.copy(demo_data_dir() / "sts" / "test.csv", root / "test.csv")
+        roots.append(str(root))
+    return roots
+
+
+def test_failed_job_does_not_stop_the_sweep_and_the_parent_lists_it(
+    run_cli, tmp_path: Path, tiny_bert_dir: Path, four_roots: list[str]
+) -> None:
+    result = run_cli(
+        "evaluate", "-m", f"data.root={','.join(four_roots)}", "data.splits.test.path=test.csv",
+        *_tiny(tiny_bert_dir), *QUIET,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (parent,), children = _split(_runs(uri))
+    assert sorted(c.info.status for c in children) == ["FAILED", "FINISHED", "FINISHED", "FINISHED"]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    (failed,) = [c for c in children if c.info.status == "FAILED"]
+    reason = failed.data.tags["error"]
+    assert "missing" in reason and "test.csv" in reason and "\n" not in reason
+    assert f"error: {reason}" in result.stderr.splitlines()  # the job's own one-line error
+    assert "Traceback" not in result.stderr
+    # the parent: FAILED with the failures listed, the jobs table, the best job
+    assert parent.info.status == "FAILED"
+    assert reason in parent.data.tags["embsel.sweep.failed_jobs"]
+    assert "1 of 4 jobs failed" in parent.data.tags["error"]
+    assert parent.data.metrics["jobs_failed"] == 1 and parent.data.metrics["jobs_finished"] == 3
+    jobs = _jobs_csv(uri, parent.info.run_id)
+    assert [row["job"] for row in jobs] == ["0", "1", "2", "3"]
+    assert [row["status"] for row in jobs] == ["FINISHED", "FINISHED", "FAILED", "FINISHED"]
+    assert jobs[2]["error"] == reason and jobs[2]["run_id"] == failed.info.run_id
+    finished = {c.info.run_id: c.data.metrics["main_score"] for c in children if c.info.status == "FINISHED"}
+    assert {row["run_id"]: float(row["main_score"]) for row in jobs if row["main_score"]} == finished
+    best_id = parent.data.tags["embsel.sweep.best_run_id"]
+    assert parent.data.metrics["best_main_score"] == max(finished.values()) == finished[best_id]
+    assert parent.data.params["best.data.root"] in four_roots
+    assert parent.data.params["sweep.sweeper._target_"].endswith("GridSweeper")
+    assert parent.data.params["sweep.launcher._target_"].endswith("BasicLauncher")
+    assert "sweep: 3 of 4 jobs finished, 1 failed" in result.stdout
+
+
+def test_config_that_does_not_compose_under_multirun_is_one_line_and_a_failed_run(
+    run_cli, tmp_path: Path
+) -> None:
+    result = run_cli("evaluate", "-m", "data=demo_sts,no_such_set")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no_such_set" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    (run,) = _runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert run.info.status == "FAILED" and "no_such_set" in run.data.tags["error"]
+
+
+def test_bad_sweeper_setting_is_one_line_before_anything_runs(run_cli, tmp_path: Path) -> None:
+    result = run_cli("evaluate", "-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler=nope", "data=demo_sts")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    choices = "tpe, random, gp, qmc, cmaes, nsgaii"
+    assert errors == [f"error: invalid sweep: hydra.sweeper.sampler='nope': choose one of {choices}"]
+    (run,) = _runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert run.info.status == "FAILED"
+
+
+# -- parallel sweeps -------------------------------------------------------------------------
+
+EIGHT_JOBS = [
+    "model.batch_size=4,8",
+    "data=demo_sts,demo_pair_classification,demo_classification,demo_clustering",
+]
+
+
+def _parallel_sweep(run_cli, model_dir: Path, *tracking: str, env: dict[str, str] | None = None):
+    return run_cli(
+        "evaluate", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4",
+        *EIGHT_JOBS, *_tiny(model_dir), *QUIET, *tracking, env=env, timeout=600,
+    )  # fmt: skip
+
+
+def _assert_one_parent_eight_finished_children(runs: list, result) -> None:
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "database is locked" not in result.stderr
+    parents, children = _split(runs)
+    assert len(runs) == 9 and len(parents) == 1 and len(children) == 8
+    assert [c.info.status for c in children] == ["FINISHED"] * 8
+    assert parents[0].info.status == "FINISHED"
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert sorted(int(c.data.tags["embsel.sweep.job_num"]) for c in children) == list(range(8))
+    assert parents[0].data.params["sweep.launcher.n_jobs"] == "4"
+
+
+def test_joblib_sweep_on_a_fresh_sqlite_store(run_cli, tmp_path: Path, tiny_bert_dir: Path) -> None:
+    result = _parallel_sweep(run_cli, tiny_bert_dir)
+    _assert_one_parent_eight_finished_children(_runs(f"sqlite:///{tmp_path / 'mlflow.db'}"), result)
+    assert "Joblib.Parallel(n_jobs=4" in result.stdout
+
+
+def test_joblib_sweep_on_a_live_tracking_server(run_cli, server: str, tiny_bert_dir: Path) -> None:  # noqa: F811
+    env = {"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    result = _parallel_sweep(run_cli, tiny_bert_dir, "tracking=server", f"tracking.uri={server}", env=env)
+    _assert_one_parent_eight_finished_children(_runs(server), result)
