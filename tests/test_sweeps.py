@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +174,115 @@ def test_joblib_sweep_on_a_live_tracking_server(run_cli, server: str, tiny_bert_
     env = {"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
     result = _parallel_sweep(run_cli, tiny_bert_dir, "tracking=server", f"tracking.uri={server}", env=env)
     _assert_one_parent_eight_finished_children(_runs(server), result)
+
+
+def test_under_mlflow_run_the_parent_is_the_run_mlflow_run_created(
+    tmp_path: Path, tiny_bert_dir: Path
+) -> None:
+    from tests.test_mlflow_run import _mlflow_run
+
+    overrides = ["-m", "data=demo_sts,demo_pair_classification", *_tiny(tiny_bert_dir), *QUIET]
+    proc, runs = _mlflow_run(tmp_path, " ".join(overrides))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (parent,), children = _split(runs)
+    assert len(runs) == 3 and len(children) == 2
+    assert parent.data.tags["mlflow.project.entryPoint"] == "evaluate"  # created by `mlflow run`
+    assert parent.info.status == "FINISHED" and parent.data.params["overrides"]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert sorted(c.data.tags["embsel.dataset"] for c in children) == ["demo_pair_classification", "demo_sts"]
+
+
+# -- Optuna ----------------------------------------------------------------------------------
+
+SEARCH_SPACE = ["model.max_seq_length=choice(8,16,32,64)", "model.pooling=choice(mean,cls,max)"]
+
+
+def _optuna_args(model_dir: Path, *extra: str) -> list[str]:
+    return [
+        "evaluate", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=6", "hydra.sweeper.seed=0",
+        *SEARCH_SPACE, *_tiny(model_dir), *QUIET, *extra,
+    ]  # fmt: skip
+
+
+def test_optuna_sweep_is_six_child_runs_with_the_best_trial_on_the_parent(
+    run_cli, tmp_path: Path, tiny_bert_dir: Path
+) -> None:
+    result = run_cli(*_optuna_args(tiny_bert_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (parent,), children = _split(_runs(f"sqlite:///{tmp_path / 'mlflow.db'}"))
+    assert len(children) == 6 and {c.info.status for c in children} == {"FINISHED"}
+    by_trial = {int(c.data.tags["embsel.sweep.trial_number"]): c for c in children}
+    assert sorted(by_trial) == list(range(6))
+    for child in children:  # the objective told to Optuna is the job's main score
+        assert child.data.metrics["objective"] == child.data.metrics["main_score"]
+    best = max(children, key=lambda c: c.data.metrics["objective"])
+    assert parent.data.metrics["best_objective"] == best.data.metrics["objective"]
+    assert parent.data.params["best_trial.model.pooling"] == best.data.params["model.pooling"]
+    assert parent.data.params["best_trial.model.max_seq_length"] == best.data.params["model.max_seq_length"]
+    assert parent.data.tags["optuna.best_trial_number"] == best.data.tags["embsel.sweep.trial_number"]
+
+
+def test_failed_trial_is_told_to_optuna_as_failed(run_cli, tmp_path: Path, tiny_bert_dir: Path) -> None:
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    result = run_cli(
+        "evaluate", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.seed=0",
+        f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=bad", "hydra.sweeper.sampler=random",
+        "data.splits.test.path=choice(sts/test.csv,sts/missing.csv)", *_tiny(tiny_bert_dir), *QUIET,
+    )  # fmt: skip
+    trials = optuna.load_study(study_name="bad", storage=storage).trials
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(trials) == 4 and failed, "seed 0 samples the missing file at least once"
+    assert all(t.params["data.splits.test.path"] == "sts/missing.csv" for t in failed)
+    assert all("missing.csv" in t.user_attrs["embsel.error"] and t.value is None for t in failed)
+    assert result.returncode == 1
+    (parent,), children = _split(_runs(f"sqlite:///{tmp_path / 'mlflow.db'}"))
+    assert sum(c.info.status == "FAILED" for c in children) == len(failed)
+    assert parent.info.status == "FAILED" and parent.data.metrics["jobs_failed"] == len(failed)
+
+
+def _wait_for_complete_trials(storage: str, name: str, count: int, proc: subprocess.Popen) -> None:
+    import optuna
+
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            trials = optuna.load_study(study_name=name, storage=storage).trials
+        except KeyError:  # the study does not exist yet
+            trials = []
+        if sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) >= count:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"the sweep did not reach {count} trials (exit code {proc.poll()})")
+
+
+def test_killed_optuna_study_resumes_to_six_trials_not_nine(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    args = _optuna_args(tiny_bert_dir, f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=resume")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    command = [sys.executable, "-m", "embsel_mlflow", *args]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, **quiet)
+    _wait_for_complete_trials(storage, "resume", 3, proc)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up: its running trial is stale
+    proc.wait(timeout=60)
+
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    trials = optuna.load_study(study_name="resume", storage=storage).trials
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    interrupted = [t for t in trials if t.user_attrs.get("embsel.interrupted")]
+    assert len(complete) == 6, [(t.number, t.state) for t in trials]
+    assert len(trials) == 6 + len(interrupted) and len(interrupted) <= 1
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in interrupted)
+    # the second sweep ran only the missing trials, each a child of its parent
+    parents, children = _split(_runs(f"sqlite:///{tmp_path / 'mlflow.db'}"))
+    (second,) = [p for p in parents if p.info.status == "FINISHED"]
+    resumed = [c for c in children if c.data.tags["mlflow.parentRunId"] == second.info.run_id]
+    first = [c for c in children if c.data.tags["mlflow.parentRunId"] != second.info.run_id]
+    done_before = sum(c.info.status == "FINISHED" for c in first)
+    assert done_before >= 3 and len(resumed) == 6 - done_before
+    assert {c.info.status for c in resumed} == {"FINISHED"}

@@ -135,12 +135,14 @@ class OptunaSweeper(Sweeper):
         _fail_stale_trials(study)
         log.info("optuna study '%s': %d of %d trials done", study.study_name, _counted(study), self.n_trials)
         returns: list[JobReturn] = []
-        job_num = 0
         while (remaining := self.n_trials - _counted(study)) > 0:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, remaining))]
             for trial in trials:
                 trial.set_user_attr(WORKER_ATTR, _worker())
             batch = [[*fixed, *(f"{k}={_grammar(v)}" for k, v in t.params.items())] for t in trials]
+            # Job numbers follow trial numbers (child runs are named "#<job> ..."); they stay
+            # unique even when another worker of a shared study takes the numbers in between.
+            job_num = trials[0].number
             try:
                 results = self.launcher.launch(batch, initial_job_idx=job_num)
             except BaseException:  # Ctrl-C, SIGTERM, a launcher error: these trials were not evaluated
@@ -151,7 +153,6 @@ class OptunaSweeper(Sweeper):
             for trial, result in zip(trials, results, strict=True):
                 _tell(study, trial, result)
             _tag_children(study, trials, range(job_num, job_num + len(trials)))
-            job_num += len(trials)
             returns += results
         _log_best_trial(study)
         return returns
