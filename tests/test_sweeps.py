@@ -286,3 +286,38 @@ def test_killed_optuna_study_resumes_to_six_trials_not_nine(tmp_path: Path, tiny
     done_before = sum(c.info.status == "FINISHED" for c in first)
     assert done_before >= 3 and len(resumed) == 6 - done_before
     assert {c.info.status for c in resumed} == {"FINISHED"}
+
+
+# -- in-process reuse ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restore_logging():
+    """Hydra configures the root logger of the process it runs in; put pytest's back."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_basic_launcher_sweep_loads_the_shared_model_once(
+    tmp_path: Path, tiny_bert_dir: Path, restore_logging: None, capsys: pytest.CaptureFixture
+) -> None:
+    from embsel_mlflow.entrypoints import evaluate
+    from embsel_mlflow.sweeps import reuse
+
+    datasets = ["demo_sts", "demo_classification", "demo_pair_classification"]
+    before = dict(reuse.loads)
+    code = evaluate.main(["-m", f"data={','.join(datasets)}", *_tiny(tiny_bert_dir), *QUIET])
+    assert code == 0, capsys.readouterr().err[-3000:]
+    loaded = {kind: reuse.loads[kind] - before.get(kind, 0) for kind in ("model", "data")}
+    assert loaded == {"model": 1, "data": 3}
+    (parent,), children = _split(_runs(f"sqlite:///{tmp_path / 'mlflow.db'}"))
+    assert sorted(c.data.tags["embsel.dataset"] for c in children) == sorted(datasets)
+    assert {c.info.status for c in children} == {"FINISHED"} and parent.info.status == "FINISHED"
+    # a later sweep (another parent run) loads again: a file edited in between is read afresh
+    assert evaluate.main(["-m", "data=demo_sts", *_tiny(tiny_bert_dir), *QUIET]) == 0
+    assert reuse.loads["model"] - before.get("model", 0) == 2
