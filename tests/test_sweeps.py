@@ -321,3 +321,17 @@ def test_basic_launcher_sweep_loads_the_shared_model_once(
     # a later sweep (another parent run) loads again: a file edited in between is read afresh
     assert evaluate.main(["-m", "data=demo_sts", *_tiny(tiny_bert_dir), *QUIET]) == 0
     assert reuse.loads["model"] - before.get("model", 0) == 2
+
+
+def test_slurm_launcher_config_composes_onto_submitit() -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install 'embsel-mlflow[slurm]'")
+    from hydra.utils import instantiate
+
+    from embsel_mlflow.config.store import compose_config
+
+    overrides = ["hydra/launcher=slurm", "hydra.launcher.partition=gpu"]
+    cfg = compose_config("evaluate", overrides, with_hydra=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "gpu"
+    assert launcher.timeout_min == 120 and launcher.array_parallelism == 16
+    assert type(instantiate(launcher)).__name__ == "SlurmLauncher"
