@@ -26,6 +26,13 @@ from tests.test_server import server  # noqa: F401  (fixture: a live mlflow serv
 QUIET = ["evaluation.show_progress=false", "tracking.log_per_item=false"]
 
 
+@pytest.fixture(autouse=True)
+def _absolute_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The store by absolute path: MLflow caches sqlite stores by URI, so in-process runs in
+    different working directories would share one relative ``sqlite:///mlflow.db``."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
 def _tiny(model_dir: Path) -> list[str]:
     return ["model=transformers_mean", f"model.name_or_path={model_dir}", "model.name=tiny"]
 
