@@ -98,7 +98,7 @@ def with_reader_defaults(table: TableConfig, defaults: TableConfig | None) -> Ta
     return dataclasses.replace(table, **inherited)
 
 
-def resolve_path(path: str | Path, root: str | Path) -> Path:
+def resolve_path(path: str | Path, root: str | Path, where: str = "") -> Path:
     """Absolute path of ``path``: as is when absolute, else under ``root`` (itself relative to cwd)."""
     candidate = Path(path).expanduser()
     if not candidate.is_absolute():
@@ -106,8 +106,9 @@ def resolve_path(path: str | Path, root: str | Path) -> Path:
     try:
         return candidate.resolve()
     except (RuntimeError, OSError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        key = f"{where}.path: " if where else ""
         raise DataError(
-            f"{candidate}: cannot resolve the path ({_first_line(exc)}); it is probably a symlink loop, "
+            f"{key}cannot resolve {candidate} ({_first_line(exc)}); it is probably a symlink loop, "
             "fix or remove the link"
         ) from exc
 
@@ -120,7 +121,7 @@ def table_paths(path: Any, root: str | Path, where: str) -> list[Path]:
     files: list[tuple[Path, str]] = []  # (resolved file, what the config said)
     for entry in map(str, entries):
         if not _GLOB_CHARS.search(entry):
-            files.append((resolve_path(entry, root), entry))
+            files.append((resolve_path(entry, root, where), entry))
             continue
         pattern = Path(entry).expanduser()
         if not pattern.is_absolute():
@@ -131,7 +132,7 @@ def table_paths(path: Any, root: str | Path, where: str) -> list[Path]:
                 f"{where}.path: the glob {entry!r} matches no file under data.root={str(root)!r}; "
                 f"fix {where}.path or data.root"
             )
-        files += [(resolve_path(match, root), entry) for match in matches]
+        files += [(resolve_path(match, root, where), entry) for match in matches]
     for file, configured in files:
         check_file(file, configured, root, where)
     return [file for file, _ in files]
@@ -427,7 +428,8 @@ def delimiter(value: str | None, fmt: str, where: str) -> str:
     value = _DELIMITER_ESCAPES.get(value.lower(), value)
     if len(value) != 1:
         raise ConfigError(
-            f"{where}.delimiter: {value!r} is not one character; use e.g. ',' or a tab "
+            f"{where}.delimiter (or data.reader.delimiter): {value!r} is not one character; use e.g. ',' "
+            "or a tab "
             f'(in YAML "\\t", on the command line \'{where}.delimiter="\\t"\' or format: tsv)'
         )
     return value

@@ -56,10 +56,12 @@ def run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], arg
     """
     import hydra
 
-    from embsel_mlflow.config.store import config_dir, register_configs
+    from embsel_mlflow.config.deletions import deletions_to_defaults
+    from embsel_mlflow.config.store import SCHEMAS, config_dir, register_configs
     from embsel_mlflow.tracking.run import record_failed_run
 
     register_configs()
+    args = deletions_to_defaults(args, SCHEMAS[step])  # ~key of a schema field = its default
     plain_run = not any(arg.startswith("-") for arg in args)  # no -m, --cfg, --help, ...
     if plain_run:
         error = preflight(step, args)
