@@ -17,6 +17,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "embsel_mlflow.entrypoints.evaluate",
         "score one embedding model on one dataset (retrieval, STS, classification, ...)",
     ),
+    "runs": (
+        "embsel_mlflow.entrypoints.runs",
+        "`runs repair`: close RUNNING runs whose process is gone (killed or crashed) as KILLED",
+    ),
 }
 
 USAGE = """usage: embsel <command> [hydra overrides ...]
