@@ -75,21 +75,26 @@ class ModelConfig:
 
 @dataclass
 class TableConfig:
-    """One table: a local file (csv/tsv/json/jsonl/parquet) or a hub dataset split.
+    """One table: local files (csv/tsv/json/jsonl/parquet, or any line format via a regex) or a hub split.
 
     Reader options left as None inherit from ``data.reader``.
     """
 
-    path: str | None = None  # relative to data.root unless absolute
+    # A file, a glob (``sick/SICK_*.txt``) or a list of files/globs, relative to data.root unless
+    # absolute; several files are read with the same options and joined in order (globs sorted).
+    path: Any = None
     hub: str | None = None  # Hugging Face dataset id (needs network)
     subset: str | None = None  # hub dataset config name
     split: str | None = None  # hub dataset split
-    format: str | None = None  # csv | tsv | json | jsonl | parquet; None = from the file extension
-    delimiter: str | None = None
+    format: str | None = None  # csv | tsv | json | jsonl | parquet | regex; None = from the file extension
+    delimiter: str | None = None  # one character; "\\t" (backslash t, as typed on a command line) = tab
     header: bool | None = None  # False: the file has no header row (give column_names)
     column_names: list[str] | None = None
     quoting: str | None = None  # minimal | all | nonnumeric | none ("none" for files with stray quotes)
     encoding: str | None = None  # e.g. utf-8, utf-8-sig (strips a BOM), latin-1
+    # format=regex: a Python regex matched against each whole non-blank line; its named groups
+    # are the columns, e.g. TREC's '(?P<label>[^:]+):(?P<fine>\\S+) (?P<text>.+)'.
+    pattern: str | None = None
     # Task role -> column in this table, e.g. {s1: sentence1, s2: sentence2, score: score}.
     columns: dict[str, str] = field(default_factory=dict)
 

@@ -151,11 +151,13 @@ def run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], arg
 def _run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], args: list[str]) -> int:
     import hydra
 
-    from embsel_mlflow.config.store import config_dir, register_configs
+    from embsel_mlflow.config.deletions import deletions_to_defaults
+    from embsel_mlflow.config.store import SCHEMAS, config_dir, register_configs
     from embsel_mlflow.tracking.run import record_failed_run
     from embsel_mlflow.tracking.store import is_store_failure, resolve_tracking_uri, store_error
 
     register_configs()
+    args = deletions_to_defaults(args, SCHEMAS[step])  # ~key of a schema field = its default
     flags, overrides = split_flags(args)
     plain_run = not flags  # no -m, --cfg, --help, ...
     show_config = "--cfg" in flags or "-c" in flags
