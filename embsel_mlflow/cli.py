@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "embsel_mlflow.entrypoints.evaluate",
         "score one embedding model on one dataset (retrieval, STS, classification, ...)",
     ),
+    "cache": ("embsel_mlflow.entrypoints.cache", "show (info) or empty (clear) the embedding cache"),
 }
 
 USAGE = """usage: embsel <command> [hydra overrides ...]
