@@ -17,14 +17,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "embsel_mlflow.entrypoints.evaluate",
         "score one embedding model on one dataset (retrieval, STS, classification, ...)",
     ),
-<<<<<<< HEAD
     "runs": (
         "embsel_mlflow.entrypoints.runs",
         "`runs repair`: close RUNNING runs whose process is gone (killed or crashed) as KILLED",
     ),
-=======
     "cache": ("embsel_mlflow.entrypoints.cache", "show (info) or empty (clear) the embedding cache"),
->>>>>>> select-models
 }
 
 USAGE = """usage: embsel <command> [hydra overrides ...]
