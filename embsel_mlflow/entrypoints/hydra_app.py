@@ -69,7 +69,9 @@ def run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], arg
                 uri=_override_value(args, "tracking.uri"),
                 experiment=_override_value(args, "tracking.experiment") or TrackingConfig.experiment,
             )
-            record_failed_run(tracking, entry_point=step, reason=error, run_name=f"{step} (invalid config)")
+            record_failed_run(
+                tracking, entry_point=step, reason=error, run_name=f"{step} (invalid config)", overrides=args
+            )
             return EXIT_BAD_INPUT
 
     def task(cfg: Any) -> Any:
@@ -81,7 +83,11 @@ def run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], arg
         except EmbselError as exc:
             print(f"error: {exc}", file=sys.stderr)
             record_failed_run(
-                TrackingConfig(), entry_point=step, reason=str(exc), run_name=f"{step} (invalid config)"
+                TrackingConfig(),
+                entry_point=step,
+                reason=str(exc),
+                run_name=f"{step} (invalid config)",
+                overrides=overrides,
             )
             raise SystemExit(EXIT_BAD_INPUT) from None
         try:
