@@ -187,7 +187,11 @@ def _run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], ar
         except EmbselError as exc:
             report(str(exc))
             record_failed_run(
-                TrackingConfig(), entry_point=step, reason=str(exc), run_name=f"{step} (invalid config)"
+                TrackingConfig(),
+                entry_point=step,
+                reason=str(exc),
+                run_name=f"{step} (invalid config)",
+                overrides=overrides,
             )
             raise SystemExit(EXIT_BAD_INPUT) from None
         try:
@@ -218,7 +222,9 @@ def _record_failure(step: str, overrides: list[str], reason: str, record_failed_
         uri=_override_value(overrides, "tracking.uri"),
         experiment=_override_value(overrides, "tracking.experiment") or TrackingConfig.experiment,
     )
-    record_failed_run(tracking, entry_point=step, reason=reason, run_name=f"{step} (invalid config)")
+    record_failed_run(
+        tracking, entry_point=step, reason=reason, run_name=f"{step} (invalid config)", overrides=overrides
+    )
 
 
 def _redact_hydra_files() -> None:

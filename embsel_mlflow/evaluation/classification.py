@@ -131,22 +131,26 @@ class ClassificationTask(EvalTask):
         test_embeddings = self._encode(encoder, ex.test_texts)
 
         metric = load_metric("classification")
-        runs, metric_inputs, first_predictions = [], [], None
+        runs, metric_inputs, predictions = [], [], []
         for selected in tqdm(selections, desc="Classification experiments", disable=not cfg.show_progress):
             features = train_embeddings[[position[i] for i in selected]]
             predicted = self._fit_predict(features, y_train[selected], test_embeddings)
             runs.append(metric.compute(predictions=predicted.tolist(), references=y_test.tolist()))
             metric_inputs.append((predicted.tolist(), y_test.tolist()))
-            if first_predictions is None:
-                first_predictions = predicted
+            predictions.append(predicted)
 
         scores = {key: float(np.mean([run[key] for run in runs])) for key in runs[0]}
         names = {index: label for label, index in ids.items()}
+        # Per text: the majority vote of the n_experiments classifiers (ties: lowest class id) and
+        # the share of classifiers that voted for it; one experiment's guess would be arbitrary.
+        votes = np.apply_along_axis(np.bincount, 0, np.stack(predictions), minlength=len(ids))
+        majority = votes.argmax(axis=0)
         per_item = pd.DataFrame(
             {
                 "text": ex.test_texts,
                 "label": [str(label) for label in ex.test_labels],
-                "predicted": [names[int(i)] for i in first_predictions],
+                "predicted": [names[int(i)] for i in majority],
+                "agreement": votes.max(axis=0) / len(predictions),
             }
         )
         return TaskOutput(scores=scores, per_item=per_item, metric_inputs=metric_inputs)

@@ -25,7 +25,7 @@ from embsel_mlflow.tracking.store import (
     resolve_tracking_uri,
     validate_experiment_name,
 )
-from embsel_mlflow.tracking.system_tags import git_tags
+from embsel_mlflow.tracking.system_tags import provenance_tags
 
 # Exit codes of a process ended by a signal, as a shell reports them (128 + signal number).
 SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
@@ -40,16 +40,20 @@ def one_line(exc: BaseException) -> str:
 
 
 def _source_tags(entry_point: str) -> dict[str, str]:
-    tags = {
-        "mlflow.source.name": f"embsel {entry_point}",
-        "mlflow.source.type": "LOCAL",
-        "mlflow.user": getpass.getuser(),
-        "embsel.entry_point": entry_point,
-    }
-    git = git_tags()
-    if "embsel.git_commit" in git:
-        tags["mlflow.source.git.commit"] = git["embsel.git_commit"]
-    return {**tags, **git}
+    """Where the run came from; under ``mlflow run`` MLflow's own PROJECT source tags are kept."""
+    tags = {"embsel.entry_point": entry_point, **provenance_tags()}
+    if os.environ.get("MLFLOW_RUN_ID"):
+        return tags
+    tags.update(
+        {
+            "mlflow.source.name": f"embsel {entry_point}",
+            "mlflow.source.type": "LOCAL",
+            "mlflow.user": getpass.getuser(),
+        }
+    )
+    if "embsel.source_commit" in tags:  # the UI's "Version" column: the embsel code that ran
+        tags["mlflow.source.git.commit"] = tags["embsel.source_commit"]
+    return tags
 
 
 @contextlib.contextmanager
@@ -165,17 +169,31 @@ def _end(logger: RunLogger, status: str, reason: str) -> None:
     # Best effort: a broken store must not hide the original error.
     with _signals_deferred():
         with contextlib.suppress(Exception):
-            logger.set_tags({"error": redact(reason)})
+            # The description (mlflow.note.content) is what the run page shows first.
+            shown = redact(reason)
+            logger.set_tags({"error": shown, "mlflow.note.content": f"{status}: {shown}"})
         with contextlib.suppress(Exception):
             logger.client.set_terminated(logger.run_id, status)
 
 
 def record_failed_run(
-    tracking: TrackingConfig, *, entry_point: str, reason: str, run_name: str
+    tracking: TrackingConfig,
+    *,
+    entry_point: str,
+    reason: str,
+    run_name: str,
+    overrides: list[str] | None = None,
 ) -> str | None:
-    """Record a run that failed before it could start (e.g. the config did not compose)."""
+    """Record a run that failed before it could start (e.g. the config did not compose).
+
+    ``overrides`` (the command line as typed) are kept as overrides.yaml so the run shows what was asked.
+    """
+    from embsel_mlflow.tracking.config_logging import log_overrides
+
     try:
         with tracked_run(tracking, entry_point=entry_point, run_name=run_name) as logger:
+            if overrides is not None:
+                log_overrides(logger, overrides)
             raise _Recorded(reason)
     except _Recorded:
         return logger.run_id
