@@ -17,6 +17,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "embsel_mlflow.entrypoints.evaluate",
         "score one embedding model on one dataset (retrieval, STS, classification, ...)",
     ),
+    "select": (
+        "embsel_mlflow.entrypoints.select",
+        "rank candidate models on your datasets: CIs, paired tests, cost, a registered champion",
+    ),
 }
 
 USAGE = """usage: embsel <command> [hydra overrides ...]
@@ -35,6 +39,7 @@ examples:
   embsel evaluate model=minilm data=stsb            # STS-B test, MTEB protocol
   embsel evaluate -m data=demo_sts,demo_retrieval   # Hydra multirun: one MLflow run per job
   embsel evaluate --cfg job                         # print the composed config
+  embsel select candidates=[minilm,e5_base] datasets=[stsb]  # choose a model, with evidence
   mlflow ui --backend-store-uri sqlite:///mlflow.db # browse the runs
 """
 

@@ -42,13 +42,22 @@ def _source_tags(entry_point: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def tracked_run(tracking: TrackingConfig, *, entry_point: str, run_name: str) -> Iterator[RunLogger]:
-    """Yield a logger for one run: the one ``mlflow run`` created (MLFLOW_RUN_ID) or a new one."""
+def tracked_run(
+    tracking: TrackingConfig, *, entry_point: str, run_name: str, parent_run_id: str | None = None
+) -> Iterator[RunLogger]:
+    """Yield a logger for one run: the one ``mlflow run`` created (MLFLOW_RUN_ID) or a new one.
+
+    With ``parent_run_id`` the run is always new, nested under that run in its experiment.
+    """
     uri = resolve_tracking_uri(tracking.uri)
     client = open_store(uri)
-    attached = os.environ.get("MLFLOW_RUN_ID")
+    attached = None if parent_run_id else os.environ.get("MLFLOW_RUN_ID")
     if attached:
         run_id = client.get_run(attached).info.run_id
+    elif parent_run_id:
+        experiment_id = client.get_run(parent_run_id).info.experiment_id
+        nested = {"mlflow.parentRunId": parent_run_id}
+        run_id = client.create_run(experiment_id, run_name=run_name, tags=nested).info.run_id
     else:
         experiment_id = get_or_create_experiment(client, tracking.experiment, uri)
         run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
