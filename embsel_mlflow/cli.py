@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "embsel_mlflow.entrypoints.select",
         "rank candidate models on your datasets: CIs, paired tests, cost, a registered champion",
     ),
+    "cache": ("embsel_mlflow.entrypoints.cache", "show (info) or empty (clear) the embedding cache"),
 }
 
 USAGE = """usage: embsel <command> [hydra overrides ...]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -89,23 +89,14 @@ class ChildRunTracker:
 
 def _evaluate_job(job: SelectJobConfig, model: ModelConfig, data: DataConfig) -> EvaluateJobConfig:
     """The ``embsel evaluate`` config of one pair: the selection's evaluation, tracking and cache."""
-    fields = {"model": model, "data": data, "tracking": job.tracking, "evaluation": job.evaluation}
-    if hasattr(job, "cache") and "cache" in EvaluateJobConfig.__dataclass_fields__:
-        fields["cache"] = job.cache
-    return EvaluateJobConfig(**fields)
-
-
-def _open_cache(job: SelectJobConfig) -> Any:
-    cache_cfg = getattr(job, "cache", None)
-    if cache_cfg is None:
-        return None
-    from embsel_mlflow.models.cache import open_cache
-
-    return open_cache(cache_cfg)
+    return EvaluateJobConfig(
+        model=model, data=data, tracking=job.tracking, evaluation=job.evaluation, cache=job.cache
+    )
 
 
 def select_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> str | None:
     """Compose -> evaluate every pair in child runs -> decide -> log the decision in the parent."""
+    from embsel_mlflow.models.cache import open_cache
     from embsel_mlflow.selection import select_models
     from embsel_mlflow.selection.runner import default_loader
     from embsel_mlflow.tracking.config_logging import log_config
@@ -121,16 +112,12 @@ def select_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> str 
         if not job.datasets:
             raise ConfigError("no datasets: choose data configs, e.g. datasets=[stsb,scifact]")
         tracker = ChildRunTracker(parent.run_id, job, overrides)
+        load_model = default_loader(open_cache(job.cache))
         selection = select_models(
-            job.candidates,
-            job.datasets,
-            job.select,
-            job.evaluation,
-            tracker=tracker,
-            load_model=default_loader(_open_cache(job)),
+            job.candidates, job.datasets, job.select, job.evaluation, tracker=tracker, load_model=load_model
         )
         log_decision(parent, selection, job)
-        problems = _register(parent, selection, job)
+        problems = _register(parent, selection, job, load_model)
         print(selection.summary())
         print(f"(parent run {parent.run_id})")
         problems += _problems(selection)
@@ -214,18 +201,19 @@ def _description(selection: Selection) -> str:
     return text + selection.markdown
 
 
-def _register(parent: RunLogger, selection: Selection, job: SelectJobConfig) -> list[str]:
+def _register(
+    parent: RunLogger, selection: Selection, job: SelectJobConfig, load_model: Callable[[ModelConfig], Any]
+) -> list[str]:
     """Register the winner when ``select.register`` names a model; the problem, if any."""
     name = job.select.register
     winner = selection.decision.winner
     if not name or winner is None:
         return []
     from embsel_mlflow.selection.champion import register_champion
-    from embsel_mlflow.selection.runner import default_loader
 
     try:
         # the winner was released after its evaluation: one more load, for registration only
-        model = default_loader()(job.candidates[winner])
+        model = load_model(job.candidates[winner])
         version = register_champion(
             parent.client, parent.run_id, model, winner, name, job.select.champion_alias
         )

@@ -12,6 +12,7 @@ import numpy as np
 from embsel_mlflow.config.schema import ModelKind, Precision
 from embsel_mlflow.config.schema import Pooling as PoolingMode
 from embsel_mlflow.errors import ModelError
+from embsel_mlflow.models.base import PretrainedCandidate
 from embsel_mlflow.models.device import resolve_device
 from embsel_mlflow.models.resolve import (
     HUB,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 ROLES = (None, "query", "document")
 
 
-class Encoder:
+class Encoder(PretrainedCandidate):
     """A loaded embedding model: texts in, float32 embeddings out.
 
     A thin wrapper over a SentenceTransformer: encoding goes straight to ST's own

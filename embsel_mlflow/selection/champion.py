@@ -8,7 +8,9 @@ Requirements are pinned explicitly: inferring them imports the model again (~8 s
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,14 +22,16 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 ARTIFACT_PATH = "champion"
-ROLES = {"symmetric": None, "query": "query", "document": "document"}
-REQUIREMENTS = ("mlflow", "sentence-transformers", "transformers", "torch", "numpy", "pandas", "safetensors")
+REQUIREMENTS = {
+    "sentence_transformers": ("sentence-transformers", "transformers", "torch", "safetensors"),
+    "model2vec": ("model2vec", "safetensors", "tokenizers"),
+}
 
 
-def pip_requirements() -> list[str]:
+def pip_requirements(backend: str) -> list[str]:
     """Exact versions of what the champion needs (local version tags like +cpu dropped)."""
     pins = []
-    for package in REQUIREMENTS:
+    for package in ("mlflow", *REQUIREMENTS[backend], "numpy", "pandas"):
         try:
             pins.append(f"{package}=={metadata.version(package).split('+')[0]}")
         except metadata.PackageNotFoundError:
@@ -35,36 +39,54 @@ def pip_requirements() -> list[str]:
     return pins
 
 
-def _sentence_transformer(model: Any, name: str) -> Any:
+def _saved_weights(model: Any, name: str, weights: Path) -> str:
+    """Save the candidate's weights under ``weights``; the pyfunc backend that loads them."""
     inner = uncached(model)
-    st_model = getattr(inner, "model", None)
-    if not getattr(inner, "registrable", True) or st_model is None or not hasattr(st_model, "save"):
+    if not getattr(inner, "registrable", False):
         raise ModelError(
-            f"candidate '{name}' (kind {getattr(getattr(inner, 'config', None), 'kind', '?')}) cannot be "
-            "registered as an embedding model; register a transformer or static candidate"
+            f"candidate '{name}' ({_kind(inner)}) cannot be registered as an embedding model; "
+            "choose a transformer or static candidate, or drop select.register"
         )
-    return inner, st_model
+    model_dir = getattr(inner, "model_dir", None)
+    if model_dir is not None:  # a model2vec static model: its directory as it is
+        shutil.copytree(model_dir, weights)
+        return "model2vec"
+    st_model = getattr(inner, "model", None)
+    if not hasattr(st_model, "save"):
+        raise ModelError(
+            f"candidate '{name}' ({_kind(inner)}) has no saveable model; it cannot be registered"
+        )
+    st_model.save(str(weights), safe_serialization=True)
+    return "sentence_transformers"
+
+
+def _kind(inner: Any) -> str:
+    kind = getattr(getattr(inner, "config", None), "kind", None) or type(inner).__name__
+    return f"kind {getattr(kind, 'value', kind)}"
 
 
 def save_champion(model: Any, name: str, directory: Path) -> Path:
     """Save ``model`` as a pyfunc model directory under ``directory``; return its path."""
     import mlflow.pyfunc
+    import numpy as np
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
-    inner, st_model = _sentence_transformer(model, name)
-    import numpy as np
-
+    inner = uncached(model)
     weights = directory / "weights"
-    st_model.save(str(weights), safe_serialization=True)
+    backend = _saved_weights(model, name, weights)
+    cfg = inner.config
     settings = {
         "name": name,
-        "prompts": {role: inner.prompt(r) if hasattr(inner, "prompt") else None for role, r in ROLES.items()},
-        "normalize": bool(getattr(inner.config, "normalize", False)),
-        "batch_size": int(getattr(inner.config, "batch_size", 32)),
-        "identity": {
-            k: v for k, v in getattr(inner, "identity", {}).items() if isinstance(v, str | int | bool)
+        "backend": backend,
+        "prompts": {
+            "symmetric": cfg.symmetric_prompt,
+            "query": inner.prompt("query") if hasattr(inner, "prompt") else cfg.query_prompt,
+            "document": inner.prompt("document") if hasattr(inner, "prompt") else cfg.document_prompt,
         },
+        "normalize": bool(cfg.normalize),
+        "batch_size": int(cfg.batch_size),
+        "max_length": cfg.max_seq_length or 512,
     }
     settings_file = directory / "settings.json"
     settings_file.write_text(json.dumps(settings, indent=2))
@@ -74,13 +96,15 @@ def save_champion(model: Any, name: str, directory: Path) -> Path:
         params=ParamSchema([ParamSpec("role", "string", "symmetric")]),
     )
     path = directory / "pyfunc"
-    mlflow.pyfunc.save_model(
-        path=str(path),
-        python_model=str(Path(__file__).with_name("champion_model.py")),
-        artifacts={"model": str(weights), "settings": str(settings_file)},
-        signature=signature,
-        pip_requirements=pip_requirements(),
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "no input example": one would load the model again
+        mlflow.pyfunc.save_model(
+            path=str(path),
+            python_model=str(Path(__file__).with_name("champion_model.py")),
+            artifacts={"model": str(weights), "settings": str(settings_file)},
+            signature=signature,
+            pip_requirements=pip_requirements(backend),
+        )
     return path
 
 

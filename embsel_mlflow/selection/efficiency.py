@@ -137,24 +137,35 @@ def peak_memory() -> Iterator[list[float]]:
         out[0] = (peak[0] - baseline) / MB
 
 
+def is_ranker(model: Any) -> bool:
+    """A candidate that ranks documents without embeddings (BM25)."""
+    from embsel_mlflow.models.base import Ranker
+
+    return isinstance(uncached(model), Ranker)
+
+
 def _encode_batch(model: Any, texts: list[str], role: str | None, corpus: list[str]) -> None:
-    if hasattr(model, "encode"):
-        model.encode(texts, role=role)
-    else:  # a ranker (BM25): index the corpus sample and rank the texts against it
+    if is_ranker(model):  # index the corpus sample and rank the texts against it
         model.rank(texts, corpus, 10)
+    else:
+        model.encode(texts, role=role)
 
 
 def _encode_one(model: Any, text: str, corpus: list[str]) -> None:
-    if hasattr(model, "encode"):
-        model.encode([text], role="query")
-    else:
+    if is_ranker(model):
         model.rank([text], corpus, 10)
+    else:
+        model.encode([text], role="query")
 
 
 def measure_efficiency(
-    model: Any, data: TaskData, cfg: EfficiencyConfig, *, texts_encoded: int = 0
+    model: Any, data: TaskData, cfg: EfficiencyConfig, *, billed_tokens: int | None = None
 ) -> Efficiency:
-    """Time ``model`` (uncached) on a sample of ``data``; ``texts_encoded`` prices the evaluation."""
+    """Time ``model`` (uncached) on a sample of ``data``.
+
+    ``billed_tokens`` are the tokens an API candidate was billed for during the evaluation
+    (see :func:`tokens_used`); they price it.
+    """
     model = uncached(model)
     batch, singles, role = sample_texts(data, cfg.sample_size)
     tokens = count_tokens(model, batch)
@@ -172,13 +183,10 @@ def measure_efficiency(
         latencies.append((time.perf_counter() - started) * 1000.0)
     p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (math.nan, math.nan)
 
-    price = _price_per_million_tokens(model)
+    price = getattr(model, "price_per_million_tokens", None)
     cost = math.nan
-    if price is not None:
-        used = getattr(model, "tokens_used", None)
-        # tokens billed by the endpoint when it reports them, else the sample's tokens per text
-        billed = used if used else tokens / max(len(batch), 1) * texts_encoded
-        cost = billed * price / 1e6
+    if price is not None and billed_tokens is not None:
+        cost = billed_tokens * float(price) / 1e6
     size = getattr(model, "disk_size_bytes", None)
     return Efficiency(
         texts_per_second=len(batch) / seconds if seconds > 0 else math.nan,
@@ -190,11 +198,11 @@ def measure_efficiency(
         embedding_dim=float(getattr(model, "embedding_dim", 0) or 0),
         peak_memory_mb=max(memory[0], 0.0) if not math.isnan(memory[0]) else math.nan,
         cost_usd=cost,
-        cost_per_million_tokens=price if price is not None else math.nan,
+        cost_per_million_tokens=float(price) if price is not None else math.nan,
     )
 
 
-def _price_per_million_tokens(model: Any) -> float | None:
-    config = getattr(model, "config", None)
-    api = getattr(config, "api", None)
-    return float(api.price_per_million_tokens) if api is not None else None
+def tokens_used(model: Any) -> int | None:
+    """Tokens an API candidate has been billed for so far (None for local models)."""
+    used = getattr(uncached(model), "tokens_used", None)
+    return int(used) if used is not None else None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from embsel_mlflow.config.schema import TaskType
 from embsel_mlflow.errors import ConfigError, EmbselError
-from embsel_mlflow.selection.efficiency import Efficiency, measure_efficiency, uncached
+from embsel_mlflow.selection.efficiency import Efficiency, is_ranker, measure_efficiency, tokens_used
 
 if TYPE_CHECKING:
     from embsel_mlflow.config.schema import DataConfig, EvaluationConfig, ModelConfig, SelectConfig
@@ -110,22 +110,12 @@ class PlainTracker:
         yield PlainScope(self.evaluation)
 
 
-def is_ranker(model: Any) -> bool:
-    """A candidate that ranks documents without embeddings (BM25)."""
-    inner = uncached(model)
-    return hasattr(inner, "rank") and not hasattr(inner, "encode")
-
-
 def default_loader(cache: Any = None) -> Callable[[ModelConfig], Any]:
     """Build a candidate with the model factory (every kind), through ``cache`` when given."""
 
     def load(cfg: ModelConfig) -> Any:
-        try:
-            from embsel_mlflow.models.factory import build_encoder
-        except ImportError:  # before the model factory exists: transformer encoders only
-            from embsel_mlflow.models.encoder import load_encoder
+        from embsel_mlflow.models.factory import build_encoder
 
-            return load_encoder(cfg)
         return build_encoder(cfg, cache=cache)
 
     return load
@@ -212,11 +202,11 @@ def _evaluate_pair(
             for failure in (data, model):
                 if isinstance(failure, EmbselError):
                     raise type(failure)(str(failure))
-            ready = model.for_dataset(data) if hasattr(model, "for_dataset") else model
+            ready = model.for_dataset(data)
+            billed_before = tokens_used(ready)
             outcome.result = scope.evaluate(ready, data)
-            outcome.efficiency = measure_efficiency(
-                ready, data, cfg.efficiency, texts_encoded=outcome.result.num_texts_encoded
-            )
+            billed = None if billed_before is None else tokens_used(ready) - billed_before
+            outcome.efficiency = measure_efficiency(ready, data, cfg.efficiency, billed_tokens=billed)
             scope.log_metrics(outcome.efficiency.metrics())
     except EmbselError as exc:
         outcome.result = None
