@@ -15,6 +15,13 @@ from mlflow import MlflowClient
 from embsel_mlflow.entrypoints import select as select_entrypoint
 
 CHAMPION = "tiny_champion"
+# Small statistics and efficiency samples: tests check the plumbing, not the precision.
+FAST = [
+    "evaluation.show_progress=false",
+    "select.resamples=200",
+    "select.efficiency.sample_size=32",
+    "select.efficiency.latency_queries=8",
+]
 
 
 def _store_override(cwd: Path) -> str:
@@ -60,8 +67,7 @@ def selected(tiny_bert_dir: Path, tiny_st_dir: Path, tmp_path_factory: pytest.Te
     args = [
         *_tiny_candidates(tiny_bert_dir, tiny_st_dir),
         "datasets=[demo_sts,demo_retrieval]",
-        "evaluation.show_progress=false",
-        "select.resamples=200",
+        *FAST,
         f"select.register={CHAMPION}",
     ]
     code = _select(args, cwd)
