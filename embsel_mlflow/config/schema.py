@@ -242,3 +242,48 @@ class EvaluateJobConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+
+
+@dataclass
+class EfficiencyConfig:
+    """How ``select`` measures speed and memory: on a fixed sample of the dataset, without any cache."""
+
+    sample_size: int = 256  # texts encoded in batches for throughput and peak memory
+    latency_queries: int = 32  # texts encoded one at a time for latency p50/p95
+    warmup: int = 2  # single-text encodes before timing (lazy init, allocator warm-up)
+
+
+@dataclass
+class SelectConfig:
+    """The decision: statistics, cost constraints and registration (``embsel_mlflow.selection``)."""
+
+    # bootstrap over queries / pairs / test items, shared by every candidate (paired)
+    resamples: int = 1000
+    seed: int = 42
+    confidence: float = 0.95
+    alpha: float = 0.05  # significance of "A beats B" after the multiple-comparison correction
+    correction: str = "holm"  # holm | bonferroni | none
+    # Cost constraints; null = no limit. Latency is the single-query p95 in ms, throughput
+    # texts/s when encoding in batches, memory the peak RSS increase while encoding, cost USD.
+    max_latency_ms: float | None = None
+    min_throughput: float | None = None
+    max_dim: int | None = None
+    max_params: int | None = None
+    max_memory_mb: float | None = None
+    max_cost: float | None = None
+    # Log the winner as an MLflow model and register it under this name with alias `champion`.
+    register: str | None = None
+    champion_alias: str = "champion"
+    efficiency: EfficiencyConfig = field(default_factory=EfficiencyConfig)
+
+
+@dataclass
+class SelectJobConfig:
+    """Primary config of ``embsel select``: candidates x datasets, each pair as evaluate scores it."""
+
+    candidates: dict[str, ModelConfig] = field(default_factory=dict)  # option name -> model config
+    datasets: dict[str, DataConfig] = field(default_factory=dict)  # option name -> data config
+    select: SelectConfig = field(default_factory=SelectConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)

@@ -57,14 +57,17 @@ def _source_tags(entry_point: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def tracked_run(tracking: TrackingConfig, *, entry_point: str, run_name: str) -> Iterator[RunLogger]:
+def tracked_run(
+    tracking: TrackingConfig, *, entry_point: str, run_name: str, parent_run_id: str | None = None
+) -> Iterator[RunLogger]:
     """Yield a logger for one run: the one ``mlflow run`` created (MLFLOW_RUN_ID) or a new one.
 
+    With ``parent_run_id`` the run is always new, nested under that run in its experiment.
     The store is checked before anything else (StoreError); runs of this host whose process is
     gone are closed KILLED first.
     """
-    attached = os.environ.get("MLFLOW_RUN_ID", "").strip()
-    if not attached:
+    attached = None if parent_run_id else os.environ.get("MLFLOW_RUN_ID", "").strip()
+    if not attached and not parent_run_id:
         validate_experiment_name(tracking.experiment)
     uri = resolve_tracking_uri(tracking.uri)
     client = open_store(uri)
@@ -73,6 +76,10 @@ def tracked_run(tracking: TrackingConfig, *, entry_point: str, run_name: str) ->
     if attached:
         run_id = _attachable_run(client, attached)
         RunLogger(client, run_id).set_tags(process_tags())
+    elif parent_run_id:
+        experiment_id = client.get_run(parent_run_id).info.experiment_id
+        nested = {"mlflow.parentRunId": parent_run_id, **process_tags()}
+        run_id = client.create_run(experiment_id, run_name=run_name, tags=nested).info.run_id
     else:
         experiment_id = get_or_create_experiment(client, tracking.experiment, uri)
         # host and pid go in with the run itself, so a repair never sees the run without them
