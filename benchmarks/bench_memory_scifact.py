@@ -57,7 +57,7 @@ def _reference(batch_size: int) -> dict:
             query = json.loads(line)
             if query["_id"] in relevant:
                 queries[query["_id"]] = query["text"]
-    model = SentenceTransformer(get_model_path(), device="cpu")
+    model = SentenceTransformer(str(get_model_path()), device="cpu")
     evaluator = InformationRetrievalEvaluator(
         queries, corpus, relevant, batch_size=batch_size, show_progress_bar=False, name="scifact"
     )
