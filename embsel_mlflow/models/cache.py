@@ -208,8 +208,12 @@ class EmbeddingCache:
         for shard in sorted(present - set(known)):
             try:
                 known[shard] = _read_hashes(shard)
-            except (OSError, CorruptShard):
-                continue  # vanished or broken: get() never serves it, a rewrite replaces it
+            except OSError:
+                continue  # evicted or cleared by another process meanwhile
+            except CorruptShard as err:  # shards appear by rename, whole: this one was damaged later
+                log.warning("embedding cache: dropping corrupt shard %s (%s)", shard, err)
+                with contextlib.suppress(OSError):
+                    shard.unlink()
         return known
 
     def _all_shards(self) -> list[Path]:
