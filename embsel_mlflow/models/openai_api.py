@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 # HTTP statuses worth retrying: timeouts, conflicts, rate limits and server errors.
 _RETRY_STATUSES = {408, 409, 429}
-_DIM_PROBE = "dimension probe"
 
 
 class ApiEncoder:
@@ -178,9 +177,11 @@ class ApiEncoder:
 
     @property
     def embedding_dim(self) -> int:
-        if self._dim is None:  # known after the first request; ask once if needed before
-            self._dim = int(self._embed_batch([_DIM_PROBE], self._role_bodies[None]).shape[1])
-        return self._dim
+        """The dimension the endpoint returned (``model.api.dimensions``, or 0, before any request).
+
+        Never sends a request itself: ``isinstance(x, EmbeddingModel)`` reads every property.
+        """
+        return self._dim or self._api.dimensions or 0
 
     @property
     def device(self) -> str:
