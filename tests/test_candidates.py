@@ -135,8 +135,15 @@ def test_lsa_fit_is_deterministic_and_cached_per_fit(tmp_path: Path) -> None:
     data = load_task_data(job.data)
     first = build_encoder(job.model, cache=cache).for_dataset(data)
     a = first.encode(TEXTS)
+    (stored,) = (tmp_path / "models" / "lsa").glob("*.npz")  # the fit is kept as plain arrays
+    written = stored.stat().st_mtime_ns
     second = build_encoder(job.model, cache=cache).for_dataset(data)
     assert np.array_equal(second.encode(TEXTS), a) and second.hits == 3
+    assert stored.stat().st_mtime_ns == written  # loaded, not refitted
+    assert np.array_equal(second.inner.encode(TEXTS), first.inner.encode(TEXTS))
+    stored.write_bytes(b"damaged")  # an unreadable fit is refitted, not trusted
+    third = build_encoder(job.model, cache=EmbeddingCache(tmp_path)).for_dataset(data)
+    np.testing.assert_allclose(third.inner.encode(TEXTS), a, atol=1e-6)
     other = build_encoder(job.model, cache=cache).for_dataset(
         load_task_data(_job("data=demo_clustering").data)
     )
