@@ -264,3 +264,24 @@ def test_hub_configs_offline_fail_with_one_line(
         build_encoder(_job(f"model={name}").model)
     message = str(info.value)
     assert "\n" not in message and HUB_CONFIGS[name][0] in message and "model.name_or_path" in message
+
+
+# --- real data (slow) -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_offline_candidates_on_real_data(shared_data_dir: Path, tmp_path: Path) -> None:
+    """BM25 on SciFact near BEIR's published 0.665; LSA and the static model below MiniLM on STS-B."""
+    cache = EmbeddingCache(tmp_path / "cache")
+
+    def score(model: str, data: str) -> float:
+        job = _job(f"model={model}", f"data={data}", f"data.root={shared_data_dir}")
+        task_data = load_task_data(job.data)
+        candidate = build_encoder(job.model, cache=cache).for_dataset(task_data)
+        return build_task(task_data, job.evaluation).evaluate(candidate).main_score
+
+    assert score("bm25", "scifact") == pytest.approx(0.6863, abs=0.005)  # BEIR (Elasticsearch): 0.665
+    lsa, static = score("lsa", "stsb"), score("static_minilm", "stsb")
+    assert lsa == pytest.approx(0.5713, abs=0.01) and static == pytest.approx(0.6608, abs=0.01)
+    assert lsa < static < 0.82032  # MiniLM's STS-B score
