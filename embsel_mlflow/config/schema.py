@@ -152,21 +152,26 @@ class CacheConfig:
 
 @dataclass
 class TableConfig:
-    """One table: a local file (csv/tsv/json/jsonl/parquet) or a hub dataset split.
+    """One table: local files (csv/tsv/json/jsonl/parquet, or any line format via a regex) or a hub split.
 
     Reader options left as None inherit from ``data.reader``.
     """
 
-    path: str | None = None  # relative to data.root unless absolute
+    # A file, a glob (``sick/SICK_*.txt``) or a list of files/globs, relative to data.root unless
+    # absolute; several files are read with the same options and joined in order (globs sorted).
+    path: Any = None
     hub: str | None = None  # Hugging Face dataset id (needs network)
     subset: str | None = None  # hub dataset config name
     split: str | None = None  # hub dataset split
-    format: str | None = None  # csv | tsv | json | jsonl | parquet; None = from the file extension
-    delimiter: str | None = None
+    format: str | None = None  # csv | tsv | json | jsonl | parquet | regex; None = from the file extension
+    delimiter: str | None = None  # one character; "\\t" (backslash t, as typed on a command line) = tab
     header: bool | None = None  # False: the file has no header row (give column_names)
     column_names: list[str] | None = None
     quoting: str | None = None  # minimal | all | nonnumeric | none ("none" for files with stray quotes)
     encoding: str | None = None  # e.g. utf-8, utf-8-sig (strips a BOM), latin-1
+    # format=regex: a Python regex matched against each whole non-blank line; its named groups
+    # are the columns, e.g. TREC's '(?P<label>[^:]+):(?P<fine>\\S+) (?P<text>.+)'.
+    pattern: str | None = None
     # Task role -> column in this table, e.g. {s1: sentence1, s2: sentence2, score: score}.
     columns: dict[str, str] = field(default_factory=dict)
 
@@ -234,6 +239,51 @@ class EvaluateJobConfig:
 
     model: ModelConfig = MISSING
     data: DataConfig = MISSING
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+
+
+@dataclass
+class EfficiencyConfig:
+    """How ``select`` measures speed and memory: on a fixed sample of the dataset, without any cache."""
+
+    sample_size: int = 256  # texts encoded in batches for throughput and peak memory
+    latency_queries: int = 32  # texts encoded one at a time for latency p50/p95
+    warmup: int = 2  # single-text encodes before timing (lazy init, allocator warm-up)
+
+
+@dataclass
+class SelectConfig:
+    """The decision: statistics, cost constraints and registration (``embsel_mlflow.selection``)."""
+
+    # bootstrap over queries / pairs / test items, shared by every candidate (paired)
+    resamples: int = 1000
+    seed: int = 42
+    confidence: float = 0.95
+    alpha: float = 0.05  # significance of "A beats B" after the multiple-comparison correction
+    correction: str = "holm"  # holm | bonferroni | none
+    # Cost constraints; null = no limit. Latency is the single-query p95 in ms, throughput
+    # texts/s when encoding in batches, memory the peak RSS increase while encoding, cost USD.
+    max_latency_ms: float | None = None
+    min_throughput: float | None = None
+    max_dim: int | None = None
+    max_params: int | None = None
+    max_memory_mb: float | None = None
+    max_cost: float | None = None
+    # Log the winner as an MLflow model and register it under this name with alias `champion`.
+    register: str | None = None
+    champion_alias: str = "champion"
+    efficiency: EfficiencyConfig = field(default_factory=EfficiencyConfig)
+
+
+@dataclass
+class SelectJobConfig:
+    """Primary config of ``embsel select``: candidates x datasets, each pair as evaluate scores it."""
+
+    candidates: dict[str, ModelConfig] = field(default_factory=dict)  # option name -> model config
+    datasets: dict[str, DataConfig] = field(default_factory=dict)  # option name -> data config
+    select: SelectConfig = field(default_factory=SelectConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from embsel_mlflow.config.schema import EvaluateJobConfig
+from embsel_mlflow.config.schema import EvaluateJobConfig, SelectJobConfig
 
 # Primary config name -> schema. Each conf/<name>.yaml lists "<name>_schema" first in its
 # defaults, so every key it (and every group option) sets is type-checked at compose time.
-SCHEMAS: dict[str, type] = {"evaluate": EvaluateJobConfig}
+SCHEMAS: dict[str, type] = {"evaluate": EvaluateJobConfig, "select": SelectJobConfig}
+# Group -> the group whose options it can select several of at once (``candidates=[a,b]``):
+# each option of the source group is offered under its own key, e.g. candidates.minilm.
+MULTI_SELECT_GROUPS: dict[str, str] = {"candidates": "model", "datasets": "data"}
 
 
 def config_dir() -> Path:
@@ -53,3 +56,13 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():
         store.store(name=f"{name}_schema", node=schema)
+    for group, source in MULTI_SELECT_GROUPS.items():
+        for option in group_options(source):
+            # A one-line wrapper: option `minilm` of `candidates` is conf/model/minilm.yaml placed
+            # at candidates.minilm, so a list of options composes into one dict, one key each.
+            store.store(group=group, name=option, node={"defaults": [{f"/{source}@{option}": option}]})
+
+
+def group_options(group: str) -> list[str]:
+    """The options (config names) of a group in the conf/ tree, sorted."""
+    return sorted(path.stem for path in (config_dir() / group).glob("*.yaml"))

@@ -40,15 +40,43 @@ class RetrievalTask(EvalTask):
         ex: RetrievalExamples = self.examples
         if not ex.corpus:
             raise DataError(f"{self._where()}: the corpus is empty")
-        if not self._query_ids():
+        query_ids = self._query_ids()
+        if not query_ids:
             raise DataError(
                 f"{self._where()}: no query has a qrels entry; check the qrels ids against the queries"
             )
+        self._check_grades(query_ids)
         k_values = self.cfg.k_values
         if not k_values or min(k_values) < 1:
             raise ConfigError(f"evaluation.k_values must be positive integers, got {list(k_values)}")
         if self.cfg.corpus_chunk_size < 1:
             raise ConfigError(f"evaluation.corpus_chunk_size must be >= 1, got {self.cfg.corpus_chunk_size}")
+
+    def _check_grades(self, query_ids: list[str]) -> None:
+        """No relevant document at all is an error; queries without one are a warning (they score 0)."""
+        ex: RetrievalExamples = self.examples
+        grades = [grade for qid in query_ids for grade in ex.qrels[qid].values()]
+        if max(grades) <= 0:
+            raise DataError(
+                f"{self._where()}: every qrels score is 0 or negative, so no document is relevant and "
+                "every retrieval score would be 0; relevant documents need a score >= 1 (check the "
+                "qrels score column)"
+            )
+        without = [qid for qid in query_ids if max(ex.qrels[qid].values()) <= 0]
+        if without:
+            self.warn(
+                "queries_without_relevant_documents",
+                f"{len(without)} of {len(query_ids)} queries (e.g. {without[0]!r}) have no document with "
+                "a qrels score >= 1; they score 0 and lower every average",
+                len(without),
+            )
+        negative = sum(grade < 0 for grade in grades)
+        if negative:
+            self.warn(
+                "negative_qrels",
+                f"{negative} qrels score(s) are negative; they count as not relevant (as in trec_eval)",
+                negative,
+            )
 
     def _query_ids(self) -> list[str]:
         ex: RetrievalExamples = self.examples
