@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from embsel_mlflow.errors import ConfigError, ModelError
-from embsel_mlflow.models.base import API, as_float32
+from embsel_mlflow.models.base import API, as_float32, l2_normalized, prompted_texts
 from embsel_mlflow.models.resolve import ResolvedModel
 
 if TYPE_CHECKING:
@@ -61,11 +61,6 @@ class ApiEncoder:
             "query": {**self._api.extra_body, **self._api.query_body},
             "document": {**self._api.extra_body, **self._api.document_body},
         }
-        self._prompts = {
-            None: cfg.symmetric_prompt,
-            "query": cfg.query_prompt,
-            "document": cfg.document_prompt,
-        }
 
     def for_dataset(self, data: TaskData) -> ApiEncoder:
         return self
@@ -73,12 +68,9 @@ class ApiEncoder:
     def encode(
         self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
     ) -> np.ndarray:
-        if isinstance(texts, str):
-            raise TypeError("encode() takes a sequence of texts, not a single string")
-        if len(texts) == 0:
+        texts = prompted_texts(self._cfg, texts, role)
+        if not texts:
             return np.empty((0, self.embedding_dim), dtype=np.float32)
-        prompt = self._prompts[role] or ""
-        texts = [prompt + text for text in texts]
         size = self._cfg.batch_size
         batches = [texts[start : start + size] for start in range(0, len(texts), size)]
         body = self._role_bodies[role]
@@ -89,9 +81,7 @@ class ApiEncoder:
                 results = list(pool.map(lambda batch: self._embed_batch(batch, body), batches))
         embeddings = as_float32(np.concatenate(results), len(texts))
         self._dim = embeddings.shape[1]
-        if self._cfg.normalize:
-            embeddings = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-        return embeddings
+        return l2_normalized(embeddings) if self._cfg.normalize else embeddings
 
     def _embed_batch(self, batch: list[str], body: dict[str, Any]) -> np.ndarray:
         import openai
