@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
+    from embsel_mlflow.config.schema import ModelConfig
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.models.resolve import ResolvedModel
 
@@ -124,3 +125,20 @@ def as_float32(embeddings: Any, count: int) -> np.ndarray:
     if array.ndim != 2 or array.shape[0] != count:
         raise ValueError(f"expected {count} embeddings, got an array of shape {array.shape}")
     return array
+
+
+def prompted_texts(cfg: ModelConfig, texts: Sequence[str], role: str | None) -> list[str]:
+    """``texts`` with the prompt ``cfg`` sets for ``role`` prepended (for candidates without ST prompts)."""
+    if isinstance(texts, str):
+        raise TypeError("encode() takes a sequence of texts, not a single string")
+    prompts = {None: cfg.symmetric_prompt, "query": cfg.query_prompt, "document": cfg.document_prompt}
+    if role not in prompts:
+        raise ValueError(f"role must be one of {tuple(prompts)}, got {role!r}")
+    prompt = prompts[role] or ""
+    return [prompt + text for text in texts]
+
+
+def l2_normalized(embeddings: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+    return (embeddings / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)

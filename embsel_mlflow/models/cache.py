@@ -87,14 +87,17 @@ class CacheInfo:
     embeddings: int
     size_bytes: int
     max_size_bytes: int
+    derived_models_bytes: int = 0  # distilled static models and LSA fits (not counted in the limit)
 
     def lines(self) -> list[str]:
+        mib = 1024**2
         return [
             f"dir:        {self.dir}",
             f"models:     {self.models}",
             f"shards:     {self.shards}",
             f"embeddings: {self.embeddings}",
-            f"size:       {self.size_bytes / 1024**2:.1f} MiB of {self.max_size_bytes / 1024**2:.0f} MiB",
+            f"size:       {self.size_bytes / mib:.1f} MiB of {self.max_size_bytes / mib:.0f} MiB",
+            f"derived:    {self.derived_models_bytes / mib:.1f} MiB (distilled static models, LSA fits)",
         ]
 
 
@@ -186,7 +189,12 @@ class EmbeddingCache:
                 size += path.stat().st_size
                 embeddings += _read_header(path)[1]
         models = {path.parent.parent for path in shards}
-        return CacheInfo(self.root, len(models), len(shards), embeddings, size, self.max_size_bytes)
+        derived = 0
+        if self.models_dir.is_dir():
+            for path in self.models_dir.rglob("*"):
+                with contextlib.suppress(OSError):
+                    derived += path.stat().st_size if path.is_file() else 0
+        return CacheInfo(self.root, len(models), len(shards), embeddings, size, self.max_size_bytes, derived)
 
     def clear(self) -> None:
         """Delete every cached embedding and derived model."""
@@ -208,8 +216,12 @@ class EmbeddingCache:
         for shard in sorted(present - set(known)):
             try:
                 known[shard] = _read_hashes(shard)
-            except (OSError, CorruptShard):
-                continue  # vanished or broken: get() never serves it, a rewrite replaces it
+            except OSError:
+                continue  # evicted or cleared by another process meanwhile
+            except CorruptShard as err:  # shards appear by rename, whole: this one was damaged later
+                log.warning("embedding cache: dropping corrupt shard %s (%s)", shard, err)
+                with contextlib.suppress(OSError):
+                    shard.unlink()
         return known
 
     def _all_shards(self) -> list[Path]:

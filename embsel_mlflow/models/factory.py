@@ -32,7 +32,7 @@ def build_encoder(cfg: ModelConfig, *, cache: EmbeddingCache | None = None) -> E
     elif kind is ModelKind.lsa:
         from embsel_mlflow.models.lsa import LsaModel
 
-        model = LsaModel(cfg)
+        model = LsaModel(cfg, models_dir=cache.models_dir if cache is not None else None)
     elif kind is ModelKind.bm25:
         from embsel_mlflow.models.bm25 import Bm25Ranker
 

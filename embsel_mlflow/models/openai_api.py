@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from embsel_mlflow.errors import ConfigError, ModelError
-from embsel_mlflow.models.base import API, as_float32
+from embsel_mlflow.models.base import API, as_float32, l2_normalized, prompted_texts
 from embsel_mlflow.models.resolve import ResolvedModel
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 # HTTP statuses worth retrying: timeouts, conflicts, rate limits and server errors.
 _RETRY_STATUSES = {408, 409, 429}
-_DIM_PROBE = "dimension probe"
 
 
 class ApiEncoder:
@@ -62,11 +61,6 @@ class ApiEncoder:
             "query": {**self._api.extra_body, **self._api.query_body},
             "document": {**self._api.extra_body, **self._api.document_body},
         }
-        self._prompts = {
-            None: cfg.symmetric_prompt,
-            "query": cfg.query_prompt,
-            "document": cfg.document_prompt,
-        }
 
     def for_dataset(self, data: TaskData) -> ApiEncoder:
         return self
@@ -74,12 +68,9 @@ class ApiEncoder:
     def encode(
         self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
     ) -> np.ndarray:
-        if isinstance(texts, str):
-            raise TypeError("encode() takes a sequence of texts, not a single string")
-        if len(texts) == 0:
+        texts = prompted_texts(self._cfg, texts, role)
+        if not texts:
             return np.empty((0, self.embedding_dim), dtype=np.float32)
-        prompt = self._prompts[role] or ""
-        texts = [prompt + text for text in texts]
         size = self._cfg.batch_size
         batches = [texts[start : start + size] for start in range(0, len(texts), size)]
         body = self._role_bodies[role]
@@ -90,9 +81,7 @@ class ApiEncoder:
                 results = list(pool.map(lambda batch: self._embed_batch(batch, body), batches))
         embeddings = as_float32(np.concatenate(results), len(texts))
         self._dim = embeddings.shape[1]
-        if self._cfg.normalize:
-            embeddings = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-        return embeddings
+        return l2_normalized(embeddings) if self._cfg.normalize else embeddings
 
     def _embed_batch(self, batch: list[str], body: dict[str, Any]) -> np.ndarray:
         import openai
@@ -178,9 +167,11 @@ class ApiEncoder:
 
     @property
     def embedding_dim(self) -> int:
-        if self._dim is None:  # known after the first request; ask once if needed before
-            self._dim = int(self._embed_batch([_DIM_PROBE], self._role_bodies[None]).shape[1])
-        return self._dim
+        """The dimension the endpoint returned (``model.api.dimensions``, or 0, before any request).
+
+        Never sends a request itself: ``isinstance(x, EmbeddingModel)`` reads every property.
+        """
+        return self._dim or self._api.dimensions or 0
 
     @property
     def device(self) -> str:

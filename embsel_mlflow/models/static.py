@@ -21,7 +21,13 @@ import numpy as np
 
 from embsel_mlflow.config.schema import StaticConfig
 from embsel_mlflow.errors import ModelError
-from embsel_mlflow.models.base import DISTILLED, PretrainedCandidate, as_float32
+from embsel_mlflow.models.base import (
+    DISTILLED,
+    PretrainedCandidate,
+    as_float32,
+    l2_normalized,
+    prompted_texts,
+)
 from embsel_mlflow.models.resolve import HUB, LOCAL, ResolvedModel, resolve_model_source, sha256_file
 
 if TYPE_CHECKING:
@@ -42,31 +48,21 @@ class StaticEncoder(PretrainedCandidate):
         self._model = model
         self._cfg = cfg
         self._source = source
-        self._prompts = {
-            None: cfg.symmetric_prompt,
-            "query": cfg.query_prompt,
-            "document": cfg.document_prompt,
-        }
 
     def encode(
         self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
     ) -> np.ndarray:
-        if isinstance(texts, str):
-            raise TypeError("encode() takes a sequence of texts, not a single string")
-        if len(texts) == 0:
+        texts = prompted_texts(self._cfg, texts, role)
+        if not texts:
             return np.empty((0, self.embedding_dim), dtype=np.float32)
-        prompt = self._prompts[role] or ""
         embeddings = self._model.encode(
-            [prompt + text for text in texts],
+            texts,
             show_progress_bar=show_progress,
             max_length=self._cfg.max_seq_length or 512,
             batch_size=max(self._cfg.batch_size, 1024),  # a table lookup: large batches cost nothing
         )
         embeddings = as_float32(embeddings, len(texts))  # model2vec stores float16 vectors
-        if self._cfg.normalize:
-            norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-            embeddings = embeddings / np.maximum(norms, 1e-12)
-        return embeddings
+        return l2_normalized(embeddings) if self._cfg.normalize else embeddings
 
     @property
     def model(self) -> Model2Vec:
