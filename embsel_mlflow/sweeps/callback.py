@@ -19,6 +19,7 @@ lives in this module, in the process that runs the sweep.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import logging
 import os
 import sys
@@ -153,6 +154,7 @@ class MlflowSweepCallback(Callback):
         from embsel_mlflow.config.store import register_resolvers
         from embsel_mlflow.sweeps import reuse
         from embsel_mlflow.tracking.params import mask_override
+        from embsel_mlflow.tracking.repair import process_tags
         from embsel_mlflow.tracking.store import open_store
 
         if self.parent_run_id is None:  # a plain run: nothing to nest
@@ -164,9 +166,14 @@ class MlflowSweepCallback(Callback):
         client = open_store(self.tracking_uri or "")
         tags = {
             "mlflow.parentRunId": self.parent_run_id,
+            # the UI's Source and User columns (tracked_run leaves them to whoever created the run)
+            "mlflow.source.name": f"embsel {config.hydra.job.name}",
+            "mlflow.source.type": "LOCAL",
+            "mlflow.user": getpass.getuser(),
             ROLE_TAG: "child",
             JOB_NUM_TAG: str(job_num),
             JOB_OVERRIDES_TAG: " ".join(overrides),
+            **process_tags(),  # so a killed job's run is closed by the next embsel process
         }
         run = client.create_run(
             self.experiment_id or "0", run_name=job_label(job_num, overrides, self.swept), tags=tags

@@ -40,19 +40,22 @@ def leave_sweep() -> None:
 
 
 def config_key(cfg: Any) -> str:
-    """A stable text key of a (dataclass) config: equal configs give equal keys."""
-    value = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type) else cfg
-    return json.dumps(value, sort_keys=True, default=str)
+    """A stable text key of a (dataclass) config, or a tuple of them: equal configs, equal keys."""
+    parts = cfg if isinstance(cfg, tuple) else (cfg,)
+    values = [
+        dataclasses.asdict(p) if dataclasses.is_dataclass(p) and not isinstance(p, type) else p for p in parts
+    ]
+    return json.dumps(values, sort_keys=True, default=str)
 
 
-def shared(kind: str, cfg: Any, load: Callable[[Any], T]) -> T:
-    """``load(cfg)``, or the object an earlier job of this sweep loaded from an equal config."""
+def shared(kind: str, cfg: Any, load: Callable[[], T]) -> T:
+    """``load()``, or the object an earlier job of this sweep loaded from an equal ``cfg``."""
     key = config_key(cfg)
     if _sweep is not None and kind in _held and _held[kind][0] == key:
         log.info("reusing the %s loaded by an earlier job of this sweep", kind)
         return _held[kind][1]
     _held.pop(kind, None)  # free the previous object before loading the next
-    obj = load(cfg)
+    obj = load()
     loads[kind] += 1
     if _sweep is not None:
         _held[kind] = (key, obj)
