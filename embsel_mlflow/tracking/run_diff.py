@@ -17,8 +17,9 @@ from embsel_mlflow.tracking.params import flatten
 if TYPE_CHECKING:
     from mlflow.entities import Run
 
-# Wall-clock metrics: they change on every run and say nothing about reproducibility.
-TIMING_METRIC = re.compile(r"(seconds|per_second)$")
+# Metrics of the machine and the embedding cache (time, speed, memory, cache hits): they change
+# from run to run and say nothing about whether the result reproduces.
+MACHINE_METRIC = re.compile(r"(seconds|per_second|_ms|_mb)$|(^|/)cache_(hits|misses)$")
 # Config keys that a replay changes on purpose (where it logs, its tags).
 REPLAY_KEYS = re.compile(r"^tracking\.")
 MODEL_TAGS = ("embsel.model_sha256",)
@@ -130,7 +131,7 @@ def diff_runs(
 def _metric_changes(a: dict[str, float], b: dict[str, float], tolerance: float) -> list[MetricChange]:
     changes = []
     for key in sorted(set(a) | set(b)):
-        if TIMING_METRIC.search(key):
+        if MACHINE_METRIC.search(key):
             continue
         x, y = a.get(key), b.get(key)
         same = (
