@@ -343,3 +343,24 @@ def test_slurm_launcher_config_composes_onto_submitit() -> None:
     assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "gpu"
     assert launcher.timeout_min == 120 and launcher.array_parallelism == 16
     assert type(instantiate(launcher)).__name__ == "SlurmLauncher"
+
+
+def test_sigterm_closes_the_parent_and_the_running_child_killed(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    args = ["evaluate", "-m", "data=demo_sts,demo_pair_classification,demo_classification,demo_clustering"]
+    command = [sys.executable, "-m", "embsel_mlflow", *args, *_tiny(tiny_bert_dir), *QUIET]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        runs = _runs(uri) if (tmp_path / "mlflow.db").exists() else []
+        if any(r.info.status == "FINISHED" for r in _split(runs)[1]):
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr.decode()[-2000:]
+    (parent,), children = _split(_runs(uri))
+    assert parent.info.status == "KILLED" and "SIGTERM" in parent.data.tags["error"]
+    assert "RUNNING" not in {c.info.status for c in children}
+    assert len(children) < 4  # the sweep stopped

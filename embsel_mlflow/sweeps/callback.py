@@ -275,8 +275,8 @@ def _abort(parent_id: str, exc: BaseException, killed: bool) -> None:
 
     sweep = _open.pop(parent_id)
     client = sweep.run.client
-    if killed:
-        reason = one_line(exc) if str(exc) else "interrupted by the user (KeyboardInterrupt)"
+    if killed:  # RunTerminated names its signal
+        reason = getattr(exc, "reason", None) or "interrupted by the user (KeyboardInterrupt)"
     elif isinstance(exc, SystemExit):
         reason = "the sweep stopped with an error; see the console output"
     else:

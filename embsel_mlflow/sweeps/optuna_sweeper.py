@@ -111,7 +111,7 @@ class OptunaSweeper(Sweeper):
                 space[key] = distribution(override)
             else:
                 space.pop(key, None)  # a fixed value on the command line pins a conf param
-                fixed.append(f"{key}={override.get_value_element_as_str()}")
+                fixed.append(override.input_line or f"{key}={override.get_value_element_as_str()}")
         if not space:
             raise ConfigError(
                 "the Optuna sweeper has an empty search space; set hydra.sweeper.params or pass a sweep "
