@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "embsel_mlflow.entrypoints.select",
         "rank candidate models on your datasets: CIs, paired tests, cost, a registered champion",
     ),
+    "profile": (
+        "embsel_mlflow.entrypoints.profile",
+        "understand your data: column types, duplicates, truncation per candidate, findings",
+    ),
     "cache": ("embsel_mlflow.entrypoints.cache", "show (info) or empty (clear) the embedding cache"),
 }
 
@@ -45,6 +49,7 @@ examples:
   embsel evaluate -m data=demo_sts,demo_retrieval   # Hydra multirun: one MLflow run per job
   embsel evaluate --cfg job                         # print the composed config
   embsel select candidates=[minilm,e5_base] datasets=[stsb]  # choose a model, with evidence
+  embsel profile data=scifact candidates=[minilm,lsa]  # understand the data first
   mlflow ui --backend-store-uri sqlite:///mlflow.db # browse the runs
 """
 
