@@ -43,7 +43,15 @@ def raw_table(table: TableConfig, root: str | Path) -> list[TableInfo]:
 
 
 def _read(table: TableConfig, root: str | Path, data: DataConfig | None, where: str, role: str) -> TableInfo:
-    frame, source = load_table(table, root=root, defaults=data.reader if data else None, where=where)
+    try:
+        frame, source = load_table(table, root=root, defaults=data.reader if data else None, where=where)
+    except DataError as exc:
+        # `datasets` words a header-only file as 'Instruction "train" corresponds to no data'
+        if "corresponds to no data" in str(exc):
+            raise DataError(
+                f"{where}: {table.path} has no rows (an empty dataset); nothing to profile"
+            ) from exc
+        raise
     if frame.empty:
         raise DataError(f"{source}: {where} has no rows (an empty dataset); nothing to profile")
     return TableInfo(role=role, source=source, frame=frame)
