@@ -323,7 +323,7 @@ class ProfileJobConfig:
     """Primary config of ``embsel profile``: a dataset (or one raw table) against candidate models."""
 
     data: DataConfig | None = None  # a task dataset from conf/data (its tables, column mapping)
-    # Any table instead of a dataset: `embsel profile ~data table.path=my.csv` (roots at table_root).
+    # Any table instead of a dataset: `embsel profile table.path=my.csv` (relative to table_root).
     table: TableConfig = field(default_factory=TableConfig)
     table_root: str = "."
     candidates: dict[str, ModelConfig] = field(default_factory=dict)  # option name -> model config

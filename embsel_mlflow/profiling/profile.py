@@ -236,7 +236,10 @@ def profile_job_data(
     from embsel_mlflow.profiling.tokens import load_candidate_tokenizer
 
     cfg = cfg or ProfileConfig()
-    if table is not None and (table.path or table.hub):
+    wants_table = table is not None and bool(table.path or table.hub)
+    if wants_table and data is not None:
+        raise ConfigError(f"profile either data={data.name} or table.path={table.path}, not both")
+    if wants_table:
         tables, name, task, eval_split, root = (
             raw_table(table, table_root),
             _table_name(table),
@@ -249,7 +252,7 @@ def profile_job_data(
         eval_split, root = data.eval_split, data.root
     else:
         raise ConfigError(
-            "nothing to profile: choose a dataset (data=banking77) or a table (~data table.path=x.csv)"
+            "nothing to profile: choose a dataset (data=banking77) or a table (table.path=x.csv)"
         )
     tokenizers = [load_candidate_tokenizer(option, model) for option, model in (candidates or {}).items()]
     return profile_tables(

@@ -38,7 +38,7 @@ def dataset_tables(data: DataConfig) -> list[TableInfo]:
 
 
 def raw_table(table: TableConfig, root: str | Path) -> list[TableInfo]:
-    """One table of any shape (``embsel profile ~data table.path=...``), renamed by ``table.columns``."""
+    """One table of any shape (``embsel profile table.path=...``), renamed by ``table.columns``."""
     return [_read(table, root, None, "table", "table")]
 
 
