@@ -244,8 +244,9 @@ def snapshot(store: Path | str, artifacts: Path | str | None = None) -> StoreSna
     }
     if not db.is_file() or db.stat().st_size == 0:
         return StoreSnapshot(exists=db.is_file(), tables={}, files=files, root=artifact_root.parent)
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    con = sqlite3.connect(db, timeout=30)  # not mode=ro: a read-only reader cannot wait out a hot journal
     try:
+        con.execute("BEGIN")  # one consistent read, even while another process migrates or logs
         names = [n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         tables: dict[str, list[tuple]] = {}
         columns: dict[str, list[str]] = {}
