@@ -17,6 +17,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "embsel_mlflow.entrypoints.evaluate",
         "score one embedding model on one dataset (retrieval, STS, classification, ...)",
     ),
+    "runs": (
+        "embsel_mlflow.entrypoints.runs",
+        "`runs repair`: close RUNNING runs whose process is gone (killed or crashed) as KILLED",
+    ),
+    "select": (
+        "embsel_mlflow.entrypoints.select",
+        "rank candidate models on your datasets: CIs, paired tests, cost, a registered champion",
+    ),
+    "cache": ("embsel_mlflow.entrypoints.cache", "show (info) or empty (clear) the embedding cache"),
 }
 
 USAGE = """usage: embsel <command> [hydra overrides ...]
@@ -35,6 +44,7 @@ examples:
   embsel evaluate model=minilm data=stsb            # STS-B test, MTEB protocol
   embsel evaluate -m data=demo_sts,demo_retrieval   # Hydra multirun: one MLflow run per job
   embsel evaluate --cfg job                         # print the composed config
+  embsel select candidates=[minilm,e5_base] datasets=[stsb]  # choose a model, with evidence
   mlflow ui --backend-store-uri sqlite:///mlflow.db # browse the runs
 """
 

@@ -24,3 +24,7 @@ class DataError(EmbselError):
 
 class ModelError(EmbselError):
     """A model cannot be resolved or loaded."""
+
+
+class StoreError(EmbselError):
+    """The MLflow tracking store cannot be used: unreachable, unwritable, damaged or misnamed."""

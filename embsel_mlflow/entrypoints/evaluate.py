@@ -12,20 +12,23 @@ from embsel_mlflow.entrypoints.hydra_app import run_app, to_job_config
 if TYPE_CHECKING:
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.evaluation.base import TaskResult
-    from embsel_mlflow.models.encoder import Encoder
+    from embsel_mlflow.models.base import EmbeddingModel
     from embsel_mlflow.tracking.run_logger import RunLogger
 
 STEP = "evaluate"
 log = logging.getLogger("embsel.evaluate")
 
 
-def evaluate_in_run(run: RunLogger, job: EvaluateJobConfig, data: TaskData, encoder: Encoder) -> TaskResult:
+def evaluate_in_run(
+    run: RunLogger, job: EvaluateJobConfig, data: TaskData, encoder: EmbeddingModel
+) -> TaskResult:
     """Evaluate ``encoder`` on ``data`` and log everything ``embsel evaluate`` logs into ``run``.
 
     The one code path for a (model, dataset) pair: ``evaluate`` calls it once, ``select`` once
     per child run, so a child logs exactly what a plain evaluate run logs.
     """
     from embsel_mlflow.evaluation import build_task
+    from embsel_mlflow.models.cache import cache_counts, cache_metrics
     from embsel_mlflow.tracking.model_entity import link_logged_model
     from embsel_mlflow.tracking.results import efficiency_metrics, log_result
     from embsel_mlflow.tracking.run_naming import model_display_name
@@ -47,10 +50,12 @@ def evaluate_in_run(run: RunLogger, job: EvaluateJobConfig, data: TaskData, enco
         }
     )
     started = time.perf_counter()
+    cached_before = cache_counts(encoder)
     result = build_task(data, job.evaluation).evaluate(encoder)
     efficiency = efficiency_metrics(
         result, embedding_dim=encoder.embedding_dim, num_parameters=encoder.num_parameters
     )
+    efficiency.update(cache_metrics(encoder, cached_before))  # cache_hits / cache_misses (texts)
     efficiency["eval_seconds"] = time.perf_counter() - started
     log_result(
         run,
@@ -69,7 +74,8 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
     from omegaconf import OmegaConf
 
     from embsel_mlflow.data.task_loader import load_task_data
-    from embsel_mlflow.models.encoder import load_encoder
+    from embsel_mlflow.models.cache import open_cache
+    from embsel_mlflow.models.factory import build_encoder
     from embsel_mlflow.tracking.config_logging import log_config
     from embsel_mlflow.tracking.experiment_ui import prepare_experiment, ui_hint
     from embsel_mlflow.tracking.run import one_line, tracked_run
@@ -94,7 +100,7 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
             log.info("loading data '%s' (%s)", job.data.name, job.data.task.value)
             data = load_task_data(job.data)
             log.info("loading model '%s' (%s)", job.model.name, job.model.name_or_path)
-            encoder = load_encoder(job.model)
+            encoder = build_encoder(job.model, cache=open_cache(job.cache)).for_dataset(data)
             result = evaluate_in_run(run, job, data, encoder)
         except BaseException as exc:
             failure = one_line(exc)

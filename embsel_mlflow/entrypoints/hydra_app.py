@@ -1,9 +1,19 @@
-"""Run a step as a real Hydra app, with one-line errors and a FAILED run on bad input."""
+"""Run a step as a real Hydra app, with one-line errors and a FAILED run on bad input.
+
+Every way out of ``run_app`` is one of: success (0); ``error: <one line>`` and exit 2 (bad
+input, unusable store or filesystem; the run FAILED where one could be opened); or a signal
+(Ctrl-C 130, SIGHUP 129, SIGTERM 143) with ``error: <one line>`` and the run KILLED. Secrets
+never reach the console: stdout and stderr are redacted while the app runs.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 from embsel_mlflow.config.schema import TrackingConfig
@@ -11,6 +21,9 @@ from embsel_mlflow.errors import ConfigError, EmbselError
 
 T = TypeVar("T")
 EXIT_BAD_INPUT = 2
+# Hydra's command-line flags that take a value (hydra._internal.utils.get_args_parser).
+_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn"}
+_FLAGS_WITH_VALUE |= {"--config-dir", "-cd", "--experimental-rerun"}
 
 
 def config_error_message(exc: BaseException, step: str) -> str:
@@ -35,6 +48,27 @@ def _override_value(overrides: list[str], key: str) -> str | None:
     return None
 
 
+def split_flags(args: list[str]) -> tuple[dict[str, str | None], list[str]]:
+    """Hydra's flags (``--cfg job``, ``-m``, ...) and the overrides among ``args``."""
+    flags: dict[str, str | None] = {}
+    overrides: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("-"):
+            overrides.append(arg)
+        elif "=" in arg and arg.split("=", 1)[0] in _FLAGS_WITH_VALUE:
+            name, value = arg.split("=", 1)
+            flags[name] = value
+        elif arg in _FLAGS_WITH_VALUE:
+            flags[arg] = args[i + 1] if i + 1 < len(args) else None
+            i += 1
+        else:
+            flags[arg] = None
+        i += 1
+    return flags, overrides
+
+
 def preflight(step: str, overrides: list[str]) -> str | None:
     """Compose once up front; the one-line error if the config does not compose.
 
@@ -49,39 +83,109 @@ def preflight(step: str, overrides: list[str]) -> str | None:
     return None
 
 
+def output_dir_problem(args: list[str], multirun: bool) -> str | None:
+    """Why Hydra could not write its output dir (the job log), or None: tried for real, since
+    permission bits do not tell (root, read-only mounts, ACLs)."""
+    key, default = ("hydra.sweep.dir", "multirun") if multirun else ("hydra.run.dir", "outputs")
+    configured = _override_value(args, key) or default
+    target = Path(configured.split("$", 1)[0] or ".").expanduser()
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(existing))
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return (
+            f"cannot write Hydra's output dir {target.resolve()} ({reason}); run from a writable "
+            f"directory or set {key}=/writable/path"
+        )
+    return None
+
+
+@contextlib.contextmanager
+def _console_redacted() -> Iterator[None]:
+    """Whatever reaches stdout/stderr while the app runs (Hydra's --cfg, warnings) is redacted."""
+    from embsel_mlflow.tracking.secrets import RedactingStream
+
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def report(message: str) -> None:
+    """The one ``error:`` line, secrets masked."""
+    from embsel_mlflow.tracking.secrets import redact
+
+    print(f"error: {redact(' '.join(message.split()))}", file=sys.stderr)
+
+
 def run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], args: list[str]) -> int:
     """Run ``job(cfg, tracking, overrides)`` as the Hydra app of ``step`` with ``args`` as its command line.
 
     ``job`` opens its run with ``tracking`` and must end it (see ``tracked_run``).
     """
+    from embsel_mlflow.tracking.run import INTERRUPTED, SIGNAL_EXIT_CODES, RunTerminated, terminate_on_signals
+    from embsel_mlflow.tracking.secrets import mask_override, remember_environment_secrets
+
+    remember_environment_secrets()
+    for arg in args:
+        mask_override(arg)  # remembers the secret values typed on the command line
+    with _console_redacted(), terminate_on_signals():
+        try:
+            return _run_app(step, job, args)
+        except RunTerminated as exc:
+            report(f"{exc.reason}; the run was closed KILLED")
+            return exc.exit_code
+        except KeyboardInterrupt:
+            report(f"{INTERRUPTED}; the run was closed KILLED")
+            return SIGNAL_EXIT_CODES[signal.SIGINT]
+
+
+def _run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], args: list[str]) -> int:
     import hydra
 
-    from embsel_mlflow.config.store import config_dir, register_configs
+    from embsel_mlflow.config.deletions import deletions_to_defaults
+    from embsel_mlflow.config.store import SCHEMAS, config_dir, register_configs
     from embsel_mlflow.tracking.run import record_failed_run
+    from embsel_mlflow.tracking.store import is_store_failure, resolve_tracking_uri, store_error
 
     register_configs()
-    plain_run = not any(arg.startswith("-") for arg in args)  # no -m, --cfg, --help, ...
-    if plain_run:
-        error = preflight(step, args)
+    args = deletions_to_defaults(args, SCHEMAS[step])  # ~key of a schema field = its default
+    flags, overrides = split_flags(args)
+    plain_run = not flags  # no -m, --cfg, --help, ...
+    show_config = "--cfg" in flags or "-c" in flags
+    multirun = "-m" in flags or "--multirun" in flags
+    if plain_run or show_config:
+        error = preflight(step, overrides)
         if error:
-            print(f"error: {error}", file=sys.stderr)
-            tracking = TrackingConfig(
-                uri=_override_value(args, "tracking.uri"),
-                experiment=_override_value(args, "tracking.experiment") or TrackingConfig.experiment,
-            )
-            record_failed_run(
-                tracking, entry_point=step, reason=error, run_name=f"{step} (invalid config)", overrides=args
-            )
+            report(error)
+            if plain_run:  # --cfg runs nothing, so it records nothing
+                _record_failure(step, overrides, error, record_failed_run)
+            return EXIT_BAD_INPUT
+    if plain_run or multirun:
+        error = output_dir_problem(overrides, multirun)
+        if error:
+            report(error)
+            if plain_run:
+                _record_failure(step, overrides, error, record_failed_run)
             return EXIT_BAD_INPUT
 
     def task(cfg: Any) -> Any:
         from hydra.core.hydra_config import HydraConfig
 
+        _redact_hydra_files()
         overrides = list(HydraConfig.get().overrides.task)
         try:
             tracking = to_job_config(cfg.tracking, TrackingConfig, step)
         except EmbselError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            report(str(exc))
             record_failed_run(
                 TrackingConfig(),
                 entry_point=step,
@@ -94,7 +198,12 @@ def run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], arg
             return job(cfg, tracking, overrides)
         except EmbselError as exc:
             # The run is already FAILED with the reason; the user gets one line, not a traceback.
-            print(f"error: {exc}", file=sys.stderr)
+            report(str(exc))
+            raise SystemExit(EXIT_BAD_INPUT) from None
+        except Exception as exc:
+            if not is_store_failure(exc):
+                raise  # a bug: keep its traceback
+            report(str(store_error(exc, resolve_tracking_uri(tracking.uri))))
             raise SystemExit(EXIT_BAD_INPUT) from None
 
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=step)(task)
@@ -105,6 +214,38 @@ def run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], arg
     finally:
         sys.argv = saved_argv
     return 0
+
+
+def _record_failure(step: str, overrides: list[str], reason: str, record_failed_run: Callable) -> None:
+    """A FAILED run for a job that could not start, in the store the overrides name (best effort)."""
+    tracking = TrackingConfig(
+        uri=_override_value(overrides, "tracking.uri"),
+        experiment=_override_value(overrides, "tracking.experiment") or TrackingConfig.experiment,
+    )
+    record_failed_run(
+        tracking, entry_point=step, reason=reason, run_name=f"{step} (invalid config)", overrides=overrides
+    )
+
+
+def _redact_hydra_files() -> None:
+    """Hydra saves the raw overrides (multirun.yaml; .hydra/ if a user turns it back on): mask them."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from embsel_mlflow.tracking.secrets import redact
+
+    hydra_cfg = HydraConfig.get()
+    files: list[Path] = []
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        files.append(Path(hydra_cfg.sweep.dir) / "multirun.yaml")
+    if hydra_cfg.output_subdir is not None:
+        files += Path(hydra_cfg.runtime.output_dir, hydra_cfg.output_subdir).glob("*.yaml")
+    for path in files:
+        with contextlib.suppress(OSError):
+            text = path.read_text(encoding="utf-8")
+            masked = redact(text)
+            if masked != text:
+                path.write_text(masked, encoding="utf-8")
 
 
 def to_job_config(cfg: Any, schema: type[T], step: str) -> T:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
@@ -12,7 +12,7 @@ from embsel_mlflow.config.schema import TaskType
 from embsel_mlflow.data.task_data import ClassificationExamples
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.evaluation.base import EvalTask, TaskOutput
-from embsel_mlflow.evaluation.labels import label_ids
+from embsel_mlflow.evaluation.labels import case_clashes, label_ids
 
 if TYPE_CHECKING:
     from embsel_mlflow.evaluation.base import TextEncoder
@@ -78,9 +78,39 @@ class ClassificationTask(EvalTask):
             raise DataError(f"{self._where()}: the evaluation split is empty")
         if len(set(ex.train_labels)) < 2:
             raise DataError(f"{self._where()}: the train split needs at least 2 distinct labels")
+        self._check_test_labels()
         for key in ("n_experiments", "samples_per_label", "max_iter"):
             if getattr(self.cfg, key) < 1:
                 raise ConfigError(f"evaluation.{key} must be >= 1, got {getattr(self.cfg, key)}")
+
+    def _check_test_labels(self) -> None:
+        """Test labels the classifier can never predict: all of them (or a case mismatch) is an error."""
+        ex: ClassificationExamples = self.examples
+        train = set(ex.train_labels)
+        case_clashes(self, ex.train_labels, "train")
+        unseen = Counter(label for label in ex.test_labels if label not in train)
+        if not unseen:
+            return
+        by_fold = {label.casefold(): label for label in train}
+        recased = {label: by_fold[label.casefold()] for label in unseen if label.casefold() in by_fold}
+        if recased:
+            test_label, train_label = next(iter(recased.items()))
+            raise DataError(
+                f"{self._where()}: {len(recased)} test label(s) differ from a train label only in case, "
+                f"e.g. test {test_label!r} vs train {train_label!r}; make the labels identical"
+            )
+        rows = sum(unseen.values())
+        if rows == len(ex.test_labels):
+            raise DataError(
+                f"{self._where()}: no test label occurs in the train split (e.g. {next(iter(unseen))!r}), "
+                "so no prediction can be right; check data.train_split and the label columns"
+            )
+        self.warn(
+            "test_labels_not_in_train",
+            f"{rows} of {len(ex.test_labels)} test rows have one of {len(unseen)} label(s) never seen in "
+            f"train (e.g. {next(iter(unseen))!r}); they can never be predicted correctly",
+            rows,
+        )
 
     def _run(self, encoder: TextEncoder) -> TaskOutput:
         import pandas as pd

@@ -6,36 +6,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-# Keys whose values must never reach the store (tokens, passwords, keys).
-SECRET_KEY_PATTERN = re.compile(
-    r"(token|passw(or)?d|secret|api[_-]?key|access[_-]?key|private[_-]?key|credential)", re.IGNORECASE
-)
-MASK = "***"
+# Masking lives in tracking.secrets; re-exported here for callers that import it from params.
+from embsel_mlflow.tracking.secrets import MASK, is_secret_key, mask_override, mask_secrets
+
+__all__ = ["MASK", "config_to_params", "flatten", "is_secret_key", "mask_override", "mask_secrets"]
+
 # MLflow's limit on a param value (mlflow.utils.validation.MAX_PARAM_VAL_LENGTH).
 MAX_PARAM_VALUE_LENGTH = 6000
 _INVALID_KEY_CHARS = re.compile(r"[^\w\-. /]")
-
-
-def is_secret_key(key: str) -> bool:
-    return bool(SECRET_KEY_PATTERN.search(key.rsplit(".", 1)[-1]))
-
-
-def mask_secrets(value: Any) -> Any:
-    """A copy of a nested dict/list structure with secret-looking keys masked."""
-    if isinstance(value, Mapping):
-        return {
-            k: (MASK if is_secret_key(str(k)) and v is not None else mask_secrets(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [mask_secrets(v) for v in value]
-    return value
-
-
-def mask_override(override: str) -> str:
-    """``model.token=abc`` -> ``model.token=***``; other overrides unchanged."""
-    key, sep, _ = override.partition("=")
-    return f"{key}={MASK}" if sep and is_secret_key(key.lstrip("+~")) else override
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:

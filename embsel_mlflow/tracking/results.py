@@ -64,9 +64,18 @@ def log_result(
         "scores": result.scores,
         "efficiency": efficiency,
     }
-    run.log_dict(summary, "results.json")
+    run.log_dict(_finite_or_none(summary), "results.json")  # strict JSON: never a bare NaN
+    if result.warnings:  # questionable data, with counts (see DataWarning)
+        run.set_tags({"embsel.data_warnings": "; ".join(f"{w.code}={w.count}" for w in result.warnings)})
+        run.log_dict({"warnings": [w.to_dict() for w in result.warnings]}, "warnings.json")
     if log_per_item and result.per_item is not None and len(result.per_item):
         run.log_table(result.per_item, f"per_item/{result.dataset}/{result.split}.json")
         figure = result_figure(result, model_name)
         if figure is not None:
             run.log_figure(figure, f"plots/{result.dataset}/{result.split}_{result.task}.png")
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    return None if isinstance(value, float) and not math.isfinite(value) else value

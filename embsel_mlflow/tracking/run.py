@@ -1,7 +1,8 @@
 """Run lifecycle: start (or attach to) exactly one run, and always end it.
 
 A run that raises ends FAILED with an ``error`` tag holding the one-line reason; one
-interrupted by Ctrl-C ends KILLED. Nothing is left RUNNING.
+interrupted by Ctrl-C, SIGTERM or SIGHUP ends KILLED. A run whose process is SIGKILLed is
+closed KILLED by the next embsel process on the host (see tracking.repair). Nothing is left RUNNING.
 """
 
 from __future__ import annotations
@@ -14,18 +15,28 @@ import threading
 from collections.abc import Iterator
 
 from embsel_mlflow.config.schema import TrackingConfig
-from embsel_mlflow.errors import EmbselError
+from embsel_mlflow.errors import ConfigError, EmbselError
+from embsel_mlflow.tracking.repair import close_orphaned_runs, process_tags
 from embsel_mlflow.tracking.run_logger import RunLogger
-from embsel_mlflow.tracking.store import get_or_create_experiment, open_store, resolve_tracking_uri
+from embsel_mlflow.tracking.secrets import mask_secrets, redact
+from embsel_mlflow.tracking.store import (
+    get_or_create_experiment,
+    open_store,
+    resolve_tracking_uri,
+    validate_experiment_name,
+)
 from embsel_mlflow.tracking.system_tags import provenance_tags
+
+# Exit codes of a process ended by a signal, as a shell reports them (128 + signal number).
+SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
 def one_line(exc: BaseException) -> str:
-    """The message a user sees and the run's ``error`` tag."""
+    """The message a user sees and the run's ``error`` tag (secrets masked)."""
     text = " ".join(str(exc).split())
     if isinstance(exc, EmbselError):
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        return redact(text)
+    return redact(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
 def _source_tags(entry_point: str) -> dict[str, str]:
@@ -46,28 +57,40 @@ def _source_tags(entry_point: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def tracked_run(tracking: TrackingConfig, *, entry_point: str, run_name: str) -> Iterator[RunLogger]:
-    """Yield a logger for one run: the one ``mlflow run`` created (MLFLOW_RUN_ID) or a new one."""
+def tracked_run(
+    tracking: TrackingConfig, *, entry_point: str, run_name: str, parent_run_id: str | None = None
+) -> Iterator[RunLogger]:
+    """Yield a logger for one run: the one ``mlflow run`` created (MLFLOW_RUN_ID) or a new one.
+
+    With ``parent_run_id`` the run is always new, nested under that run in its experiment.
+    The store is checked before anything else (StoreError); runs of this host whose process is
+    gone are closed KILLED first.
+    """
+    attached = None if parent_run_id else os.environ.get("MLFLOW_RUN_ID", "").strip()
+    if not attached and not parent_run_id:
+        validate_experiment_name(tracking.experiment)
     uri = resolve_tracking_uri(tracking.uri)
     client = open_store(uri)
-    attached = os.environ.get("MLFLOW_RUN_ID")
+    with contextlib.suppress(Exception):  # best effort: a repair problem must not stop this run
+        close_orphaned_runs(client)
     if attached:
-        run_id = client.get_run(attached).info.run_id
+        run_id = _attachable_run(client, attached)
+        RunLogger(client, run_id).set_tags(process_tags())
+    elif parent_run_id:
+        experiment_id = client.get_run(parent_run_id).info.experiment_id
+        nested = {"mlflow.parentRunId": parent_run_id, **process_tags()}
+        run_id = client.create_run(experiment_id, run_name=run_name, tags=nested).info.run_id
     else:
         experiment_id = get_or_create_experiment(client, tracking.experiment, uri)
-        run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
+        # host and pid go in with the run itself, so a repair never sees the run without them
+        run_id = client.create_run(experiment_id, run_name=run_name, tags=process_tags()).info.run_id
     logger = RunLogger(client, run_id)
     try:
-        with _sigterm_raises():
-            logger.set_tags({**_source_tags(entry_point), **tracking.tags})
+        with terminate_on_signals():
+            logger.set_tags({**_source_tags(entry_point), **mask_secrets(dict(tracking.tags))})
             yield logger
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM via RunTerminated
-        terminated = isinstance(exc, RunTerminated)
-        _end(
-            logger,
-            "KILLED",
-            "terminated by SIGTERM" if terminated else "interrupted by the user (KeyboardInterrupt)",
-        )
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP via RunTerminated
+        _end(logger, "KILLED", exc.reason if isinstance(exc, RunTerminated) else INTERRUPTED)
         raise
     except BaseException as exc:
         _end(logger, "FAILED", one_line(exc))
@@ -76,34 +99,88 @@ def tracked_run(tracking: TrackingConfig, *, entry_point: str, run_name: str) ->
         logger.client.set_terminated(run_id, "FINISHED")
 
 
+INTERRUPTED = "interrupted by the user (KeyboardInterrupt)"
+
+
+def _attachable_run(client, run_id: str) -> str:
+    """``run_id`` if it names a RUNNING run (the one ``mlflow run`` created); else a ConfigError.
+
+    Logging into a finished run would log every metric twice or turn a good run FAILED.
+    """
+    fix = "unset MLFLOW_RUN_ID to start a new run (`mlflow run` sets it for the run it creates)"
+    try:
+        run = client.get_run(run_id)
+    except Exception as exc:
+        raise ConfigError(f"MLFLOW_RUN_ID={run_id} names no run in this tracking store; {fix}") from exc
+    if run.info.status != "RUNNING":
+        raise ConfigError(
+            f"MLFLOW_RUN_ID={run_id} names a {run.info.status} run; embsel logs only into a RUNNING run; "
+            + fix
+        )
+    return run.info.run_id
+
+
 class RunTerminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler or `kill`) arrived while a run was open."""
+    """SIGTERM (a scheduler or `kill`) or SIGHUP (the terminal closed) arrived while a run was open."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.reason = f"terminated by {signal.Signals(signum).name}"
+
+    @property
+    def exit_code(self) -> int:
+        return SIGNAL_EXIT_CODES.get(self.signum, 128 + self.signum)
 
 
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """Turn SIGTERM into an exception so the run is closed (KILLED) instead of left RUNNING."""
+def terminate_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into RunTerminated so the run is closed (KILLED), not left RUNNING.
+
+    After the first signal, further ones are ignored: the run must get the time to close.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be installed from the main thread
         return
+    signums = (signal.SIGTERM, signal.SIGHUP)
 
     def _raise(signum: int, frame: object) -> None:
-        raise RunTerminated
+        for other in signums:
+            signal.signal(other, signal.SIG_IGN)
+        raise RunTerminated(signum)
 
-    previous = signal.signal(signal.SIGTERM, _raise)
+    previous = {signum: signal.signal(signum, _raise) for signum in signums}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """While a run is being closed, Ctrl-C and termination signals wait (they would leave it RUNNING)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _end(logger: RunLogger, status: str, reason: str) -> None:
     # Best effort: a broken store must not hide the original error.
-    with contextlib.suppress(Exception):
-        # The description (mlflow.note.content) is what the run page shows first.
-        logger.set_tags({"error": reason, "mlflow.note.content": f"{status}: {reason}"})
-    with contextlib.suppress(Exception):
-        logger.client.set_terminated(logger.run_id, status)
+    with _signals_deferred():
+        with contextlib.suppress(Exception):
+            # The description (mlflow.note.content) is what the run page shows first.
+            shown = redact(reason)
+            logger.set_tags({"error": shown, "mlflow.note.content": f"{status}: {shown}"})
+        with contextlib.suppress(Exception):
+            logger.client.set_terminated(logger.run_id, status)
 
 
 def record_failed_run(
