@@ -253,3 +253,26 @@ def test_champion_is_served_over_http(selected) -> None:
         server.wait(timeout=30)
     embeddings = np.asarray(body["predictions"])
     assert embeddings.shape == (len(TEXTS), 32)
+
+
+def test_mlflow_run_entry_point_nests_children_under_its_run(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    from tests.test_mlflow_run import _mlflow_run
+
+    overrides = " ".join(
+        [
+            "candidates=[transformers_mean]",
+            f"candidates.transformers_mean.name_or_path={tiny_bert_dir}",
+            "datasets=[demo_sts, demo_pair_classification]",
+            *FAST,
+        ]
+    )
+    proc, runs = _mlflow_run(tmp_path, overrides, entry_point="select")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.info.status == "FINISHED" and parent.data.tags["embsel.entry_point"] == "select"
+    assert sorted(c.info.run_name for c in children) == [
+        "transformers_mean@demo_pair_classification",
+        "transformers_mean@demo_sts",
+    ]
+    assert parent.data.tags["embsel.winner"] == "transformers_mean"

@@ -120,3 +120,19 @@ def test_ranker_is_not_applicable_to_sts_in_a_mixed_selection(
     bm25_row = next(line for line in out.splitlines() if line.startswith("| bm25 |"))
     assert "| n/a |" in bm25_row and "cannot be registered" in bm25_row
     assert children["bm25@demo_retrieval"].data.metrics["efficiency/texts_per_second"] > 0
+
+
+def test_own_model_configs_on_the_search_path_are_candidates(
+    tmp_path: Path, tiny_bert_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "my_conf" / "model").mkdir(parents=True)
+    (tmp_path / "my_conf" / "model" / "mine.yaml").write_text(
+        f"name: mine\nname_or_path: {tiny_bert_dir}\nkind: transformers\npooling: cls\n"
+    )
+    searchpath = f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]"
+    assert _select(["--cfg", "job", searchpath, "candidates=[mine,lsa]"], tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "  mine:\n    name: mine\n" in out and "pooling: cls" in out and "  lsa:\n" in out
+    assert _select(["--cfg", "job", "candidates=[mine]"], tmp_path) == 2
+    assert "unknown candidate 'mine'" in _one_error_line(capsys)
+    assert not (tmp_path / "mlflow.db").exists()  # printing a config records no run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,12 @@ def compose_config(step: str, overrides: list[str] | None = None) -> Any:
         return compose(config_name=step, overrides=list(overrides or []))
 
 
-def register_configs() -> None:
-    """Store the schemas in Hydra's ConfigStore (idempotent: ConfigStore overwrites by name)."""
+def register_configs(search_dirs: Sequence[Path] = ()) -> None:
+    """Store the schemas in Hydra's ConfigStore (idempotent: ConfigStore overwrites by name).
+
+    ``search_dirs`` are extra config dirs (``hydra.searchpath``) whose model/data configs can
+    be selected as candidates/datasets too.
+    """
     from hydra.core.config_store import ConfigStore
 
     register_resolvers()
@@ -57,12 +62,27 @@ def register_configs() -> None:
     for name, schema in SCHEMAS.items():
         store.store(name=f"{name}_schema", node=schema)
     for group, source in MULTI_SELECT_GROUPS.items():
-        for option in group_options(source):
+        for option in group_options(source, search_dirs):
             # A one-line wrapper: option `minilm` of `candidates` is conf/model/minilm.yaml placed
             # at candidates.minilm, so a list of options composes into one dict, one key each.
             store.store(group=group, name=option, node={"defaults": [{f"/{source}@{option}": option}]})
 
 
-def group_options(group: str) -> list[str]:
-    """The options (config names) of a group in the conf/ tree, sorted."""
-    return sorted(path.stem for path in (config_dir() / group).glob("*.yaml"))
+def group_options(group: str, search_dirs: Sequence[Path] = ()) -> list[str]:
+    """The options (config names) of a group in the conf/ tree and ``search_dirs``, sorted."""
+    roots = [config_dir(), *search_dirs]
+    return sorted({path.stem for root in roots for path in (Path(root) / group).glob("*.yaml")})
+
+
+def searchpath_dirs(overrides: Sequence[str]) -> list[Path]:
+    """Local dirs named by a ``hydra.searchpath=[file://dir,...]`` override (pkg:// entries skipped)."""
+    dirs: list[Path] = []
+    for override in overrides:
+        key, sep, value = override.lstrip("+").partition("=")
+        if not sep or key != "hydra.searchpath":
+            continue
+        for item in value.strip("[]").split(","):
+            item = item.strip().strip("'\"")
+            if item and not item.startswith("pkg://"):
+                dirs.append(Path(item.removeprefix("file://")))
+    return dirs

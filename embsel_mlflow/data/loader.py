@@ -244,6 +244,8 @@ def _read_local(path: Path, options: TableConfig, where: str) -> pd.DataFrame:
     if fmt in ("csv", "tsv"):
         builder, kwargs = "csv", _csv_kwargs(path, fmt, options, where)
     elif fmt in ("json", "jsonl"):
+        # Arrow's JSON reader does not validate text: a bad byte would surface later as a crash.
+        _check_decodes(path, options, where)
         builder, kwargs = "json", {"encoding": encoding}
     else:
         builder, kwargs = "parquet", {}
@@ -318,6 +320,20 @@ def _encoding_message(path: Path, options: TableConfig, where: str, cause: Unico
         f"{where}: {path} is not valid {encoding}: byte {byte} at {location}; set {where}.encoding "
         f"(or data.reader.encoding) to the file's encoding, e.g. encoding: {suggestion}"
     )
+
+
+def _check_decodes(path: Path, options: TableConfig, where: str) -> None:
+    """Decode the whole file in 1 MiB blocks; the first bad byte is a DataError naming its row."""
+    decoder = codecs.getincrementaldecoder(options.encoding or "utf-8")()
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except PermissionError:
+        raise DataError(_permission_message(path, where)) from None
+    except UnicodeDecodeError as exc:
+        raise DataError(_encoding_message(path, options, where, exc)) from None
 
 
 def _first_undecodable_line(path: Path, encoding: str) -> tuple[int, str]:

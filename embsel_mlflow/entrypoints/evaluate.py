@@ -86,6 +86,7 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
     data_name = OmegaConf.select(cfg, "data.name", default="data", throw_on_missing=False)
     name = tracking.run_name or run_name(str(model_path), str(data_name))
     with tracked_run(tracking, entry_point=STEP, run_name=name) as run:
+        failure: str | None = None
         try:
             _name_attached_run(run, name, user_set=bool(tracking.run_name))
             experiment_id = run.experiment_id
@@ -100,10 +101,10 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
             encoder = build_encoder(job.model, cache=open_cache(job.cache)).for_dataset(data)
             result = evaluate_in_run(run, job, data, encoder)
         except BaseException as exc:
-            log.error("run failed: %s", one_line(exc))  # so the attached job log says why
+            failure = one_line(exc)
             raise
         finally:
-            _attach_job_log(run)
+            _attach_job_log(run, failure)
         run_id = run.run_id
 
     print(
@@ -123,10 +124,17 @@ def _name_attached_run(run: RunLogger, name: str, *, user_set: bool) -> None:
         run.client.update_run(run.run_id, name=name)
 
 
-def _attach_job_log(run: RunLogger) -> None:
-    """Hydra's job log (the file handler of the root logger) as ``logs/<file>`` of the run."""
+def _attach_job_log(run: RunLogger, failure: str | None) -> None:
+    """Hydra's job log (the root logger's file handler) as ``logs/<file>``, ending with the failure if any.
+
+    The failure goes to the file only: the console already gets its one ``error:`` line.
+    """
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
+            if failure:
+                handler.emit(
+                    log.makeRecord(log.name, logging.ERROR, __file__, 0, "run failed: %s", (failure,), None)
+                )
             handler.flush()
             run.log_artifact(handler.baseFilename, "logs")
 

@@ -229,20 +229,24 @@ def unknown_option_error(args: list[str]) -> str | None:
     """One line for ``candidates=[...]`` / ``datasets=[...]`` naming a config that does not exist."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from embsel_mlflow.config.store import MULTI_SELECT_GROUPS, group_options
+    from embsel_mlflow.config.store import MULTI_SELECT_GROUPS, group_options, searchpath_dirs
 
     plain = [arg for arg in args if not arg.startswith("-")]
-    try:
-        parsed = OverridesParser.create().parse_overrides(plain)
-    except Exception:  # a syntax error: Hydra's own preflight reports it
-        return None
+    search_dirs = searchpath_dirs(plain)
+    parser = OverridesParser.create()
+    parsed = []
+    for arg in plain:
+        try:
+            parsed += parser.parse_overrides([arg])
+        except Exception:  # not an override (e.g. the `job` of `--cfg job`) or bad syntax: Hydra reports it
+            continue
     for override in parsed:
         group = override.key_or_group
         if group not in MULTI_SELECT_GROUPS or override.is_delete():
             continue
         value = override.value()
         names = value if isinstance(value, list) else [value]
-        options = group_options(MULTI_SELECT_GROUPS[group])
+        options = group_options(MULTI_SELECT_GROUPS[group], search_dirs)
         for name in names:
             if str(name) not in options:
                 what = "candidate" if group == "candidates" else "dataset"
@@ -254,16 +258,21 @@ def unknown_option_error(args: list[str]) -> str | None:
 
 
 def main(args: list[str]) -> int:
+    from embsel_mlflow.config.store import register_configs, searchpath_dirs
+
+    # model/data configs in a hydra.searchpath dir can be candidates/datasets too
+    register_configs(searchpath_dirs(args))
     error = unknown_option_error(args)
     if error:
-        from embsel_mlflow.entrypoints.hydra_app import _override_value
-        from embsel_mlflow.tracking.run import record_failed_run
-
         print(f"error: {error}", file=sys.stderr)
-        tracking = TrackingConfig(
-            uri=_override_value(args, "tracking.uri"),
-            experiment=_override_value(args, "tracking.experiment") or TrackingConfig.experiment,
-        )
-        record_failed_run(tracking, entry_point=STEP, reason=error, run_name=f"{STEP} (invalid config)")
+        if not any(arg.startswith("-") for arg in args):  # a real run (not --cfg/--help): record it
+            from embsel_mlflow.entrypoints.hydra_app import _override_value
+            from embsel_mlflow.tracking.run import record_failed_run
+
+            tracking = TrackingConfig(
+                uri=_override_value(args, "tracking.uri"),
+                experiment=_override_value(args, "tracking.experiment") or TrackingConfig.experiment,
+            )
+            record_failed_run(tracking, entry_point=STEP, reason=error, run_name=f"{STEP} (invalid config)")
         return EXIT_BAD_INPUT
     return run_app(STEP, select_job, args)

@@ -178,7 +178,7 @@ def load_encoder(cfg: ModelConfig) -> Encoder:
     local_only = source.origin == HUB and (
         hub_offline_requested() or not probe_hub(source.path_or_id, cfg.revision, cfg.token)
     )
-    with _as_model_error(source, local_only):
+    with _as_model_error(source, local_only), _no_loading_bars():
         model = _build_model(cfg, source, device, local_only)
     if cfg.max_seq_length is not None:
         limit = position_limit(model)
@@ -222,6 +222,20 @@ def _build_model(
     if cfg.normalize:
         modules.append(Normalize())
     return SentenceTransformer(modules=modules, device=device)
+
+
+@contextmanager
+def _no_loading_bars() -> Iterator[None]:
+    """No transformers "Loading weights" progress bar: the console holds the tool's own progress."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _check_model_dir(path: Path) -> None:

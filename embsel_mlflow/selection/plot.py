@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from embsel_mlflow.selection.decision import MEAN
+from embsel_mlflow.selection.decision import CONSTRAINTS, MEAN
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -78,7 +78,24 @@ def quality_throughput_figure(decision: Decision, cfg: SelectConfig) -> Figure |
             zorder=5,
             label=f"winner: {decision.winner}",
         )
+    active = [
+        f"{key} = {getattr(cfg, key):g}"
+        for key in CONSTRAINTS
+        if key != "min_throughput" and getattr(cfg, key) is not None
+    ]
+    if active:  # limits that are not on these axes
+        ax.text(
+            0.99,
+            0.01,
+            "constraints:\n" + "\n".join(active),
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="tab:red",
+        )
     ax.set_xscale("log")
+    ax.margins(x=0.25, y=0.1)  # room for the labels
     ax.set_xlabel("throughput (texts/s, log scale)")
     ax.set_ylabel(f"mean main score over {len(decision.datasets)} dataset(s), {cfg.confidence:.0%} CI")
     ax.set_title("quality vs throughput (hollow: excluded by constraints)")
