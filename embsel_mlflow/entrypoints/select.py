@@ -215,7 +215,7 @@ def _register(
         # the winner was released after its evaluation: one more load, for registration only
         cfg = job.candidates[winner]
         version = register_champion(
-            parent.client, parent.run_id, load_model(cfg), cfg, winner, name, job.select.champion_alias
+            parent.client, parent.run_id, load_model(cfg), winner, name, job.select.champion_alias, cfg=cfg
         )
     except EmbselError as exc:
         return [f"could not register '{winner}' as {name}: {exc}"]

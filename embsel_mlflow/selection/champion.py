@@ -112,15 +112,19 @@ def register_champion(
     client: MlflowClient,
     run_id: str,
     model: Any,
-    cfg: ModelConfig,
     candidate: str,
     registered_name: str,
     alias: str,
+    *,
+    cfg: ModelConfig | None = None,
 ) -> str:
     """Log the champion into run ``run_id``, register it as ``registered_name`` with ``alias``.
 
-    Returns the new model version.
+    ``cfg`` is the candidate's model config (default: the model's own ``config``). Returns the
+    new model version.
     """
+    if cfg is None:
+        cfg = uncached(model).config
     from mlflow.exceptions import MlflowException
 
     with tempfile.TemporaryDirectory(prefix="embsel-champion-") as tmp:
