@@ -76,6 +76,7 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
     from embsel_mlflow.data.task_loader import load_task_data
     from embsel_mlflow.models.cache import open_cache
     from embsel_mlflow.models.factory import build_encoder
+    from embsel_mlflow.sweeps import reuse
     from embsel_mlflow.tracking.config_logging import log_config
     from embsel_mlflow.tracking.experiment_ui import prepare_experiment, ui_hint
     from embsel_mlflow.tracking.run import one_line, tracked_run
@@ -98,9 +99,13 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
             job = to_job_config(cfg, EvaluateJobConfig, STEP)
 
             log.info("loading data '%s' (%s)", job.data.name, job.data.task.value)
-            data = load_task_data(job.data)
+            # In a sweep, a model or dataset an earlier job of this process loaded is reused.
+            data = reuse.shared("data", job.data, lambda: load_task_data(job.data))
             log.info("loading model '%s' (%s)", job.model.name, job.model.name_or_path)
-            encoder = build_encoder(job.model, cache=open_cache(job.cache)).for_dataset(data)
+            model = reuse.shared(
+                "model", (job.model, job.cache), lambda: build_encoder(job.model, cache=open_cache(job.cache))
+            )
+            encoder = model.for_dataset(data)
             result = evaluate_in_run(run, job, data, encoder)
         except BaseException as exc:
             failure = one_line(exc)
