@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "understand your data: column types, duplicates, truncation per candidate, findings",
     ),
     "cache": ("embsel_mlflow.entrypoints.cache", "show (info) or empty (clear) the embedding cache"),
+    "compare": ("embsel_mlflow.entrypoints.compare", "a table of runs (an experiment, a sweep, run ids)"),
+    "rerun": ("embsel_mlflow.entrypoints.rerun", "replay a logged run and diff it against the original"),
 }
 
 USAGE = """usage: embsel <command> [hydra overrides ...]
@@ -46,7 +48,7 @@ options:
 examples:
   embsel evaluate                                   # offline demo: MiniLM on a bundled STS set
   embsel evaluate model=minilm data=stsb            # STS-B test, MTEB protocol
-  embsel evaluate -m data=demo_sts,demo_retrieval   # Hydra multirun: one MLflow run per job
+  embsel evaluate -m data=demo_sts,demo_retrieval   # Hydra multirun: a parent run, a child per job
   embsel evaluate --cfg job                         # print the composed config
   embsel select candidates=[minilm,e5_base] datasets=[stsb]  # choose a model, with evidence
   embsel profile data=scifact candidates=[minilm,lsa]  # understand the data first

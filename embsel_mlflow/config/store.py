@@ -41,16 +41,17 @@ def _demo_data_dir() -> str:
     return str(demo_data_dir())
 
 
-def compose_config(step: str, overrides: list[str] | None = None) -> Any:
+def compose_config(step: str, overrides: list[str] | None = None, *, with_hydra: bool = False) -> Any:
     """The composed config (DictConfig) of ``step`` with Hydra ``overrides``, without running anything.
 
-    The same composition ``embsel <step>`` does; handy from Python and in tests.
+    The same composition ``embsel <step>`` does; handy from Python and in tests. ``with_hydra``
+    keeps the ``hydra`` node (sweeper, launcher, callbacks).
     """
     from hydra import compose, initialize_config_dir
 
     register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name=step):
-        return compose(config_name=step, overrides=list(overrides or []))
+        return compose(config_name=step, overrides=list(overrides or []), return_hydra_config=with_hydra)
 
 
 def register_configs(search_dirs: Sequence[Path] = ()) -> None:

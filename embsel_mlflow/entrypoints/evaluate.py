@@ -37,7 +37,10 @@ def evaluate_in_run(
 
     run.set_tags({"embsel.task": job.data.task.value})
     refuse_modality_mismatch(data, job.profile, root=job.data.root)  # no text model on image paths
-    datasets = run.log_datasets(data.tables, dataset_name=data.name, log_inputs=job.tracking.log_datasets)
+    scored = (data.split, f"qrels/{data.split}")  # the table the scores come from (retrieval: its qrels)
+    # that table first: the runs table's Dataset column shows the first input
+    tables = sorted(data.tables, key=lambda table: table.role not in scored)
+    datasets = run.log_datasets(tables, dataset_name=data.name, log_inputs=job.tracking.log_datasets)
     identity = encoder.identity
     model_id = link_logged_model(run, identity)
     run.set_tags(
@@ -63,8 +66,7 @@ def evaluate_in_run(
         log_per_item=job.tracking.log_per_item,
         model_name=model_display_name(str(identity["name_or_path"])),
         model_id=model_id,
-        # the table the scores come from: the eval split (for retrieval, its qrels)
-        dataset=datasets.get(data.split) or datasets.get(f"qrels/{data.split}"),
+        dataset=next((datasets[role] for role in scored if role in datasets), None),
     )
     return result
 
@@ -76,6 +78,7 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
     from embsel_mlflow.data.task_loader import load_task_data
     from embsel_mlflow.models.cache import open_cache
     from embsel_mlflow.models.factory import build_encoder
+    from embsel_mlflow.sweeps import reuse
     from embsel_mlflow.tracking.config_logging import log_config
     from embsel_mlflow.tracking.experiment_ui import prepare_experiment, ui_hint
     from embsel_mlflow.tracking.run import one_line, tracked_run
@@ -98,9 +101,13 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
             job = to_job_config(cfg, EvaluateJobConfig, STEP)
 
             log.info("loading data '%s' (%s)", job.data.name, job.data.task.value)
-            data = load_task_data(job.data)
+            # In a sweep, a model or dataset an earlier job of this process loaded is reused.
+            data = reuse.shared("data", job.data, lambda: load_task_data(job.data))
             log.info("loading model '%s' (%s)", job.model.name, job.model.name_or_path)
-            encoder = build_encoder(job.model, cache=open_cache(job.cache)).for_dataset(data)
+            model = reuse.shared(
+                "model", (job.model, job.cache), lambda: build_encoder(job.model, cache=open_cache(job.cache))
+            )
+            encoder = model.for_dataset(data)
             result = evaluate_in_run(run, job, data, encoder)
         except BaseException as exc:
             failure = one_line(exc)

@@ -218,9 +218,9 @@ def _register(
 
     try:
         # the winner was released after its evaluation: one more load, for registration only
-        model = load_model(job.candidates[winner])
+        cfg = job.candidates[winner]
         version = register_champion(
-            parent.client, parent.run_id, model, winner, name, job.select.champion_alias
+            parent.client, parent.run_id, load_model(cfg), winner, name, job.select.champion_alias, cfg=cfg
         )
     except EmbselError as exc:
         return [f"could not register '{winner}' as {name}: {exc}"]
