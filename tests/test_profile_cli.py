@@ -109,3 +109,26 @@ def test_evaluate_refuses_a_text_model_on_image_paths_unless_allowed(
     result = invoke("evaluate", *args, "profile.allow_modality_mismatch=true", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(r.info.status for r in _runs(tmp_path)) == ["FAILED", "FINISHED"]
+
+
+def test_select_fails_the_pair_on_image_paths(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    _image_dataset(tmp_path)
+    args = [
+        "candidates=[transformers_mean]",
+        f"candidates.transformers_mean.name_or_path={tiny_bert_dir}",
+        "datasets=[demo_classification]",
+        f"datasets.demo_classification.root={tmp_path}",
+        "datasets.demo_classification.splits.train.path=train.csv",
+        "datasets.demo_classification.splits.test.path=test.csv",
+        "evaluation.n_experiments=1",
+        "evaluation.show_progress=false",
+        "select.resamples=100",
+        "select.efficiency.sample_size=8",
+        "select.efficiency.latency_queries=2",
+        f"tracking.uri={_store(tmp_path)}",
+    ]
+    message = assert_one_line_error(invoke("select", *args, cwd=tmp_path), "holds image paths")
+    runs = {r.info.run_name: r for r in _runs(tmp_path)}
+    child = runs["transformers_mean@demo_classification"]
+    assert child.info.status == "FAILED" and "holds image paths" in child.data.tags["error"]
+    assert all(r.info.status == "FAILED" for r in runs.values()) and "1 pair(s) failed" in message
