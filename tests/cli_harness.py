@@ -160,7 +160,8 @@ def assert_one_line_error(result: CliResult, needle: str | None = None, *, rc: i
 # Store snapshots
 # ---------------------------------------------------------------------------------------------
 
-_ID = re.compile(r"^[0-9a-f]{16,}$|^[0-9a-f-]{36}$")  # run ids, dataset/input uuids
+# run ids, dataset/input uuids, logged-model ids (m-<hex>)
+_ID = re.compile(r"^[0-9a-f]{16,}$|^[0-9a-f-]{36}$|^m-[0-9a-f]{16,}$")
 
 
 @dataclass
@@ -244,8 +245,9 @@ def snapshot(store: Path | str, artifacts: Path | str | None = None) -> StoreSna
     }
     if not db.is_file() or db.stat().st_size == 0:
         return StoreSnapshot(exists=db.is_file(), tables={}, files=files, root=artifact_root.parent)
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    con = sqlite3.connect(db, timeout=30)  # not mode=ro: a read-only reader cannot wait out a hot journal
     try:
+        con.execute("BEGIN")  # one consistent read, even while another process migrates or logs
         names = [n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         tables: dict[str, list[tuple]] = {}
         columns: dict[str, list[str]] = {}

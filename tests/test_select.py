@@ -276,3 +276,28 @@ def test_mlflow_run_entry_point_nests_children_under_its_run(tiny_bert_dir: Path
         "transformers_mean@demo_sts",
     ]
     assert parent.data.tags["embsel.winner"] == "transformers_mean"
+
+
+def test_static_champion_round_trips_through_pyfunc(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    import mlflow.pyfunc
+
+    from embsel_mlflow.config.schema import ModelConfig, StaticConfig
+    from embsel_mlflow.models.cache import EmbeddingCache
+    from embsel_mlflow.models.factory import build_encoder
+    from embsel_mlflow.selection.champion import save_champion
+
+    cfg = ModelConfig(
+        name="tiny_static",
+        name_or_path=str(tiny_bert_dir),
+        kind="static",
+        normalize=True,
+        query_prompt="query: ",
+        static=StaticConfig(pca_dims=16),
+    )
+    model = build_encoder(cfg, cache=EmbeddingCache(tmp_path / "cache"))
+    path = save_champion(model, cfg, "tiny_static", tmp_path / "saved")
+    loaded = mlflow.pyfunc.load_model(str(path))
+    for role in (None, "query"):
+        expected = model.inner.encode(TEXTS, role=role)
+        got = loaded.predict(TEXTS, params={"role": role} if role else None)
+        assert got.shape == (len(TEXTS), 16) and np.abs(got - expected).max() < 1e-5

@@ -37,11 +37,14 @@ def test_override_secrets_are_masked() -> None:
     assert mask_override("model=minilm") == "model=minilm"
 
 
-def test_tracking_uri_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert resolve_tracking_uri(None) == DEFAULT_TRACKING_URI
+def test_tracking_uri_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # relative sqlite paths are made absolute (MLflow caches one store per URI string)
+    assert resolve_tracking_uri(None) == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert DEFAULT_TRACKING_URI == "sqlite:///mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///env.db")
-    assert resolve_tracking_uri(None) == "sqlite:///env.db"
-    assert resolve_tracking_uri("sqlite:///cfg.db") == "sqlite:///cfg.db"
+    assert resolve_tracking_uri(None) == f"sqlite:///{tmp_path / 'env.db'}"
+    assert resolve_tracking_uri("sqlite:////abs/cfg.db") == "sqlite:////abs/cfg.db"
+    assert resolve_tracking_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
 
 
 def test_finished_run_with_batched_params_and_artifacts_beside_the_store(

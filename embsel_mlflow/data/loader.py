@@ -463,7 +463,8 @@ def _read_hub(options: TableConfig, where: str) -> pd.DataFrame:
     if not options.split:
         raise ConfigError(f"{where}.split: set the split of hub dataset {options.hub!r} to load (e.g. test)")
     try:
-        dataset = datasets.load_dataset(options.hub, options.subset, split=options.split)
+        with _quiet_datasets():
+            dataset = datasets.load_dataset(options.hub, options.subset, split=options.split)
     except Exception as exc:  # network, auth, unknown dataset/subset/split: all end the same way
         subset = f" subset {options.subset!r}" if options.subset else ""
         raise DataError(

@@ -29,13 +29,18 @@ def evaluate_in_run(
     """
     from embsel_mlflow.evaluation import build_task
     from embsel_mlflow.models.cache import cache_counts, cache_metrics
+    from embsel_mlflow.profiling.modality import refuse_modality_mismatch
     from embsel_mlflow.tracking.model_entity import link_logged_model
     from embsel_mlflow.tracking.results import efficiency_metrics, log_result
     from embsel_mlflow.tracking.run_naming import model_display_name
     from embsel_mlflow.tracking.system_tags import hardware_tags
 
     run.set_tags({"embsel.task": job.data.task.value})
-    datasets = run.log_datasets(data.tables, dataset_name=data.name, log_inputs=job.tracking.log_datasets)
+    refuse_modality_mismatch(data, job.profile, root=job.data.root)  # no text model on image paths
+    scored = (data.split, f"qrels/{data.split}")  # the table the scores come from (retrieval: its qrels)
+    # that table first: the runs table's Dataset column shows the first input
+    tables = sorted(data.tables, key=lambda table: table.role not in scored)
+    datasets = run.log_datasets(tables, dataset_name=data.name, log_inputs=job.tracking.log_datasets)
     identity = encoder.identity
     model_id = link_logged_model(run, identity)
     run.set_tags(
@@ -61,8 +66,7 @@ def evaluate_in_run(
         log_per_item=job.tracking.log_per_item,
         model_name=model_display_name(str(identity["name_or_path"])),
         model_id=model_id,
-        # the table the scores come from: the eval split (for retrieval, its qrels)
-        dataset=datasets.get(data.split) or datasets.get(f"qrels/{data.split}"),
+        dataset=next((datasets[role] for role in scored if role in datasets), None),
     )
     return result
 

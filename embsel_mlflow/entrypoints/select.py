@@ -90,7 +90,12 @@ class ChildRunTracker:
 def _evaluate_job(job: SelectJobConfig, model: ModelConfig, data: DataConfig) -> EvaluateJobConfig:
     """The ``embsel evaluate`` config of one pair: the selection's evaluation, tracking and cache."""
     return EvaluateJobConfig(
-        model=model, data=data, tracking=job.tracking, evaluation=job.evaluation, cache=job.cache
+        model=model,
+        data=data,
+        tracking=job.tracking,
+        evaluation=job.evaluation,
+        cache=job.cache,
+        profile=job.profile,
     )
 
 
@@ -213,9 +218,9 @@ def _register(
 
     try:
         # the winner was released after its evaluation: one more load, for registration only
-        model = load_model(job.candidates[winner])
+        cfg = job.candidates[winner]
         version = register_champion(
-            parent.client, parent.run_id, model, winner, name, job.select.champion_alias
+            parent.client, parent.run_id, load_model(cfg), winner, name, job.select.champion_alias, cfg=cfg
         )
     except EmbselError as exc:
         return [f"could not register '{winner}' as {name}: {exc}"]

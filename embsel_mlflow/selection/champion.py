@@ -21,6 +21,8 @@ from embsel_mlflow.selection.efficiency import uncached
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from embsel_mlflow.config.schema import ModelConfig
+
 ARTIFACT_PATH = "champion"
 REQUIREMENTS = {
     "sentence_transformers": ("sentence-transformers", "transformers", "torch", "safetensors"),
@@ -61,12 +63,11 @@ def _saved_weights(model: Any, name: str, weights: Path) -> str:
 
 
 def _kind(inner: Any) -> str:
-    kind = getattr(getattr(inner, "config", None), "kind", None) or type(inner).__name__
-    return f"kind {getattr(kind, 'value', kind)}"
+    return f"a {type(inner).__name__}"
 
 
-def save_champion(model: Any, name: str, directory: Path) -> Path:
-    """Save ``model`` as a pyfunc model directory under ``directory``; return its path."""
+def save_champion(model: Any, cfg: ModelConfig, name: str, directory: Path) -> Path:
+    """Save ``model`` (loaded from ``cfg``) as a pyfunc model directory under ``directory``."""
     import mlflow.pyfunc
     import numpy as np
     from mlflow.models import ModelSignature
@@ -75,7 +76,6 @@ def save_champion(model: Any, name: str, directory: Path) -> Path:
     inner = uncached(model)
     weights = directory / "weights"
     backend = _saved_weights(model, name, weights)
-    cfg = inner.config
     settings = {
         "name": name,
         "backend": backend,
@@ -109,16 +109,26 @@ def save_champion(model: Any, name: str, directory: Path) -> Path:
 
 
 def register_champion(
-    client: MlflowClient, run_id: str, model: Any, candidate: str, registered_name: str, alias: str
+    client: MlflowClient,
+    run_id: str,
+    model: Any,
+    candidate: str,
+    registered_name: str,
+    alias: str,
+    *,
+    cfg: ModelConfig | None = None,
 ) -> str:
     """Log the champion into run ``run_id``, register it as ``registered_name`` with ``alias``.
 
-    Returns the new model version.
+    ``cfg`` is the candidate's model config (default: the model's own ``config``). Returns the
+    new model version.
     """
+    if cfg is None:
+        cfg = uncached(model).config
     from mlflow.exceptions import MlflowException
 
     with tempfile.TemporaryDirectory(prefix="embsel-champion-") as tmp:
-        path = save_champion(model, candidate, Path(tmp))
+        path = save_champion(model, cfg, candidate, Path(tmp))
         client.log_artifacts(run_id, str(path), ARTIFACT_PATH)
     try:
         client.create_registered_model(registered_name)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from embsel_mlflow.tracking.params import config_to_params, mask_override, mask_secrets
+from embsel_mlflow.tracking.params import config_to_params
 from embsel_mlflow.tracking.run_logger import RunLogger
+from embsel_mlflow.tracking.secrets import mask_override, mask_secrets
 
 # The evaluation settings each task reads; the others would only clutter its params.
 # `seed` and `extra_metrics` apply to every task.

@@ -43,9 +43,13 @@ def link_logged_model(run: RunLogger, identity: dict[str, Any]) -> str:
             name=model_display_name(str(identity["name_or_path"])),
             source_run_id=run.run_id,
             tags={IDENTITY_TAG: key, MLFLOW_MODEL_IS_EXTERNAL: "true"},
-            params={k: str(v) for k, v in identity.items() if v is not None},
+            params={k: _text(v) for k, v in identity.items() if v is not None},
             model_type=MODEL_TYPE,
         )
         model_id = client.finalize_logged_model(model.model_id, LoggedModelStatus.READY).model_id
     client.log_inputs(run.run_id, models=[LoggedModelInput(model_id)])
     return model_id
+
+
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)  # as in the run's params

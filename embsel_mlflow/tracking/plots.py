@@ -77,7 +77,7 @@ def _top_confusions(table: pd.DataFrame, ax, predicted: str) -> None:
     top = pairs[pairs > 0].sort_values(ascending=False).head(TOP_CONFUSIONS)[::-1]
     ax.barh(range(len(top)), top.to_numpy())
     ax.set_yticks(range(len(top)), labels=[f"{gold} -> {guess}" for gold, guess in top.index], fontsize=7)
-    ax.set_xlabel("test texts")
+    ax.set_xlabel(f"test texts (the {len(top)} most frequent confusions)")
     ax.set_ylabel(f"gold label -> {predicted}")
 
 

@@ -21,7 +21,9 @@ from embsel_mlflow.tracking.run_logger import RunLogger
 from embsel_mlflow.tracking.secrets import mask_secrets, redact
 from embsel_mlflow.tracking.store import (
     get_or_create_experiment,
+    is_store_failure,
     open_store,
+    quick_store_calls,
     resolve_tracking_uri,
     validate_experiment_name,
 )
@@ -173,12 +175,16 @@ def _signals_deferred() -> Iterator[None]:
 
 
 def _end(logger: RunLogger, status: str, reason: str) -> None:
-    # Best effort: a broken store must not hide the original error.
-    with _signals_deferred():
-        with contextlib.suppress(Exception):
+    """Close the run with a small budget: a broken store must neither hide the original error
+    nor keep the process retrying for minutes (a store that is gone leaves the run to repair)."""
+    with _signals_deferred(), quick_store_calls():
+        try:
             # The description (mlflow.note.content) is what the run page shows first.
             shown = redact(reason)
             logger.set_tags({"error": shown, "mlflow.note.content": f"{status}: {shown}"})
+        except Exception as exc:
+            if is_store_failure(exc):
+                return  # unreachable: the second call would fail the same way
         with contextlib.suppress(Exception):
             logger.client.set_terminated(logger.run_id, status)
 

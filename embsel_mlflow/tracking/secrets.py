@@ -26,7 +26,7 @@ MASK = "***"
 _SECRET_WORDS = frozenset(
     {"token", "tokens", "auth", "authn", "authz", "authorization", "authentication", "bearer"}
     | {"cookie", "cookies", "session", "sessionid", "credential", "credentials", "password"}
-    | {"passwd", "pwd", "passphrase", "secret", "secrets", "apikey", "accesskey", "privatekey"}
+    | {"passwd", "passphrase", "secret", "secrets", "apikey", "accesskey", "privatekey"}
     | {"jwt", "signature", "sig", "sas", "dsn"}
 )
 # ... or as two adjacent words (``api_key``, ``X-Api-Key``, ``privateKey``, ``connection_string``).
@@ -41,6 +41,9 @@ _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 _MIN_REMEMBERED_LENGTH = 6
 
 _remembered: set[str] = set()
+# Environment variables whose names look secret but whose values are paths or sockets.
+_BENIGN_ENVIRONMENT = {"PWD", "OLDPWD", "SSH_AUTH_SOCK", "SESSION_MANAGER", "DBUS_SESSION_BUS_ADDRESS"}
+_BENIGN_ENVIRONMENT |= {"XAUTHORITY", "XDG_SESSION_ID", "XDG_SESSION_TYPE", "XDG_SESSION_CLASS"}
 
 
 def _words(key: str) -> list[str]:
@@ -65,7 +68,7 @@ def remember_secret(value: Any) -> None:
 def remember_environment_secrets(environ: Mapping[str, str] | None = None) -> None:
     """Secret-named environment variables (MLFLOW_TRACKING_PASSWORD, HF_TOKEN, ...) are secrets too."""
     for name, value in (os.environ if environ is None else environ).items():
-        if is_secret_key(name):
+        if is_secret_key(name) and name not in _BENIGN_ENVIRONMENT and not name.startswith("XDG_"):
             remember_secret(value)
 
 

@@ -30,11 +30,12 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # MLflow retries HTTP requests for about 4 minutes (7 retries, backoff factor 2, 120 s timeout).
 # embsel probes once with no retry, then runs with a budget of seconds, not minutes; a user's
 # own MLFLOW_HTTP_REQUEST_* settings win.
-HTTP_PROBE_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+# The same quick budget closes a run after a failure: the store has just failed once.
+HTTP_QUICK_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 HTTP_RUN_ENV = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 MAX_EXPERIMENT_NAME_LENGTH = 256
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -44,8 +45,17 @@ WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQU
 
 
 def resolve_tracking_uri(configured: str | None) -> str:
-    """Config first, then MLFLOW_TRACKING_URI, then sqlite:///mlflow.db."""
-    return configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """Config first, then MLFLOW_TRACKING_URI, then sqlite:///mlflow.db; sqlite paths made absolute.
+
+    Absolute, because MLflow caches one store per URI string: ``sqlite:///mlflow.db`` opened
+    from two working directories in one process would be the first directory's database.
+    """
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    db = sqlite_path(uri)
+    if db is None or db.is_absolute():
+        return uri
+    query = uri.partition("?")[1] + uri.partition("?")[2]
+    return f"sqlite:///{db.absolute()}{query}"
 
 
 def display_uri(uri: str) -> str:
@@ -166,22 +176,43 @@ def open_store(uri: str) -> MlflowClient:
     return client
 
 
+@contextlib.contextmanager
+def quick_store_calls() -> Iterator[None]:
+    """HTTP calls inside answer within seconds or fail: no retry, a short timeout (unless the
+    user set MLFLOW_HTTP_REQUEST_MAX_RETRIES / _TIMEOUT, which win)."""
+    saved = {k: os.environ.get(k) for k in HTTP_QUICK_ENV}
+    user_set = {k for k in HTTP_QUICK_ENV if k in os.environ and os.environ[k] != HTTP_RUN_ENV.get(k)}
+    os.environ.update({k: v for k, v in HTTP_QUICK_ENV.items() if k not in user_set})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _probe(client: MlflowClient, uri: str) -> None:
     """One cheap request with no retries: the store answers, or a StoreError says why not."""
-    overrides = {k: v for k, v in HTTP_PROBE_ENV.items() if k not in os.environ}
-    os.environ.update(overrides)
     try:
-        client.search_experiments(max_results=1)
+        with quick_store_calls():
+            client.search_experiments(max_results=1)
     except Exception as exc:  # MLflow, requests, sqlalchemy and OS errors all mean the same here
         raise store_error(exc, uri) from exc
-    finally:
-        for key in overrides:
-            os.environ.pop(key, None)
 
 
 def _ensure_writable(db: Path, uri: str) -> None:
     """Create the database's folder and the lock file, and open the database for writing: a real
     attempt, since os.access is wrong for root, read-only mounts and ACLs."""
+    fix = "or choose another with tracking.uri=sqlite:////writable/path/mlflow.db"
+    existing = db.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StoreError(
+            f"cannot create the sqlite tracking store {db}: {existing} is not a directory; {fix}"
+        )
     try:
         db.parent.mkdir(parents=True, exist_ok=True)
         lock_path(db).touch(exist_ok=True)
@@ -191,8 +222,8 @@ def _ensure_writable(db: Path, uri: str) -> None:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise StoreError(
-            f"cannot write the sqlite tracking store {db} ({reason}: {exc.filename or db}); make it "
-            f"writable, or choose another with tracking.uri=sqlite:////writable/path/mlflow.db"
+            f"cannot write the sqlite tracking store {db} ({reason}: {exc.filename or db}); "
+            f"make it writable, {fix}"
         ) from exc
 
 
@@ -201,7 +232,7 @@ def _check_not_damaged(db: Path, uri: str) -> None:
     if not db.is_file() or db.stat().st_size == 0:
         return
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as con:
+        with contextlib.closing(sqlite3.connect(db, timeout=30)) as con:  # reads only
             tables = {n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             runs = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] if "runs" in tables else 0
     except sqlite3.DatabaseError as exc:
