@@ -21,6 +21,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "embsel_mlflow.entrypoints.runs",
         "`runs repair`: close RUNNING runs whose process is gone (killed or crashed) as KILLED",
     ),
+    "select": (
+        "embsel_mlflow.entrypoints.select",
+        "rank candidate models on your datasets: CIs, paired tests, cost, a registered champion",
+    ),
+    "cache": ("embsel_mlflow.entrypoints.cache", "show (info) or empty (clear) the embedding cache"),
+    "compare": ("embsel_mlflow.entrypoints.compare", "a table of runs (an experiment, a sweep, run ids)"),
+    "rerun": ("embsel_mlflow.entrypoints.rerun", "replay a logged run and diff it against the original"),
 }
 
 USAGE = """usage: embsel <command> [hydra overrides ...]
@@ -37,8 +44,9 @@ options:
 examples:
   embsel evaluate                                   # offline demo: MiniLM on a bundled STS set
   embsel evaluate model=minilm data=stsb            # STS-B test, MTEB protocol
-  embsel evaluate -m data=demo_sts,demo_retrieval   # Hydra multirun: one MLflow run per job
+  embsel evaluate -m data=demo_sts,demo_retrieval   # Hydra multirun: a parent run, a child per job
   embsel evaluate --cfg job                         # print the composed config
+  embsel select candidates=[minilm,e5_base] datasets=[stsb]  # choose a model, with evidence
   mlflow ui --backend-store-uri sqlite:///mlflow.db # browse the runs
 """
 

@@ -160,7 +160,8 @@ def assert_one_line_error(result: CliResult, needle: str | None = None, *, rc: i
 # Store snapshots
 # ---------------------------------------------------------------------------------------------
 
-_ID = re.compile(r"^[0-9a-f]{16,}$|^[0-9a-f-]{36}$")  # run ids, dataset/input uuids
+# run ids, dataset/input uuids, logged-model ids (m-<hex>)
+_ID = re.compile(r"^[0-9a-f]{16,}$|^[0-9a-f-]{36}$|^m-[0-9a-f]{16,}$")
 
 
 @dataclass

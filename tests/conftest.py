@@ -31,6 +31,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test may write into the repo or a user's store, or attach to an outer MLflow run."""
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.delenv(var, raising=False)
+    # The embedding cache too: each test starts cold, and ~/.cache stays untouched.
+    monkeypatch.setenv("EMBSEL_CACHE_DIR", str(tmp_path / "embsel-cache"))
     monkeypatch.chdir(tmp_path)
 
 

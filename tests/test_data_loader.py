@@ -189,7 +189,7 @@ def test_unreadable_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"cannot read .*bad\.jsonl as jsonl"):
         load_table(TableConfig(path="bad.jsonl"), root=tmp_path)
     (tmp_path / "latin.csv").write_bytes("text\ncaf\xe9\n".encode("latin-1"))
-    with pytest.raises(DataError, match=r"latin\.csv.*UnicodeDecodeError.*encoding"):
+    with pytest.raises(DataError, match=r"latin\.csv is not valid utf-8: byte 0xe9 at row 1 .*latin-1"):
         load_table(TableConfig(path="latin.csv"), root=tmp_path)
     write(tmp_path / "data.dat", "text\nx\n")
     with pytest.raises(DataError, match=r"cannot tell the format of .*data\.dat.*data\.splits\.test\.format"):
@@ -357,7 +357,7 @@ def test_empty_and_missing_text(tmp_path: Path) -> None:
         assert part in str(err.value)
     write(tmp_path / "q.jsonl", '{"id": "1", "text": "ok"}\n{"id": "2", "text": null}\n{"id": "3"}\n')
     with pytest.raises(
-        DataError, match=r"q\.jsonl: column 'text' has 2 empty or missing text value\(s\), first at row 2"
+        DataError, match=r"q\.jsonl: column 'text' has 2 empty or missing text value\(s\), first at row 2 "
     ):
         load_task_data(
             data_config(
@@ -531,3 +531,61 @@ def test_demo_sets_stay_small() -> None:
     files = [p for p in demo_data_dir().rglob("*") if p.is_file() and p.suffix in {".csv", ".tsv", ".jsonl"}]
     rows = sum(len(p.read_text(encoding="utf-8").splitlines()) for p in files)
     assert 150 <= rows <= 600
+
+
+# --- several files, line formats, escapes --------------------------------------------------------
+
+
+def test_a_list_or_glob_of_files_is_one_table_and_errors_name_the_file_and_its_row(tmp_path: Path) -> None:
+    write(tmp_path / "p" / "a.csv", "sentence1,sentence2,score\nx,y,1\n")
+    (tmp_path / "p" / "b.csv").write_bytes(b"sentence1,sentence2,score\r\nu,v,2\r\nw,z,3\r\n")  # CRLF
+    for path in (["p/a.csv", "p/b.csv"], "p/*.csv"):
+        frame, source = load_table(TableConfig(path=path), root=tmp_path)
+        assert frame["score"].tolist() == ["1", "2", "3"] and frame["sentence2"].tolist() == ["y", "v", "z"]
+        assert source == f"{(tmp_path / 'p' / 'a.csv').resolve()}, {(tmp_path / 'p' / 'b.csv').resolve()}"
+    write(tmp_path / "p" / "c.csv", "sentence1,sentence2,score\nx,y,1\nq,r,lots\n")
+    splits = {
+        "test": TableConfig(path=["p/a.csv", "p/c.csv"], columns={"s1": "sentence1", "s2": "sentence2"})
+    }
+    with pytest.raises(DataError, match=r"c\.csv: column 'score' row 2 has 'lots'"):
+        load_task_data(data_config(tmp_path, "sts", splits))
+
+
+def test_regex_reader_reads_label_lines_in_latin1(tmp_path: Path) -> None:
+    (tmp_path / "q.label").write_bytes(
+        "DESC:manner How is café made ?\r\n\nHUM:ind Who is Brontë ?\n".encode("latin-1")
+    )
+    reader = TableConfig(
+        format="regex", encoding="latin-1", pattern=r"(?P<label>[A-Z]+):(?P<fine>\S+) (?P<text>.+)"
+    )
+    frame, _ = load_table(
+        TableConfig(path="q.label"), root=tmp_path, defaults=reader, required=["text", "label"]
+    )
+    assert frame.to_dict("list") == {
+        "label": ["DESC", "HUM"],
+        "fine": ["manner", "ind"],
+        "text": ["How is café made ?", "Who is Brontë ?"],
+    }
+    with pytest.raises(
+        DataError, match=r"q\.label is not valid utf-8: byte 0xe9 at row 1; .*encoding: latin-1"
+    ):
+        load_table(TableConfig(path="q.label", format="regex", pattern=reader.pattern), root=tmp_path)
+
+
+def test_jsonl_encoding_error_names_the_row(tmp_path: Path) -> None:
+    (tmp_path / "c.jsonl").write_bytes(b'{"_id": "1", "text": "ok"}\n{"_id": "2", "text": "caf\xe9"}\n')
+    with pytest.raises(DataError, match=r"c\.jsonl is not valid utf-8: byte 0xe9 at row 2; .*latin-1"):
+        load_table(TableConfig(path="c.jsonl"), root=tmp_path, where="data.corpus")
+
+
+@pytest.mark.parametrize("typed", ["\\t", "\t", "tab"])
+def test_tab_delimiter_as_typed_on_a_command_line(tmp_path: Path, typed: str) -> None:
+    write(tmp_path / "t.txt", "a\tb\n1\t2\n")
+    frame, _ = load_table(TableConfig(path="t.txt", format="csv", delimiter=typed), root=tmp_path)
+    assert frame.to_dict("list") == {"a": ["1"], "b": ["2"]}
+
+
+def test_invisible_only_texts_are_empty(tmp_path: Path) -> None:
+    write(tmp_path / "c.csv", "text,label\nok,a\n\u200b\u200d\u2060,b\nfine,b\n")
+    with pytest.raises(DataError, match=r"1 empty or missing text value\(s\), first at row 2"):
+        load_task_data(data_config(tmp_path, "clustering", {"test": TableConfig(path="c.csv")}))

@@ -415,3 +415,75 @@ def test_extra_metric_with_a_missing_path_fails_at_build_time(tmp_path):
     spec = MetricSpec(path=str(tmp_path / "missing.py"))
     with pytest.raises(ConfigError, match="does not exist"):
         build_task(_sts_data(), _cfg(extra_metrics=[spec]))
+
+
+# --------------------------------------------------------------------------- never a wrong number
+
+
+class ConstantEncoder:
+    def encode(self, texts, *, role=None, show_progress=False) -> np.ndarray:
+        return np.ones((len(texts), 4), dtype=np.float32)
+
+
+def test_a_constant_model_on_sts_is_an_error_not_nan():
+    with pytest.raises(DataError, match="the same cosine similarity"):
+        build_task(_sts_data(), _cfg()).evaluate(ConstantEncoder())
+
+
+def test_a_score_that_cannot_be_computed_is_an_error(tmp_path):
+    script = tmp_path / "nan_metric.py"
+    script.write_text(
+        textwrap.dedent("""
+        import datasets
+        import evaluate
+
+        class NanMetric(evaluate.Metric):
+            def _info(self):
+                return evaluate.MetricInfo(
+                    description="", citation="", inputs_description="",
+                    features=datasets.Features(
+                        {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
+                    ),
+                )
+
+            def _compute(self, predictions, references):
+                return {"value": float("nan")}
+        """)
+    )
+    task = build_task(_sts_data(), _cfg(extra_metrics=[MetricSpec(path=str(script), name="nanny")]))
+    with pytest.raises(DataError, match="nanny_value cannot be computed"):
+        task.evaluate(HashedBagOfWords())
+
+
+def _small_retrieval(qrels: dict) -> TaskData:
+    corpus = {f"d{i}": f"document number {i}" for i in range(4)}
+    queries = {"q1": "document one", "q2": "number two"}
+    return TaskData("r", TaskType.retrieval, "test", RetrievalExamples(corpus, queries, qrels))
+
+
+def test_qrels_without_any_relevant_document_are_an_error_and_partly_a_warning():
+    with pytest.raises(DataError, match="every qrels score is 0 or negative"):
+        build_task(_small_retrieval({"q1": {"d1": 0}, "q2": {"d2": -1}}), _cfg())
+    task = build_task(_small_retrieval({"q1": {"d1": 1}, "q2": {"d2": 0, "d3": -1}}), _cfg())
+    result = task.evaluate(HashedBagOfWords())
+    counts = {w.code: w.count for w in result.warnings}
+    assert counts == {"queries_without_relevant_documents": 1, "negative_qrels": 1}
+
+
+def _labelled(train_labels: list[str], test_labels: list[str]) -> TaskData:
+    train = [f"train text {i} {label}" for i, label in enumerate(train_labels)]
+    test = [f"test text {i} {label}" for i, label in enumerate(test_labels)]
+    examples = ClassificationExamples(train, train_labels, test, test_labels)
+    return TaskData("c", TaskType.classification, "test", examples)
+
+
+def test_test_labels_unseen_in_train_or_in_another_case():
+    with pytest.raises(DataError, match="no test label occurs in the train split"):
+        build_task(_labelled(["a", "b"] * 4, ["c", "d"]), _cfg())
+    with pytest.raises(
+        DataError, match=r"differ from a train label only in case, e\.g\. test 'A' vs train 'a'"
+    ):
+        build_task(_labelled(["a", "b"] * 4, ["A", "b"]), _cfg())
+    task = build_task(_labelled(["a", "b", "B"] * 4, ["a", "b", "c", "c"]), _cfg(n_experiments=1))
+    counts = {w.code: w.count for w in task.warnings}
+    assert counts == {"labels_differ_in_case": 1, "test_labels_not_in_train": 2}

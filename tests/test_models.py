@@ -302,9 +302,12 @@ def test_trust_remote_code_is_off_by_default_and_reaches_the_loader(
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in MODEL_CONFIGS.glob("*.yaml")))
 def test_model_configs_match_the_schema(name: str) -> None:
-    node = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(MODEL_CONFIGS / f"{name}.yaml"))
-    assert node.name == name
-    assert node.trust_remote_code is False
+    from embsel_mlflow.config.store import compose_config
+
+    # composed as Hydra composes them: an option may extend another through its defaults list
+    model = compose_config("evaluate", [f"model={name}"]).model  # typed: a bad key or type fails here
+    assert model.name == name
+    assert model.trust_remote_code is False
 
 
 def test_retrieval_configs_carry_their_published_prompts() -> None:
@@ -342,3 +345,38 @@ def test_real_minilm_offline_copy_matches_a_direct_sentence_transformer(minilm) 
     assert ours.shape == (1, 384) and encoder.embedding_dim == 384
     np.testing.assert_allclose(ours, direct, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(ours), 1.0, atol=1e-5)  # the model ends in Normalize
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"batch_size": 0}, "model.batch_size must be >= 1"),
+        ({"batch_size": -2}, "model.batch_size must be >= 1"),
+        ({"max_seq_length": 0}, "model.max_seq_length must be >= 1"),
+        ({"max_seq_length": 129}, "exceeds the 128 positions"),
+    ],
+)
+def test_impossible_batch_size_and_sequence_length_are_config_errors(tiny_st_dir: Path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_encoder(_model_config(tiny_st_dir, **overrides))
+
+
+def test_the_position_limit_itself_is_allowed(tiny_st_dir: Path) -> None:
+    encoder = load_encoder(_model_config(tiny_st_dir, max_seq_length=128))
+    assert encoder.max_seq_length == 128
+
+
+def test_corrupt_weights_and_symlink_loops_are_one_line_model_errors(
+    tiny_st_dir: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_st_dir, copy)
+    weights = copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ModelError, match="corrupt or truncated"):
+        load_encoder(_model_config(copy))
+    loop = tmp_path / "loop"
+    loop.symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(loop)
+    with pytest.raises(ModelError, match="symlink loop"):
+        load_encoder(_model_config(loop))

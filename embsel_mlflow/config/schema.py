@@ -26,6 +26,10 @@ class TaskType(StrEnum):
 class ModelKind(StrEnum):
     sentence_transformers = "sentence_transformers"  # a SentenceTransformer repo/dir (modules.json)
     transformers = "transformers"  # a plain transformers encoder + our pooling
+    static = "static"  # a model2vec static model distilled from a transformer (name_or_path)
+    lsa = "lsa"  # TF-IDF + truncated SVD fitted on the task's own unlabelled texts
+    bm25 = "bm25"  # a lexical ranker for retrieval tasks (not an embedding model)
+    openai_api = "openai_api"  # an OpenAI-compatible /v1/embeddings endpoint
 
 
 class Pooling(StrEnum):
@@ -50,9 +54,68 @@ class OfflineCopyConfig:
 
 
 @dataclass
+class StaticConfig:
+    """model2vec distillation of the transformer in ``name_or_path`` (kind=static)."""
+
+    distill: bool = True  # false: name_or_path already is a model2vec model directory
+    pca_dims: int | None = 256  # None keeps the teacher's dimension
+    sif_coefficient: float | None = 1e-4  # SIF token weighting; None = uniform
+    dir: str | None = None  # where distilled models are kept; None = <cache.dir>/models
+
+
+@dataclass
+class LsaConfig:
+    """TF-IDF + truncated SVD (kind=lsa), fitted per dataset on texts without labels.
+
+    ``fit_on: auto`` fits on the retrieval corpus, the classification train split, or the
+    evaluated texts of STS / pair classification / clustering (their scores and labels are
+    never read).
+    """
+
+    fit_on: str = "auto"
+    n_components: int = 256
+    max_features: int | None = 200_000
+    ngram_max: int = 1  # word n-grams 1..ngram_max
+    sublinear_tf: bool = True
+    min_df: int = 1
+    seed: int = 42
+
+
+@dataclass
+class Bm25Config:
+    """bm25s parameters (kind=bm25); Lucene's BM25 variant by default."""
+
+    method: str = "lucene"  # lucene | robertson | atire | bm25l | bm25+
+    k1: float = 1.5
+    b: float = 0.75
+    stopwords: str | None = "en"  # a bm25s stopword list name, or None
+    stemmer: str | None = "english"  # a PyStemmer language, or None (needs PyStemmer installed)
+
+
+@dataclass
+class ApiConfig:
+    """An OpenAI-compatible embeddings endpoint (kind=openai_api); ``name_or_path`` is the model name."""
+
+    base_url: str = MISSING  # e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1
+    api_key_env: str | None = "OPENAI_API_KEY"  # env var holding the key; the key is never logged
+    concurrency: int = 4  # requests in flight at once
+    max_retries: int = 3  # per request, with exponential backoff; then a one-line ModelError
+    timeout_s: float = 60.0  # per request
+    backoff_s: float = 0.5  # first retry delay, doubled each retry
+    price_per_million_tokens: float = 0.0  # USD, for the cost of an evaluation
+    dimensions: int | None = None  # the `dimensions` request field (truncated embeddings)
+    # Extra JSON fields for every request, and per role (e.g. {input_type: query} / {input_type:
+    # passage} for servers that embed queries and documents differently).
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    query_body: dict[str, Any] = field(default_factory=dict)
+    document_body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class ModelConfig:
     name: str = MISSING  # short name used in run names and tags
-    name_or_path: str = MISSING  # hub id or local directory
+    # hub id or local directory; for static: the teacher; for openai_api: the served model's name
+    name_or_path: str = MISSING
     kind: ModelKind = ModelKind.sentence_transformers
     pooling: Pooling = Pooling.mean  # used when kind=transformers
     normalize: bool = False  # L2-normalise embeddings (cosine scores are unaffected)
@@ -71,25 +134,44 @@ class ModelConfig:
     # A Hugging Face token for gated models. Never logged: the tracking layer masks secrets.
     token: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Per-kind settings, set only in configs of that kind (None: the kind's defaults).
+    static: StaticConfig | None = None
+    lsa: LsaConfig | None = None
+    bm25: Bm25Config | None = None
+    api: ApiConfig | None = None  # required for kind=openai_api
+
+
+@dataclass
+class CacheConfig:
+    """The on-disk embedding cache shared by every run and process (see models/cache.py)."""
+
+    enabled: bool = True
+    dir: str | None = None  # None: $EMBSEL_CACHE_DIR, else the user cache dir (~/.cache/embsel)
+    max_size_gb: float = 5.0  # least recently used entries are evicted beyond this
 
 
 @dataclass
 class TableConfig:
-    """One table: a local file (csv/tsv/json/jsonl/parquet) or a hub dataset split.
+    """One table: local files (csv/tsv/json/jsonl/parquet, or any line format via a regex) or a hub split.
 
     Reader options left as None inherit from ``data.reader``.
     """
 
-    path: str | None = None  # relative to data.root unless absolute
+    # A file, a glob (``sick/SICK_*.txt``) or a list of files/globs, relative to data.root unless
+    # absolute; several files are read with the same options and joined in order (globs sorted).
+    path: Any = None
     hub: str | None = None  # Hugging Face dataset id (needs network)
     subset: str | None = None  # hub dataset config name
     split: str | None = None  # hub dataset split
-    format: str | None = None  # csv | tsv | json | jsonl | parquet; None = from the file extension
-    delimiter: str | None = None
+    format: str | None = None  # csv | tsv | json | jsonl | parquet | regex; None = from the file extension
+    delimiter: str | None = None  # one character; "\\t" (backslash t, as typed on a command line) = tab
     header: bool | None = None  # False: the file has no header row (give column_names)
     column_names: list[str] | None = None
     quoting: str | None = None  # minimal | all | nonnumeric | none ("none" for files with stray quotes)
     encoding: str | None = None  # e.g. utf-8, utf-8-sig (strips a BOM), latin-1
+    # format=regex: a Python regex matched against each whole non-blank line; its named groups
+    # are the columns, e.g. TREC's '(?P<label>[^:]+):(?P<fine>\\S+) (?P<text>.+)'.
+    pattern: str | None = None
     # Task role -> column in this table, e.g. {s1: sentence1, s2: sentence2, score: score}.
     columns: dict[str, str] = field(default_factory=dict)
 
@@ -159,3 +241,49 @@ class EvaluateJobConfig:
     data: DataConfig = MISSING
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+
+
+@dataclass
+class EfficiencyConfig:
+    """How ``select`` measures speed and memory: on a fixed sample of the dataset, without any cache."""
+
+    sample_size: int = 256  # texts encoded in batches for throughput and peak memory
+    latency_queries: int = 32  # texts encoded one at a time for latency p50/p95
+    warmup: int = 2  # single-text encodes before timing (lazy init, allocator warm-up)
+
+
+@dataclass
+class SelectConfig:
+    """The decision: statistics, cost constraints and registration (``embsel_mlflow.selection``)."""
+
+    # bootstrap over queries / pairs / test items, shared by every candidate (paired)
+    resamples: int = 1000
+    seed: int = 42
+    confidence: float = 0.95
+    alpha: float = 0.05  # significance of "A beats B" after the multiple-comparison correction
+    correction: str = "holm"  # holm | bonferroni | none
+    # Cost constraints; null = no limit. Latency is the single-query p95 in ms, throughput
+    # texts/s when encoding in batches, memory the peak RSS increase while encoding, cost USD.
+    max_latency_ms: float | None = None
+    min_throughput: float | None = None
+    max_dim: int | None = None
+    max_params: int | None = None
+    max_memory_mb: float | None = None
+    max_cost: float | None = None
+    # Log the winner as an MLflow model and register it under this name with alias `champion`.
+    register: str | None = None
+    champion_alias: str = "champion"
+    efficiency: EfficiencyConfig = field(default_factory=EfficiencyConfig)
+
+
+@dataclass
+class SelectJobConfig:
+    """Primary config of ``embsel select``: candidates x datasets, each pair as evaluate scores it."""
+
+    candidates: dict[str, ModelConfig] = field(default_factory=dict)  # option name -> model config
+    datasets: dict[str, DataConfig] = field(default_factory=dict)  # option name -> data config
+    select: SelectConfig = field(default_factory=SelectConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from embsel_mlflow.config.schema import EvaluateJobConfig
+from embsel_mlflow.config.schema import EvaluateJobConfig, SelectJobConfig
 
 # Primary config name -> schema. Each conf/<name>.yaml lists "<name>_schema" first in its
 # defaults, so every key it (and every group option) sets is type-checked at compose time.
-SCHEMAS: dict[str, type] = {"evaluate": EvaluateJobConfig}
+SCHEMAS: dict[str, type] = {"evaluate": EvaluateJobConfig, "select": SelectJobConfig}
+# Group -> the group whose options it can select several of at once (``candidates=[a,b]``):
+# each option of the source group is offered under its own key, e.g. candidates.minilm.
+MULTI_SELECT_GROUPS: dict[str, str] = {"candidates": "model", "datasets": "data"}
 
 
 def config_dir() -> Path:
@@ -33,23 +37,53 @@ def _demo_data_dir() -> str:
     return str(demo_data_dir())
 
 
-def compose_config(step: str, overrides: list[str] | None = None) -> Any:
+def compose_config(step: str, overrides: list[str] | None = None, *, with_hydra: bool = False) -> Any:
     """The composed config (DictConfig) of ``step`` with Hydra ``overrides``, without running anything.
 
-    The same composition ``embsel <step>`` does; handy from Python and in tests.
+    The same composition ``embsel <step>`` does; handy from Python and in tests. ``with_hydra``
+    keeps the ``hydra`` node (sweeper, launcher, callbacks).
     """
     from hydra import compose, initialize_config_dir
 
     register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name=step):
-        return compose(config_name=step, overrides=list(overrides or []))
+        return compose(config_name=step, overrides=list(overrides or []), return_hydra_config=with_hydra)
 
 
-def register_configs() -> None:
-    """Store the schemas in Hydra's ConfigStore (idempotent: ConfigStore overwrites by name)."""
+def register_configs(search_dirs: Sequence[Path] = ()) -> None:
+    """Store the schemas in Hydra's ConfigStore (idempotent: ConfigStore overwrites by name).
+
+    ``search_dirs`` are extra config dirs (``hydra.searchpath``) whose model/data configs can
+    be selected as candidates/datasets too.
+    """
     from hydra.core.config_store import ConfigStore
 
     register_resolvers()
     store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():
         store.store(name=f"{name}_schema", node=schema)
+    for group, source in MULTI_SELECT_GROUPS.items():
+        for option in group_options(source, search_dirs):
+            # A one-line wrapper: option `minilm` of `candidates` is conf/model/minilm.yaml placed
+            # at candidates.minilm, so a list of options composes into one dict, one key each.
+            store.store(group=group, name=option, node={"defaults": [{f"/{source}@{option}": option}]})
+
+
+def group_options(group: str, search_dirs: Sequence[Path] = ()) -> list[str]:
+    """The options (config names) of a group in the conf/ tree and ``search_dirs``, sorted."""
+    roots = [config_dir(), *search_dirs]
+    return sorted({path.stem for root in roots for path in (Path(root) / group).glob("*.yaml")})
+
+
+def searchpath_dirs(overrides: Sequence[str]) -> list[Path]:
+    """Local dirs named by a ``hydra.searchpath=[file://dir,...]`` override (pkg:// entries skipped)."""
+    dirs: list[Path] = []
+    for override in overrides:
+        key, sep, value = override.lstrip("+").partition("=")
+        if not sep or key != "hydra.searchpath":
+            continue
+        for item in value.strip("[]").split(","):
+            item = item.strip().strip("'\"")
+            if item and not item.startswith("pkg://"):
+                dirs.append(Path(item.removeprefix("file://")))
+    return dirs

@@ -5,6 +5,7 @@ from embsel_mlflow.data.loader import load_table
 from embsel_mlflow.data.task_data import (
     ClassificationExamples,
     ClusteringExamples,
+    DataWarning,
     PairClassificationExamples,
     RetrievalExamples,
     STSExamples,
@@ -16,6 +17,7 @@ from embsel_mlflow.data.task_loader import load_task_data
 __all__ = [
     "ClassificationExamples",
     "ClusteringExamples",
+    "DataWarning",
     "PairClassificationExamples",
     "RetrievalExamples",
     "STSExamples",

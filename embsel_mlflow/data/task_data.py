@@ -16,6 +16,22 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+@dataclass(frozen=True)
+class DataWarning:
+    """Data that makes a metric questionable (not meaningless): logged on the run with its count.
+
+    ``code`` is a stable name (e.g. ``duplicate_qrels``), ``message`` one line saying what was
+    found, where, and what it does to the scores.
+    """
+
+    code: str
+    message: str
+    count: int
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {"code": self.code, "count": self.count, "message": self.message}
+
+
 @dataclass
 class TableInfo:
     """Provenance of one loaded table, logged to MLflow as a run input."""
@@ -72,3 +88,4 @@ class TaskData:
     split: str  # the evaluation split
     examples: Examples
     tables: list[TableInfo] = field(default_factory=list)
+    warnings: list[DataWarning] = field(default_factory=list)  # found while loading

@@ -8,15 +8,17 @@ file's own (before renaming to roles), so they can be searched for in the file. 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from embsel_mlflow.config.schema import DataConfig, TableConfig, TaskType
-from embsel_mlflow.data.loader import load_table
+from embsel_mlflow.data.loader import FILES_ATTR, load_table
 from embsel_mlflow.data.task_data import (
     ClassificationExamples,
     ClusteringExamples,
+    DataWarning,
     Examples,
     PairClassificationExamples,
     RetrievalExamples,
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 
 _TRUE = {"1", "1.0", "true"}
 _FALSE = {"0", "0.0", "false"}
+# A visible character: anything but whitespace, control and invisible format characters
+# (zero-width space/joiners, word joiner, BOM, soft hyphen, bidi marks, Mongolian vowel separator).
+_VISIBLE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
 
 
 def load_task_data(cfg: DataConfig, *, split: str | None = None) -> TaskData:
@@ -46,7 +51,14 @@ def load_task_data(cfg: DataConfig, *, split: str | None = None) -> TaskData:
     task = TaskType(cfg.task)
     tables = _Tables(cfg)
     examples = _BUILDERS[task](tables, split, cfg.limit)
-    return TaskData(name=cfg.name, task=task, split=split, examples=examples, tables=tables.loaded)
+    return TaskData(
+        name=cfg.name,
+        task=task,
+        split=split,
+        examples=examples,
+        tables=tables.loaded,
+        warnings=tables.warnings,
+    )
 
 
 @dataclasses.dataclass
@@ -60,6 +72,12 @@ class _Loaded:
     def column(self, role: str) -> str:
         return self.columns.get(role, role)
 
+    def at(self, row: int) -> tuple[str, int]:
+        """(file, 1-based row in that file) of the frame's 0-based ``row`` (tables may span files)."""
+        files = self.frame.attrs.get(FILES_ATTR) or [(0, self.source)]
+        start, path = max((entry for entry in files if entry[0] <= row), key=lambda entry: entry[0])
+        return path, row - start + 1
+
 
 class _Tables:
     """Loads the tables of one DataConfig and records their provenance."""
@@ -67,6 +85,7 @@ class _Tables:
     def __init__(self, cfg: DataConfig) -> None:
         self.cfg = cfg
         self.loaded: list[TableInfo] = []
+        self.warnings: list[DataWarning] = []
 
     def split(self, name: str, required: Sequence[str], *, record_as: str | None = None) -> _Loaded:
         table = self.cfg.splits.get(name)
@@ -97,9 +116,13 @@ class _Tables:
         """Record the evaluated rows only for the last table (the eval split under ``data.limit``)."""
         self.loaded[-1].frame = frame
 
+    def warn(self, code: str, message: str, count: int) -> None:
+        self.warnings.append(DataWarning(code=code, message=message, count=count))
+
 
 def _head(tables: _Tables, loaded: _Loaded, limit: int | None) -> pd.DataFrame:
     frame = loaded.frame if limit is None else loaded.frame.head(limit)
+    frame.attrs = loaded.frame.attrs  # keep the row -> file map for error messages
     tables.limit_last(frame)
     return frame
 
@@ -161,16 +184,52 @@ def _retrieval(tables: _Tables, split: str, limit: int | None) -> RetrievalExamp
     _check_known(query_ids, all_queries, qrels_table, "query_id", "queries", queries_table)
     _check_known(doc_ids, corpus, qrels_table, "doc_id", "documents", corpus_table)
     relevance = integers(qrels_frame, "score", qrels_table)
-
-    qrels: dict[str, dict[str, int]] = {}
-    for query_id, doc_id, score in zip(query_ids, doc_ids, relevance.tolist(), strict=True):
-        qrels.setdefault(query_id, {})[doc_id] = score
+    qrels = _qrels(query_ids, doc_ids, relevance.tolist(), qrels_table, tables)
     if limit is not None:
         kept = list(qrels)[:limit]  # the first N queries, in qrels order
         qrels = {query_id: qrels[query_id] for query_id in kept}
         tables.limit_last(qrels_frame[qrels_frame["query_id"].astype(str).isin(kept)])
     queries = {query_id: all_queries[query_id] for query_id in qrels}
     return RetrievalExamples(corpus=corpus, queries=queries, qrels=qrels)
+
+
+def _qrels(
+    query_ids: list[str], doc_ids: list[str], relevance: list[int], loaded: _Loaded, tables: _Tables
+) -> dict[str, dict[str, int]]:
+    """query -> {doc: grade}; a (query, doc) pair judged twice with different grades is a DataError."""
+    qrels: dict[str, dict[str, int]] = {}
+    first_row: dict[tuple[str, str], int] = {}
+    repeated = 0
+    for row, (query_id, doc_id, score) in enumerate(zip(query_ids, doc_ids, relevance, strict=True)):
+        judged = qrels.setdefault(query_id, {})
+        if doc_id not in judged:
+            judged[doc_id] = score
+            first_row[(query_id, doc_id)] = row
+            continue
+        if judged[doc_id] != score:
+            conflicts = _conflicting_pairs(query_ids, doc_ids, relevance)
+            (path, earlier), (_, later) = loaded.at(first_row[(query_id, doc_id)]), loaded.at(row)
+            raise DataError(
+                f"{path}: rows {earlier} and {later} judge query {query_id!r} / document {doc_id!r} with "
+                f"different scores ({judged[doc_id]} and {score}); {conflicts} (query, document) pair(s) "
+                "have conflicting scores. Keep one row per pair"
+            )
+        repeated += 1
+    if repeated:
+        tables.warn(
+            "duplicate_qrels",
+            f"{loaded.source}: {repeated} repeated (query, document) row(s) with the same score; "
+            "each pair counts once",
+            repeated,
+        )
+    return qrels
+
+
+def _conflicting_pairs(query_ids: list[str], doc_ids: list[str], relevance: list[int]) -> int:
+    grades: dict[tuple[str, str], set[int]] = {}
+    for pair_key in zip(query_ids, doc_ids, relevance, strict=True):
+        grades.setdefault(pair_key[:2], set()).add(pair_key[2])
+    return sum(len(values) > 1 for values in grades.values())
 
 
 _BUILDERS: dict[TaskType, Callable[[_Tables, str, int | None], Examples]] = {
@@ -186,13 +245,19 @@ _BUILDERS: dict[TaskType, Callable[[_Tables, str, int | None], Examples]] = {
 
 
 def texts(frame: pd.DataFrame, role: str, loaded: _Loaded, *, what: str = "text") -> list[str]:
-    """The role's values as non-empty strings; empty, blank or missing values are a DataError."""
+    """The role's values as strings with a visible character; anything else is a DataError.
+
+    Empty, missing, blank and invisible-only values (zero-width spaces, a BOM) are refused: a
+    model would embed them as noise.
+    """
     values = _strings(frame[role])
-    bad = [i for i, v in enumerate(values) if not v.strip()]
+    bad = [i for i, v in enumerate(values) if _VISIBLE.search(v) is None]
     if bad:
+        path, row = loaded.at(bad[0])
         raise DataError(
-            f"{loaded.source}: column {loaded.column(role)!r} has {len(bad)} empty or missing {what} "
-            f"value(s), first at row {bad[0] + 1}; fill or remove those rows"
+            f"{path}: column {loaded.column(role)!r} has {len(bad)} empty or missing {what} value(s), "
+            f"first at row {row} (blank or only invisible characters count as empty); fill or remove "
+            "those rows"
         )
     return values
 
@@ -207,8 +272,9 @@ def numbers(frame: pd.DataFrame, role: str, loaded: _Loaded) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(parsed))
     if bad.size:
         row = int(bad[0])
+        path, file_row = loaded.at(row)
         raise DataError(
-            f"{loaded.source}: column {loaded.column(role)!r} row {row + 1} has {raw.iloc[row]!r}, "
+            f"{path}: column {loaded.column(role)!r} row {file_row} has {raw.iloc[row]!r}, "
             f"not a number ({bad.size} such row(s)); fix the value or map {role} to the right column"
         )
     return parsed
@@ -222,8 +288,9 @@ def integers(frame: pd.DataFrame, role: str, loaded: _Loaded) -> np.ndarray:
     bad = np.flatnonzero(values != np.round(values))
     if bad.size:
         row = int(bad[0])
+        path, file_row = loaded.at(row)
         raise DataError(
-            f"{loaded.source}: column {loaded.column(role)!r} row {row + 1} has {frame[role].iloc[row]!r}, "
+            f"{path}: column {loaded.column(role)!r} row {file_row} has {frame[role].iloc[row]!r}, "
             f"not an integer ({bad.size} such row(s))"
         )
     return values.astype(np.int64)
@@ -241,8 +308,9 @@ def binary_labels(frame: pd.DataFrame, role: str, loaded: _Loaded) -> np.ndarray
         elif text in _FALSE:
             labels[row] = 0
         else:
+            path, file_row = loaded.at(row)
             raise DataError(
-                f"{loaded.source}: column {loaded.column(role)!r} row {row + 1} has {value!r}; "
+                f"{path}: column {loaded.column(role)!r} row {file_row} has {value!r}; "
                 f"pair labels must be 0/1 or true/false (1 = positive pair)"
             )
     return labels
@@ -267,11 +335,12 @@ def _documents(corpus: _Loaded) -> list[str]:
         return texts(frame, "text", corpus)
     titles, bodies = _strings(frame["title"]), _strings(frame["text"])
     documents = [(f"{title} {body}").strip() for title, body in zip(titles, bodies, strict=True)]
-    bad = [i for i, document in enumerate(documents) if not document]
+    bad = [i for i, document in enumerate(documents) if _VISIBLE.search(document) is None]
     if bad:
+        path, row = corpus.at(bad[0])
         raise DataError(
-            f"{corpus.source}: columns {corpus.column('title')!r} and {corpus.column('text')!r} are both "
-            f"empty in {len(bad)} document(s), first at row {bad[0] + 1}; fill or remove those rows"
+            f"{path}: columns {corpus.column('title')!r} and {corpus.column('text')!r} are both "
+            f"empty in {len(bad)} document(s), first at row {row}; fill or remove those rows"
         )
     return documents
 

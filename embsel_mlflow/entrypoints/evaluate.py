@@ -12,26 +12,35 @@ from embsel_mlflow.entrypoints.hydra_app import run_app, to_job_config
 if TYPE_CHECKING:
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.evaluation.base import TaskResult
-    from embsel_mlflow.models.encoder import Encoder
+    from embsel_mlflow.models.base import EmbeddingModel
     from embsel_mlflow.tracking.run_logger import RunLogger
 
 STEP = "evaluate"
 log = logging.getLogger("embsel.evaluate")
 
 
-def evaluate_in_run(run: RunLogger, job: EvaluateJobConfig, data: TaskData, encoder: Encoder) -> TaskResult:
+def evaluate_in_run(
+    run: RunLogger, job: EvaluateJobConfig, data: TaskData, encoder: EmbeddingModel
+) -> TaskResult:
     """Evaluate ``encoder`` on ``data`` and log everything ``embsel evaluate`` logs into ``run``.
 
     The one code path for a (model, dataset) pair: ``evaluate`` calls it once, ``select`` once
     per child run, so a child logs exactly what a plain evaluate run logs.
     """
     from embsel_mlflow.evaluation import build_task
+    from embsel_mlflow.models.cache import cache_counts, cache_metrics
+    from embsel_mlflow.tracking.model_entity import link_logged_model
     from embsel_mlflow.tracking.results import efficiency_metrics, log_result
+    from embsel_mlflow.tracking.run_naming import model_display_name
     from embsel_mlflow.tracking.system_tags import hardware_tags
 
     run.set_tags({"embsel.task": job.data.task.value})
-    if job.tracking.log_datasets:
-        run.log_datasets(data.tables, dataset_name=data.name)
+    scored = (data.split, f"qrels/{data.split}")  # the table the scores come from (retrieval: its qrels)
+    # that table first: the runs table's Dataset column shows the first input
+    tables = sorted(data.tables, key=lambda table: table.role not in scored)
+    datasets = run.log_datasets(tables, dataset_name=data.name, log_inputs=job.tracking.log_datasets)
+    identity = encoder.identity
+    model_id = link_logged_model(run, identity)
     run.set_tags(
         {
             "embsel.model_source": encoder.source.path_or_id,
@@ -41,12 +50,22 @@ def evaluate_in_run(run: RunLogger, job: EvaluateJobConfig, data: TaskData, enco
         }
     )
     started = time.perf_counter()
+    cached_before = cache_counts(encoder)
     result = build_task(data, job.evaluation).evaluate(encoder)
     efficiency = efficiency_metrics(
         result, embedding_dim=encoder.embedding_dim, num_parameters=encoder.num_parameters
     )
+    efficiency.update(cache_metrics(encoder, cached_before))  # cache_hits / cache_misses (texts)
     efficiency["eval_seconds"] = time.perf_counter() - started
-    log_result(run, result, efficiency=efficiency, log_per_item=job.tracking.log_per_item)
+    log_result(
+        run,
+        result,
+        efficiency=efficiency,
+        log_per_item=job.tracking.log_per_item,
+        model_name=model_display_name(str(identity["name_or_path"])),
+        model_id=model_id,
+        dataset=next((datasets[role] for role in scored if role in datasets), None),
+    )
     return result
 
 
@@ -55,31 +74,76 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
     from omegaconf import OmegaConf
 
     from embsel_mlflow.data.task_loader import load_task_data
-    from embsel_mlflow.models.encoder import load_encoder
+    from embsel_mlflow.models.cache import open_cache
+    from embsel_mlflow.models.factory import build_encoder
+    from embsel_mlflow.sweeps import reuse
     from embsel_mlflow.tracking.config_logging import log_config
-    from embsel_mlflow.tracking.run import tracked_run
+    from embsel_mlflow.tracking.experiment_ui import prepare_experiment, ui_hint
+    from embsel_mlflow.tracking.run import one_line, tracked_run
+    from embsel_mlflow.tracking.run_naming import run_name
+    from embsel_mlflow.tracking.store import resolve_tracking_uri
     from embsel_mlflow.tracking.system_tags import version_tags
 
     model_name = OmegaConf.select(cfg, "model.name", default="model", throw_on_missing=False)
+    model_path = OmegaConf.select(cfg, "model.name_or_path", default=model_name, throw_on_missing=False)
     data_name = OmegaConf.select(cfg, "data.name", default="data", throw_on_missing=False)
-    run_name = tracking.run_name or f"{model_name}@{data_name}"
-    with tracked_run(tracking, entry_point=STEP, run_name=run_name) as run:
-        run.set_tags({"embsel.model": model_name, "embsel.dataset": data_name, **version_tags()})
-        log_config(run, cfg, overrides)
-        job = to_job_config(cfg, EvaluateJobConfig, STEP)
+    name = tracking.run_name or run_name(str(model_path), str(data_name))
+    with tracked_run(tracking, entry_point=STEP, run_name=name) as run:
+        failure: str | None = None
+        try:
+            _name_attached_run(run, name, user_set=bool(tracking.run_name))
+            experiment_id = run.experiment_id
+            prepare_experiment(run.client, experiment_id)
+            run.set_tags({"embsel.model": model_name, "embsel.dataset": data_name, **version_tags()})
+            log_config(run, cfg, overrides)
+            job = to_job_config(cfg, EvaluateJobConfig, STEP)
 
-        log.info("loading data '%s' (%s)", job.data.name, job.data.task.value)
-        data = load_task_data(job.data)
-        log.info("loading model '%s' (%s)", job.model.name, job.model.name_or_path)
-        encoder = load_encoder(job.model)
-        result = evaluate_in_run(run, job, data, encoder)
+            log.info("loading data '%s' (%s)", job.data.name, job.data.task.value)
+            # In a sweep, a model or dataset an earlier job of this process loaded is reused.
+            data = reuse.shared("data", job.data, lambda: load_task_data(job.data))
+            log.info("loading model '%s' (%s)", job.model.name, job.model.name_or_path)
+            model = reuse.shared(
+                "model", (job.model, job.cache), lambda: build_encoder(job.model, cache=open_cache(job.cache))
+            )
+            encoder = model.for_dataset(data)
+            result = evaluate_in_run(run, job, data, encoder)
+        except BaseException as exc:
+            failure = one_line(exc)
+            raise
+        finally:
+            _attach_job_log(run, failure)
         run_id = run.run_id
 
     print(
         f"{job.model.name} on {data.name} [{data.split}]: {result.main_score_name} = {result.main_score:.5f}"
         f"  (run {run_id})"
     )
+    print(ui_hint(resolve_tracking_uri(tracking.uri), experiment_id))
     return result.main_score
+
+
+def _name_attached_run(run: RunLogger, name: str, *, user_set: bool) -> None:
+    """Give a run that ``mlflow run`` created under a made-up name the model@dataset name."""
+    from embsel_mlflow.tracking.run_naming import is_generated_name
+
+    current = run.client.get_run(run.run_id).info.run_name
+    if current != name and (user_set or is_generated_name(current)):
+        run.client.update_run(run.run_id, name=name)
+
+
+def _attach_job_log(run: RunLogger, failure: str | None) -> None:
+    """Hydra's job log (the root logger's file handler) as ``logs/<file>``, ending with the failure if any.
+
+    The failure goes to the file only: the console already gets its one ``error:`` line.
+    """
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            if failure:
+                handler.emit(
+                    log.makeRecord(log.name, logging.ERROR, __file__, 0, "run failed: %s", (failure,), None)
+                )
+            handler.flush()
+            run.log_artifact(handler.baseFilename, "logs")
 
 
 def main(args: list[str]) -> int:

@@ -159,20 +159,25 @@ def run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], arg
 def _run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], args: list[str]) -> int:
     import hydra
 
-    from embsel_mlflow.config.store import config_dir, register_configs
+    from embsel_mlflow.config.deletions import deletions_to_defaults
+    from embsel_mlflow.config.store import SCHEMAS, config_dir, register_configs
+    from embsel_mlflow.sweeps.callback import closing_sweeps, sweep_exit_code
+    from embsel_mlflow.sweeps.preflight import check_sweep
     from embsel_mlflow.tracking.run import record_failed_run
     from embsel_mlflow.tracking.store import is_store_failure, resolve_tracking_uri, store_error
 
     register_configs()
+    args = deletions_to_defaults(args, SCHEMAS[step])  # ~key of a schema field = its default
     flags, overrides = split_flags(args)
     plain_run = not flags  # no -m, --cfg, --help, ...
     show_config = "--cfg" in flags or "-c" in flags
     multirun = "-m" in flags or "--multirun" in flags
-    if plain_run or show_config:
-        error = preflight(step, overrides)
+    sweep = multirun and len(flags) == 1  # -m alone: a sweep to run (not --cfg, --help)
+    if plain_run or show_config or sweep:
+        error = check_sweep(step, overrides) if multirun else preflight(step, overrides)
         if error:
             report(error)
-            if plain_run:  # --cfg runs nothing, so it records nothing
+            if plain_run or sweep:  # --cfg runs nothing, so it records nothing
                 _record_failure(step, overrides, error, record_failed_run)
             return EXIT_BAD_INPUT
     if plain_run or multirun:
@@ -185,6 +190,7 @@ def _run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], ar
 
     def task(cfg: Any) -> Any:
         from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
 
         _redact_hydra_files()
         overrides = list(HydraConfig.get().overrides.task)
@@ -193,7 +199,11 @@ def _run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], ar
         except EmbselError as exc:
             report(str(exc))
             record_failed_run(
-                TrackingConfig(), entry_point=step, reason=str(exc), run_name=f"{step} (invalid config)"
+                TrackingConfig(),
+                entry_point=step,
+                reason=str(exc),
+                run_name=f"{step} (invalid config)",
+                overrides=overrides,
             )
             raise SystemExit(EXIT_BAD_INPUT) from None
         try:
@@ -201,6 +211,8 @@ def _run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], ar
         except EmbselError as exc:
             # The run is already FAILED with the reason; the user gets one line, not a traceback.
             report(str(exc))
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise  # one failed job: Hydra records it and the sweep goes on
             raise SystemExit(EXIT_BAD_INPUT) from None
         except Exception as exc:
             if not is_store_failure(exc):
@@ -212,10 +224,14 @@ def _run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], ar
     saved_argv = sys.argv
     sys.argv = [f"embsel {step}", *args]  # Hydra parses sys.argv
     try:
-        app()
+        if not multirun:
+            app()
+            return 0
+        with closing_sweeps():  # a sweep stopped early still closes its parent run
+            app()
+        return sweep_exit_code()
     finally:
         sys.argv = saved_argv
-    return 0
 
 
 def _record_failure(step: str, overrides: list[str], reason: str, record_failed_run: Callable) -> None:
@@ -224,7 +240,9 @@ def _record_failure(step: str, overrides: list[str], reason: str, record_failed_
         uri=_override_value(overrides, "tracking.uri"),
         experiment=_override_value(overrides, "tracking.experiment") or TrackingConfig.experiment,
     )
-    record_failed_run(tracking, entry_point=step, reason=reason, run_name=f"{step} (invalid config)")
+    record_failed_run(
+        tracking, entry_point=step, reason=reason, run_name=f"{step} (invalid config)", overrides=overrides
+    )
 
 
 def _redact_hydra_files() -> None:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from embsel_mlflow.config.schema import EvaluationConfig, TaskType
-    from embsel_mlflow.data.task_data import TaskData
+    from embsel_mlflow.data.task_data import DataWarning, TaskData
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class TaskResult:
     per_item: pd.DataFrame | None = None
     encode_seconds: float = 0.0
     num_texts_encoded: int = 0
+    # Data that makes the scores questionable, with counts (the tracking layer logs them).
+    warnings: list[DataWarning] = field(default_factory=list)
 
     @property
     def main_score(self) -> float:
@@ -98,6 +100,7 @@ class EvalTask(ABC):
             )
         self.data = data
         self.cfg = cfg
+        self.warnings: list[DataWarning] = list(data.warnings)
         self._validate()
         self._extra_metrics = self._load_extra_metrics()
         self._encode_seconds = 0.0
@@ -114,6 +117,9 @@ class EvalTask(ABC):
         output = self._run(encoder)
         scores = {name: float(value) for name, value in output.scores.items()}
         scores.update(self._extra_scores(output.metric_inputs))
+        self._check_finite(scores)
+        for warning in self.warnings:
+            logger.warning("%s: %s", self.data.name, warning.message)
         return TaskResult(
             task=self.task_type.value,
             dataset=self.data.name,
@@ -123,6 +129,7 @@ class EvalTask(ABC):
             per_item=output.per_item,
             encode_seconds=self._encode_seconds,
             num_texts_encoded=self._num_texts_encoded,
+            warnings=list(self.warnings),
         )
 
     @abstractmethod
@@ -130,7 +137,25 @@ class EvalTask(ABC):
         """Encode and compute the task's own scores."""
 
     def _validate(self) -> None:  # noqa: B027 -- optional hook, not abstract
-        """Check the examples; raise DataError with one line naming the problem."""
+        """Check the examples; raise DataError with one line naming the problem.
+
+        Data that makes the scores meaningless is an error; data that makes them questionable
+        is recorded with :meth:`warn` (and logged on the run with its count).
+        """
+
+    def warn(self, code: str, message: str, count: int) -> None:
+        from embsel_mlflow.data.task_data import DataWarning
+
+        self.warnings.append(DataWarning(code=code, message=f"{self._where()}: {message}", count=count))
+
+    def _check_finite(self, scores: dict[str, float]) -> None:
+        """A score that could not be computed (NaN, inf) is an error, never a reported number."""
+        bad = [name for name, value in scores.items() if not np.isfinite(value)]
+        if bad:
+            raise DataError(
+                f"{self._where()}: {', '.join(bad)} cannot be computed on this data (got "
+                f"{scores[bad[0]]}); check that the gold values and the model's outputs vary"
+            )
 
     def _encode(self, encoder: TextEncoder, texts: Sequence[str], role: str | None = None) -> np.ndarray:
         """Encode ``texts``, adding the time taken and the count to this evaluation's totals."""

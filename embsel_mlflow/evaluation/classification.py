@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
@@ -12,7 +12,7 @@ from embsel_mlflow.config.schema import TaskType
 from embsel_mlflow.data.task_data import ClassificationExamples
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.evaluation.base import EvalTask, TaskOutput
-from embsel_mlflow.evaluation.labels import label_ids
+from embsel_mlflow.evaluation.labels import case_clashes, label_ids
 
 if TYPE_CHECKING:
     from embsel_mlflow.evaluation.base import TextEncoder
@@ -78,9 +78,39 @@ class ClassificationTask(EvalTask):
             raise DataError(f"{self._where()}: the evaluation split is empty")
         if len(set(ex.train_labels)) < 2:
             raise DataError(f"{self._where()}: the train split needs at least 2 distinct labels")
+        self._check_test_labels()
         for key in ("n_experiments", "samples_per_label", "max_iter"):
             if getattr(self.cfg, key) < 1:
                 raise ConfigError(f"evaluation.{key} must be >= 1, got {getattr(self.cfg, key)}")
+
+    def _check_test_labels(self) -> None:
+        """Test labels the classifier can never predict: all of them (or a case mismatch) is an error."""
+        ex: ClassificationExamples = self.examples
+        train = set(ex.train_labels)
+        case_clashes(self, ex.train_labels, "train")
+        unseen = Counter(label for label in ex.test_labels if label not in train)
+        if not unseen:
+            return
+        by_fold = {label.casefold(): label for label in train}
+        recased = {label: by_fold[label.casefold()] for label in unseen if label.casefold() in by_fold}
+        if recased:
+            test_label, train_label = next(iter(recased.items()))
+            raise DataError(
+                f"{self._where()}: {len(recased)} test label(s) differ from a train label only in case, "
+                f"e.g. test {test_label!r} vs train {train_label!r}; make the labels identical"
+            )
+        rows = sum(unseen.values())
+        if rows == len(ex.test_labels):
+            raise DataError(
+                f"{self._where()}: no test label occurs in the train split (e.g. {next(iter(unseen))!r}), "
+                "so no prediction can be right; check data.train_split and the label columns"
+            )
+        self.warn(
+            "test_labels_not_in_train",
+            f"{rows} of {len(ex.test_labels)} test rows have one of {len(unseen)} label(s) never seen in "
+            f"train (e.g. {next(iter(unseen))!r}); they can never be predicted correctly",
+            rows,
+        )
 
     def _run(self, encoder: TextEncoder) -> TaskOutput:
         import pandas as pd
@@ -101,22 +131,26 @@ class ClassificationTask(EvalTask):
         test_embeddings = self._encode(encoder, ex.test_texts)
 
         metric = load_metric("classification")
-        runs, metric_inputs, first_predictions = [], [], None
+        runs, metric_inputs, predictions = [], [], []
         for selected in tqdm(selections, desc="Classification experiments", disable=not cfg.show_progress):
             features = train_embeddings[[position[i] for i in selected]]
             predicted = self._fit_predict(features, y_train[selected], test_embeddings)
             runs.append(metric.compute(predictions=predicted.tolist(), references=y_test.tolist()))
             metric_inputs.append((predicted.tolist(), y_test.tolist()))
-            if first_predictions is None:
-                first_predictions = predicted
+            predictions.append(predicted)
 
         scores = {key: float(np.mean([run[key] for run in runs])) for key in runs[0]}
         names = {index: label for label, index in ids.items()}
+        # Per text: the majority vote of the n_experiments classifiers (ties: lowest class id) and
+        # the share of classifiers that voted for it; one experiment's guess would be arbitrary.
+        votes = np.apply_along_axis(np.bincount, 0, np.stack(predictions), minlength=len(ids))
+        majority = votes.argmax(axis=0)
         per_item = pd.DataFrame(
             {
                 "text": ex.test_texts,
                 "label": [str(label) for label in ex.test_labels],
-                "predicted": [names[int(i)] for i in first_predictions],
+                "predicted": [names[int(i)] for i in majority],
+                "agreement": votes.max(axis=0) / len(predictions),
             }
         )
         return TaskOutput(scores=scores, per_item=per_item, metric_inputs=metric_inputs)

@@ -10,7 +10,7 @@ from embsel_mlflow.config.schema import TaskType
 from embsel_mlflow.data.task_data import ClusteringExamples
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.evaluation.base import EvalTask, TaskOutput
-from embsel_mlflow.evaluation.labels import label_ids
+from embsel_mlflow.evaluation.labels import case_clashes, label_ids
 
 if TYPE_CHECKING:
     from embsel_mlflow.evaluation.base import TextEncoder
@@ -33,6 +33,7 @@ class ClusteringTask(EvalTask):
         if len(ex.texts) != len(ex.labels):
             raise DataError(f"{self._where()}: texts and labels have different lengths")
         n_labels = len(set(ex.labels))
+        case_clashes(self, ex.labels, "gold")
         if n_labels < 2:
             raise DataError(f"{self._where()}: clustering needs at least 2 distinct labels, got {n_labels}")
         if len(ex.texts) < n_labels:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, ClassVar
 
 from embsel_mlflow.config.schema import TaskType
@@ -9,8 +10,10 @@ from embsel_mlflow.data.task_data import RetrievalExamples
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.evaluation.base import EvalTask, TaskOutput
 from embsel_mlflow.evaluation.search import StreamingTopK
+from embsel_mlflow.models.base import Ranker
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from embsel_mlflow.evaluation.base import TextEncoder
@@ -37,41 +40,60 @@ class RetrievalTask(EvalTask):
         ex: RetrievalExamples = self.examples
         if not ex.corpus:
             raise DataError(f"{self._where()}: the corpus is empty")
-        if not self._query_ids():
+        query_ids = self._query_ids()
+        if not query_ids:
             raise DataError(
                 f"{self._where()}: no query has a qrels entry; check the qrels ids against the queries"
             )
+        self._check_grades(query_ids)
         k_values = self.cfg.k_values
         if not k_values or min(k_values) < 1:
             raise ConfigError(f"evaluation.k_values must be positive integers, got {list(k_values)}")
         if self.cfg.corpus_chunk_size < 1:
             raise ConfigError(f"evaluation.corpus_chunk_size must be >= 1, got {self.cfg.corpus_chunk_size}")
 
+    def _check_grades(self, query_ids: list[str]) -> None:
+        """No relevant document at all is an error; queries without one are a warning (they score 0)."""
+        ex: RetrievalExamples = self.examples
+        grades = [grade for qid in query_ids for grade in ex.qrels[qid].values()]
+        if max(grades) <= 0:
+            raise DataError(
+                f"{self._where()}: every qrels score is 0 or negative, so no document is relevant and "
+                "every retrieval score would be 0; relevant documents need a score >= 1 (check the "
+                "qrels score column)"
+            )
+        without = [qid for qid in query_ids if max(ex.qrels[qid].values()) <= 0]
+        if without:
+            self.warn(
+                "queries_without_relevant_documents",
+                f"{len(without)} of {len(query_ids)} queries (e.g. {without[0]!r}) have no document with "
+                "a qrels score >= 1; they score 0 and lower every average",
+                len(without),
+            )
+        negative = sum(grade < 0 for grade in grades)
+        if negative:
+            self.warn(
+                "negative_qrels",
+                f"{negative} qrels score(s) are negative; they count as not relevant (as in trec_eval)",
+                negative,
+            )
+
     def _query_ids(self) -> list[str]:
         ex: RetrievalExamples = self.examples
         return [qid for qid in ex.queries if ex.qrels.get(qid)]
 
     def _run(self, encoder: TextEncoder) -> TaskOutput:
-        from tqdm.auto import tqdm
-
         from embsel_mlflow.metrics import load_metric
 
         ex: RetrievalExamples = self.examples
         query_ids = self._query_ids()
         # nDCG@10 is the main score, so k=10 is always evaluated whatever k_values says.
         k_values = sorted({*self.cfg.k_values, MAIN_K})
-        query_embeddings = self._encode(encoder, [ex.queries[qid] for qid in query_ids], role="query")
-
         doc_ids = list(ex.corpus)
-        chunk = self.cfg.corpus_chunk_size
-        search = StreamingTopK(query_embeddings, max(k_values))
-        starts = range(0, len(doc_ids), chunk)
-        for start in tqdm(
-            starts, desc="Searching corpus chunks", disable=not self.cfg.show_progress or len(starts) < 2
-        ):
-            chunk_ids = doc_ids[start : start + chunk]
-            search.add(self._encode(encoder, [ex.corpus[doc] for doc in chunk_ids], role="document"))
-        scores, indices = search.result()
+        if isinstance(encoder, Ranker):  # a lexical ranker (BM25): no embeddings, same scoring below
+            scores, indices = self._rank(encoder, query_ids, doc_ids, max(k_values))
+        else:
+            scores, indices = self._search(encoder, query_ids, doc_ids, max(k_values))
 
         predictions = []
         for row, qid in enumerate(query_ids):
@@ -90,6 +112,36 @@ class RetrievalTask(EvalTask):
         result.pop("num_queries")
         per_item = self._per_item(query_ids, predictions, per_query, k_values)
         return TaskOutput(scores=result, per_item=per_item)
+
+    def _search(
+        self, encoder: TextEncoder, query_ids: list[str], doc_ids: list[str], k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact cosine top-k of the query embeddings over the corpus, encoded chunk by chunk."""
+        from tqdm.auto import tqdm
+
+        ex: RetrievalExamples = self.examples
+        query_embeddings = self._encode(encoder, [ex.queries[qid] for qid in query_ids], role="query")
+        chunk = self.cfg.corpus_chunk_size
+        search = StreamingTopK(query_embeddings, k)
+        starts = range(0, len(doc_ids), chunk)
+        for start in tqdm(
+            starts, desc="Searching corpus chunks", disable=not self.cfg.show_progress or len(starts) < 2
+        ):
+            chunk_ids = doc_ids[start : start + chunk]
+            search.add(self._encode(encoder, [ex.corpus[doc] for doc in chunk_ids], role="document"))
+        return search.result()
+
+    def _rank(
+        self, ranker: Ranker, query_ids: list[str], doc_ids: list[str], k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ranker's own top-k, timed and counted like encoding (every text is processed once)."""
+        ex: RetrievalExamples = self.examples
+        queries, docs = [ex.queries[qid] for qid in query_ids], [ex.corpus[doc] for doc in doc_ids]
+        start = time.perf_counter()
+        scores, indices = ranker.rank(queries, docs, k)
+        self._encode_seconds += time.perf_counter() - start
+        self._num_texts_encoded += len(queries) + len(docs)
+        return scores, indices
 
     def _per_item(
         self,

@@ -42,6 +42,11 @@ class STSTask(EvalTask):
         gold = np.asarray(ex.scores, dtype=np.float64)
         if not np.isfinite(gold).all() or gold.min() == gold.max():
             raise DataError(f"{self._where()}: gold scores must be finite and not all equal")
+        if all(a == b for a, b in zip(ex.s1, ex.s2, strict=True)):
+            raise DataError(
+                f"{self._where()}: every pair holds the same text twice, so every model gives every pair "
+                "the same similarity and no correlation can be computed; check the s1 and s2 columns"
+            )
 
     def _run(self, encoder: TextEncoder) -> TaskOutput:
         import pandas as pd
@@ -57,6 +62,13 @@ class STSTask(EvalTask):
         similarity = paired_scores(embeddings1, embeddings2)
         similarity["manhattan"] = -similarity["manhattan"]
         similarity["euclidean"] = -similarity["euclidean"]
+        cosine_values = similarity["cosine"]
+        if np.ptp(cosine_values) == 0:
+            raise DataError(
+                f"{self._where()}: the model gives all {len(cosine_values)} pairs the same cosine similarity "
+                f"({cosine_values[0]:.6g}), so no correlation can be computed; the model's embeddings "
+                "do not vary (check the model, its max_seq_length and the texts)"
+            )
 
         metric = load_metric("sts")
         scores: dict[str, float] = {}

@@ -11,7 +11,8 @@ import numpy as np
 
 from embsel_mlflow.config.schema import ModelKind, Precision
 from embsel_mlflow.config.schema import Pooling as PoolingMode
-from embsel_mlflow.errors import ModelError
+from embsel_mlflow.errors import ConfigError, ModelError
+from embsel_mlflow.models.base import PretrainedCandidate
 from embsel_mlflow.models.device import resolve_device
 from embsel_mlflow.models.resolve import (
     HUB,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 ROLES = (None, "query", "document")
 
 
-class Encoder:
+class Encoder(PretrainedCandidate):
     """A loaded embedding model: texts in, float32 embeddings out.
 
     A thin wrapper over a SentenceTransformer: encoding goes straight to ST's own
@@ -137,8 +138,37 @@ class Encoder:
         return model_identity(self._cfg, self._source)
 
 
+# Models whose position ids start after the padding index (position = pad_token_id + 1 + i).
+_OFFSET_POSITION_MODELS = {"roberta", "xlm-roberta", "camembert", "mpnet", "longformer", "ibert"}
+
+
+def check_model_config(cfg: ModelConfig) -> None:
+    """Refuse settings no model can run with, before anything is loaded."""
+    if cfg.batch_size < 1:
+        raise ConfigError(f"model.batch_size must be >= 1, got {cfg.batch_size}; e.g. model.batch_size=32")
+    if cfg.max_seq_length is not None and cfg.max_seq_length < 1:
+        raise ConfigError(
+            f"model.max_seq_length must be >= 1 (tokens) or null for the model's own limit, "
+            f"got {cfg.max_seq_length}"
+        )
+
+
+def position_limit(model: SentenceTransformer) -> int | None:
+    """The most tokens the model's position embeddings cover, or None when it has no fixed limit."""
+    config = getattr(getattr(model[0], "auto_model", None), "config", None)
+    if config is None:
+        return None
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return None
+    if getattr(config, "model_type", None) in _OFFSET_POSITION_MODELS:
+        limit -= (getattr(config, "pad_token_id", None) or 0) + 1
+    return limit
+
+
 def load_encoder(cfg: ModelConfig) -> Encoder:
     """Resolve, load and configure the model described by ``cfg``."""
+    check_model_config(cfg)
     source = resolve_model_source(cfg)
     if source.origin != HUB:
         _check_model_dir(Path(source.path_or_id))
@@ -148,9 +178,15 @@ def load_encoder(cfg: ModelConfig) -> Encoder:
     local_only = source.origin == HUB and (
         hub_offline_requested() or not probe_hub(source.path_or_id, cfg.revision, cfg.token)
     )
-    with _as_model_error(source, local_only):
+    with _as_model_error(source, local_only), _no_loading_bars():
         model = _build_model(cfg, source, device, local_only)
     if cfg.max_seq_length is not None:
+        limit = position_limit(model)
+        if limit is not None and cfg.max_seq_length > limit:
+            raise ConfigError(
+                f"model.max_seq_length={cfg.max_seq_length} exceeds the {limit} positions model "
+                f"'{cfg.name}' has; set model.max_seq_length to at most {limit}, or null for the model's own"
+            )
         model.max_seq_length = cfg.max_seq_length
     return Encoder(model, cfg, source)
 
@@ -188,6 +224,20 @@ def _build_model(
     return SentenceTransformer(modules=modules, device=device)
 
 
+@contextmanager
+def _no_loading_bars() -> Iterator[None]:
+    """No transformers "Loading weights" progress bar: the console holds the tool's own progress."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def _check_model_dir(path: Path) -> None:
     """Refuse a directory that holds no model before the loaders fail less clearly."""
     if not any((path / name).is_file() for name in ("modules.json", "config.json")):
@@ -216,10 +266,16 @@ def _model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
 def _as_model_error(source: ResolvedModel, local_only: bool) -> Iterator[None]:
     """Turn the loaders' exceptions about missing/unloadable models into one-line ModelErrors."""
     from huggingface_hub.errors import HFValidationError
+    from safetensors import SafetensorError
 
     what = f"model '{source.path_or_id}'"
     try:
         yield
+    except SafetensorError as err:
+        raise ModelError(
+            f"cannot load {what}: a .safetensors weights file is corrupt or truncated ({_first_line(err)}); "
+            "download or save the model again"
+        ) from err
     except (OSError, HFValidationError) as err:
         reason = _first_line(err)
         if source.origin == HUB and local_only:

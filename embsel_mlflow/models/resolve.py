@@ -35,7 +35,13 @@ class ResolvedModel:
 
 def resolve_model_source(cfg: ModelConfig) -> ResolvedModel:
     """Resolve ``cfg`` to a local directory, a verified offline copy, or a Hub id (in that order)."""
-    if Path(cfg.name_or_path).expanduser().is_dir():
+    local = Path(cfg.name_or_path).expanduser()
+    if local.is_symlink() and not local.exists():
+        raise ModelError(
+            f"model.name_or_path={cfg.name_or_path!r} is a broken symlink or a symlink loop; "
+            "point it at the model directory itself"
+        )
+    if local.is_dir():
         return ResolvedModel(str(Path(cfg.name_or_path).expanduser().resolve()), LOCAL)
     if cfg.offline is not None:
         offline_dir = _offline_package_dir(cfg.offline.package)

@@ -1,21 +1,80 @@
-"""Log the resolved config: every leaf as a param, plus config.yaml and overrides.yaml."""
+"""Log the resolved config: readable params, plus the full config.yaml and the overrides as typed."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from embsel_mlflow.tracking.params import config_to_params, mask_override, mask_secrets
+from embsel_mlflow.tracking.params import config_to_params
 from embsel_mlflow.tracking.run_logger import RunLogger
+from embsel_mlflow.tracking.secrets import mask_override, mask_secrets
+
+# The evaluation settings each task reads; the others would only clutter its params.
+# `seed` and `extra_metrics` apply to every task.
+TASK_EVALUATION_KEYS: dict[str, set[str]] = {
+    "retrieval": {"k_values", "corpus_chunk_size", "ignore_identical_ids"},
+    "sts": set(),
+    "pair_classification": set(),
+    "classification": {"n_experiments", "samples_per_label", "max_iter"},
+    "clustering": {"clustering_batch_size"},
+}
+GENERAL_EVALUATION_KEYS = {"seed", "extra_metrics"}
+# Console and display settings that do not change a result.
+NOT_PARAMS = ("evaluation.show_progress", "tracking.tags", "tracking.run_name")
+
+
+def log_overrides(run: RunLogger, overrides: list[str]) -> None:
+    run.log_dict({"overrides": [mask_override(o) for o in overrides]}, "overrides.yaml")
 
 
 def log_config(run: RunLogger, cfg: Any, overrides: list[str]) -> None:
     """``cfg`` is the composed DictConfig (without the ``hydra`` node). Secrets are masked."""
     from omegaconf import OmegaConf
 
-    run.log_dict({"overrides": [mask_override(o) for o in overrides]}, "overrides.yaml")
+    log_overrides(run, overrides)
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     run.log_text(OmegaConf.to_yaml(OmegaConf.create(mask_secrets(resolved))), "config.yaml")
-    params, truncated = config_to_params(resolved)
+    params, truncated = config_to_params(readable_config(resolved))
     run.log_params(params)
     if truncated:
         run.set_tags({"embsel.truncated_params": ",".join(truncated)})
+
+
+def readable_config(resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that apply to this run, for params: no null or empty leaves, no other task's settings.
+
+    Adds ``task`` at the top of the key space, the first thing to group or filter runs by.
+    The full config stays in ``config.yaml``.
+    """
+    config = _without_empty(resolved) or {}
+    data = config.get("data", {})
+    task = str(data.get("task", ""))
+    if task:
+        config = {"task": task, **config}
+    if "evaluation" in config and task in TASK_EVALUATION_KEYS:
+        keep = TASK_EVALUATION_KEYS[task] | GENERAL_EVALUATION_KEYS
+        config["evaluation"] = {k: v for k, v in config["evaluation"].items() if k in keep}
+    if "splits" in data:
+        used = {data.get("eval_split", "test")}
+        if task == "classification":
+            used.add(data.get("train_split", "train"))
+        data["splits"] = {k: v for k, v in data["splits"].items() if k in used}
+    if task and task != "classification":
+        data.pop("train_split", None)
+    model = config.get("model", {})
+    if model.get("kind") == "sentence_transformers":
+        model.pop("pooling", None)  # the saved model's own pooling applies
+    for dotted in NOT_PARAMS:
+        parent, _, key = dotted.rpartition(".")
+        config.get(parent, {}).pop(key, None)
+    return _without_empty(config) or {}
+
+
+def _without_empty(value: Any) -> Any:
+    """A copy without None leaves and empty dicts/lists (None when nothing is left)."""
+    if isinstance(value, Mapping):
+        kept = {k: v for k, v in ((k, _without_empty(v)) for k, v in value.items()) if v is not None}
+        return kept or None
+    if isinstance(value, list | tuple):
+        return list(value) or None
+    return value

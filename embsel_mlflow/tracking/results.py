@@ -6,7 +6,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.tracking.plots import result_figure
-from embsel_mlflow.tracking.run_logger import RunLogger
+from embsel_mlflow.tracking.run_logger import DatasetRef, RunLogger
 
 if TYPE_CHECKING:
     from embsel_mlflow.evaluation.base import TaskResult
@@ -31,22 +31,51 @@ def efficiency_metrics(result: TaskResult, *, embedding_dim: int, num_parameters
 
 
 def log_result(
-    run: RunLogger, result: TaskResult, *, efficiency: dict[str, float], log_per_item: bool
+    run: RunLogger,
+    result: TaskResult,
+    *,
+    efficiency: dict[str, float],
+    log_per_item: bool,
+    model_name: str,
+    model_id: str | None = None,
+    dataset: DatasetRef | None = None,
 ) -> None:
+    """Metrics (linked to the logged model and the dataset), the main score's name, results.json,
+    and the per-item table and plot under ``<dataset>/<split>`` so tasks never share a file."""
     metrics = {**result_metrics(result), **efficiency}
-    run.log_metrics(metrics)
+    run.log_metrics(metrics, model_id=model_id, dataset=dataset)
+    run.set_tags(
+        {
+            "main_score_name": result.main_score_name,
+            # The description on the run page: the answer first.
+            "mlflow.note.content": (
+                f"{result.main_score_name} = {result.main_score:.5f}: {model_name} on "
+                f"{result.dataset} [{result.split}] ({result.task})"
+            ),
+        }
+    )
     summary: dict[str, Any] = {
         "task": result.task,
         "dataset": result.dataset,
         "split": result.split,
+        "model": model_name,
         "main_score_name": result.main_score_name,
         "main_score": result.main_score,
         "scores": result.scores,
         "efficiency": efficiency,
     }
-    run.log_dict(summary, "results.json")
+    run.log_dict(_finite_or_none(summary), "results.json")  # strict JSON: never a bare NaN
+    if result.warnings:  # questionable data, with counts (see DataWarning)
+        run.set_tags({"embsel.data_warnings": "; ".join(f"{w.code}={w.count}" for w in result.warnings)})
+        run.log_dict({"warnings": [w.to_dict() for w in result.warnings]}, "warnings.json")
     if log_per_item and result.per_item is not None and len(result.per_item):
-        run.log_table(result.per_item, f"per_item/{result.split}.json")
-        figure = result_figure(result)
+        run.log_table(result.per_item, f"per_item/{result.dataset}/{result.split}.json")
+        figure = result_figure(result, model_name)
         if figure is not None:
-            run.log_figure(figure, f"plots/{result.task}_{result.split}.png")
+            run.log_figure(figure, f"plots/{result.dataset}/{result.split}_{result.task}.png")
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    return None if isinstance(value, float) and not math.isfinite(value) else value

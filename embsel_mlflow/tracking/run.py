@@ -27,7 +27,7 @@ from embsel_mlflow.tracking.store import (
     resolve_tracking_uri,
     validate_experiment_name,
 )
-from embsel_mlflow.tracking.system_tags import git_tags
+from embsel_mlflow.tracking.system_tags import provenance_tags
 
 # Exit codes of a process ended by a signal, as a shell reports them (128 + signal number).
 SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
@@ -42,27 +42,34 @@ def one_line(exc: BaseException) -> str:
 
 
 def _source_tags(entry_point: str) -> dict[str, str]:
-    tags = {
-        "mlflow.source.name": f"embsel {entry_point}",
-        "mlflow.source.type": "LOCAL",
-        "mlflow.user": getpass.getuser(),
-        "embsel.entry_point": entry_point,
-    }
-    git = git_tags()
-    if "embsel.git_commit" in git:
-        tags["mlflow.source.git.commit"] = git["embsel.git_commit"]
-    return {**tags, **git}
+    """Where the run came from; under ``mlflow run`` MLflow's own PROJECT source tags are kept."""
+    tags = {"embsel.entry_point": entry_point, **provenance_tags()}
+    if os.environ.get("MLFLOW_RUN_ID"):
+        return tags
+    tags.update(
+        {
+            "mlflow.source.name": f"embsel {entry_point}",
+            "mlflow.source.type": "LOCAL",
+            "mlflow.user": getpass.getuser(),
+        }
+    )
+    if "embsel.source_commit" in tags:  # the UI's "Version" column: the embsel code that ran
+        tags["mlflow.source.git.commit"] = tags["embsel.source_commit"]
+    return tags
 
 
 @contextlib.contextmanager
-def tracked_run(tracking: TrackingConfig, *, entry_point: str, run_name: str) -> Iterator[RunLogger]:
+def tracked_run(
+    tracking: TrackingConfig, *, entry_point: str, run_name: str, parent_run_id: str | None = None
+) -> Iterator[RunLogger]:
     """Yield a logger for one run: the one ``mlflow run`` created (MLFLOW_RUN_ID) or a new one.
 
+    With ``parent_run_id`` the run is always new, nested under that run in its experiment.
     The store is checked before anything else (StoreError); runs of this host whose process is
     gone are closed KILLED first.
     """
-    attached = os.environ.get("MLFLOW_RUN_ID", "").strip()
-    if not attached:
+    attached = None if parent_run_id else os.environ.get("MLFLOW_RUN_ID", "").strip()
+    if not attached and not parent_run_id:
         validate_experiment_name(tracking.experiment)
     uri = resolve_tracking_uri(tracking.uri)
     client = open_store(uri)
@@ -71,6 +78,10 @@ def tracked_run(tracking: TrackingConfig, *, entry_point: str, run_name: str) ->
     if attached:
         run_id = _attachable_run(client, attached)
         RunLogger(client, run_id).set_tags(process_tags())
+    elif parent_run_id:
+        experiment_id = client.get_run(parent_run_id).info.experiment_id
+        nested = {"mlflow.parentRunId": parent_run_id, **process_tags()}
+        run_id = client.create_run(experiment_id, run_name=run_name, tags=nested).info.run_id
     else:
         experiment_id = get_or_create_experiment(client, tracking.experiment, uri)
         # host and pid go in with the run itself, so a repair never sees the run without them
@@ -168,7 +179,9 @@ def _end(logger: RunLogger, status: str, reason: str) -> None:
     nor keep the process retrying for minutes (a store that is gone leaves the run to repair)."""
     with _signals_deferred(), quick_store_calls():
         try:
-            logger.set_tags({"error": redact(reason)})
+            # The description (mlflow.note.content) is what the run page shows first.
+            shown = redact(reason)
+            logger.set_tags({"error": shown, "mlflow.note.content": f"{status}: {shown}"})
         except Exception as exc:
             if is_store_failure(exc):
                 return  # unreachable: the second call would fail the same way
@@ -177,11 +190,23 @@ def _end(logger: RunLogger, status: str, reason: str) -> None:
 
 
 def record_failed_run(
-    tracking: TrackingConfig, *, entry_point: str, reason: str, run_name: str
+    tracking: TrackingConfig,
+    *,
+    entry_point: str,
+    reason: str,
+    run_name: str,
+    overrides: list[str] | None = None,
 ) -> str | None:
-    """Record a run that failed before it could start (e.g. the config did not compose)."""
+    """Record a run that failed before it could start (e.g. the config did not compose).
+
+    ``overrides`` (the command line as typed) are kept as overrides.yaml so the run shows what was asked.
+    """
+    from embsel_mlflow.tracking.config_logging import log_overrides
+
     try:
         with tracked_run(tracking, entry_point=entry_point, run_name=run_name) as logger:
+            if overrides is not None:
+                log_overrides(logger, overrides)
             raise _Recorded(reason)
     except _Recorded:
         return logger.run_id

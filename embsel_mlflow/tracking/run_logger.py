@@ -47,13 +47,29 @@ class RunLogger:
         for batch in _chunks(entries, MAX_PARAMS_TAGS_PER_BATCH):
             self.client.log_batch(self.run_id, tags=batch)
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+    def log_metrics(
+        self,
+        metrics: Mapping[str, float],
+        step: int = 0,
+        *,
+        model_id: str | None = None,
+        dataset: DatasetRef | None = None,
+    ) -> None:
+        """Metrics, optionally linked to a logged model and to the dataset they were measured on."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        entries = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        name, digest = (dataset.name, dataset.digest) if dataset else (None, None)
+        entries = [
+            Metric(k, float(v), now, step, model_id=model_id, dataset_name=name, dataset_digest=digest)
+            for k, v in metrics.items()
+        ]
         for batch in _chunks(entries, MAX_METRICS_PER_BATCH):
             self.client.log_batch(self.run_id, metrics=batch)
+
+    @property
+    def experiment_id(self) -> str:
+        return self.client.get_run(self.run_id).info.experiment_id
 
     def log_dict(self, obj: Any, artifact_file: str) -> None:
         self.client.log_dict(self.run_id, obj, artifact_file)
@@ -68,22 +84,58 @@ class RunLogger:
     def log_figure(self, figure: Any, artifact_file: str) -> None:
         self.client.log_figure(self.run_id, figure, artifact_file)
 
-    def log_datasets(self, tables: Iterable[TableInfo], dataset_name: str) -> None:
-        """Each loaded table as a run input, with MLflow's content digest."""
-        import mlflow.data
+    def log_artifact(self, local_path: str, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, local_path, artifact_path)
+
+    def log_datasets(
+        self, tables: Iterable[TableInfo], dataset_name: str, *, log_inputs: bool = True
+    ) -> dict[str, DatasetRef]:
+        """Each loaded table as a run input, with MLflow's content digest; returns them by role."""
         from mlflow.entities import DatasetInput, InputTag
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
+        refs: dict[str, DatasetRef] = {}
         inputs = []
         for table in tables:
-            dataset = mlflow.data.from_pandas(
-                table.frame, source=table.source, name=f"{dataset_name}/{table.role}"
-            )
+            dataset = _mlflow_dataset(table, f"{dataset_name}/{table.role}")
+            refs[table.role] = DatasetRef(dataset.name, dataset.digest)
             inputs.append(
                 DatasetInput(
                     dataset=dataset._to_mlflow_entity(),
                     tags=[InputTag(key=MLFLOW_DATASET_CONTEXT, value=table.role)],
                 )
             )
-        if inputs:
+        if inputs and log_inputs:
             self.client.log_inputs(self.run_id, datasets=inputs)
+        return refs
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A dataset as MLflow names it on metrics: name and content digest."""
+
+    name: str
+    digest: str
+
+
+def _mlflow_dataset(table: TableInfo, name: str) -> Any:
+    """An MLflow dataset with an explicit source (a local file or a Hub id).
+
+    Passing the source as a plain string makes MLflow guess its type, and warn on every run.
+    """
+    import warnings
+    from pathlib import Path
+
+    import mlflow.data
+    from mlflow.data.dataset_source_registry import get_registered_sources
+    from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
+
+    if Path(table.source).exists():
+        local = next(s for s in get_registered_sources() if s._get_source_type() == "local")
+        source = local(str(Path(table.source).resolve()))
+    else:
+        source = HuggingFaceDatasetSource(table.source)
+    with warnings.catch_warnings():
+        # MLflow's digest code calls a pandas API that pandas 3 deprecates; not ours to fix.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mlflow.data.from_pandas(table.frame, source=source, name=name)

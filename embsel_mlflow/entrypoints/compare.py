@@ -1,0 +1,136 @@
+"""``embsel compare``: a table of runs, side by side, from any tracking store.
+
+Built on ``mlflow.search_runs``, so it works against sqlite, a file store or a tracking server:
+
+    embsel compare --parent <sweep parent run id>                   # the jobs of a sweep
+    embsel compare --experiment embsel --filter "tags.embsel.task = 'sts'" --metrics test/cosine_spearman
+    embsel compare --runs <id> <id> --params model.name data.name --sort main_score --format markdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from embsel_mlflow.errors import ConfigError, EmbselError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+EXIT_BAD_INPUT = 2
+FORMATS = ("table", "csv", "markdown")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="embsel compare",
+        description="Print a table of MLflow runs: one row per run, the metrics and params you choose.",
+        epilog=__doc__.split("\n\n", 2)[-1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--experiment", action="append", metavar="NAME", help="experiment(s) to list")
+    source.add_argument("--parent", metavar="RUN_ID", help="the child runs of this run (e.g. a sweep)")
+    source.add_argument("--runs", nargs="+", metavar="RUN_ID", help="these runs")
+    parser.add_argument(
+        "--filter", default="", metavar="EXPR", help="MLflow filter, e.g. \"params.data.name = 'stsb'\""
+    )
+    parser.add_argument("--metrics", nargs="*", default=["main_score"], metavar="KEY", help="metric columns")
+    parser.add_argument("--params", nargs="*", default=[], metavar="KEY", help="param columns")
+    parser.add_argument("--tags", nargs="*", default=[], metavar="KEY", help="tag columns")
+    parser.add_argument("--sort", metavar="COLUMN", help="sort by this column (default: the first metric)")
+    parser.add_argument("--ascending", action="store_true", help="sort ascending (default: descending)")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    parser.add_argument("--output", metavar="FILE", help="write the table to FILE instead of stdout")
+    parser.add_argument(
+        "--tracking-uri", metavar="URI", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db"
+    )
+    parser.add_argument("--max-results", type=int, default=10_000, metavar="N")
+    return parser
+
+
+def search(args: argparse.Namespace) -> pd.DataFrame:
+    """The runs ``args`` select, as ``mlflow.search_runs`` returns them."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from embsel_mlflow.tracking.store import open_store, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    client = open_store(uri)
+    mlflow.set_tracking_uri(uri)
+    clauses = [args.filter] if args.filter.strip() else []
+    experiment_ids: list[str] | None = None
+    try:
+        if args.parent:
+            experiment_ids = [client.get_run(args.parent).info.experiment_id]
+            clauses.append(f"tags.`mlflow.parentRunId` = '{args.parent}'")
+        elif args.runs:
+            experiment_ids = sorted({client.get_run(run_id).info.experiment_id for run_id in args.runs})
+            clauses.append("attributes.run_id IN (" + ", ".join(f"'{r}'" for r in args.runs) + ")")
+        elif args.experiment:
+            experiment_ids = []
+            for name in args.experiment:
+                experiment = client.get_experiment_by_name(name)
+                if experiment is None:
+                    raise ConfigError(
+                        f"no experiment named '{name}' in {uri}; list them with `mlflow experiments search`"
+                    )
+                experiment_ids.append(experiment.experiment_id)
+        return mlflow.search_runs(
+            experiment_ids=experiment_ids,
+            filter_string=" and ".join(clauses),  # MLflow's filter grammar has AND only
+            max_results=args.max_results,
+            search_all_experiments=experiment_ids is None,
+        )
+    except MlflowException as exc:
+        raise ConfigError(f"{exc.message.splitlines()[0]} (tracking store: {uri})") from exc
+
+
+def runs_table(runs: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    """Columns run id, name, status, then the chosen metrics, params and tags; sorted."""
+    import pandas as pd
+
+    columns = {"run_id": "run_id", "tags.mlflow.runName": "run_name", "status": "status"}
+    for prefix, keys in (("metrics", args.metrics), ("params", args.params), ("tags", args.tags)):
+        for key in keys:
+            columns[f"{prefix}.{key}"] = key if key not in columns.values() else f"{prefix}.{key}"
+    empty = pd.Series([None] * len(runs), index=runs.index, dtype=object)
+    table = pd.DataFrame({name: runs.get(source, empty) for source, name in columns.items()})
+    sort = args.sort or (args.metrics[0] if args.metrics else None)
+    if sort:
+        if sort not in table:
+            raise ConfigError(f"--sort {sort}: not a column; choose one of {', '.join(table.columns)}")
+        table = table.sort_values(sort, ascending=args.ascending, na_position="last", kind="stable")
+    return table.reset_index(drop=True)
+
+
+def render(table: pd.DataFrame, fmt: str) -> str:
+    if fmt == "csv":
+        return table.to_csv(index=False)
+    text = table.astype(object).map(lambda v: f"{v:.6g}" if isinstance(v, float) else v)
+    text = text.where(table.notna(), "")
+    if fmt == "markdown":
+        header = "| " + " | ".join(map(str, text.columns)) + " |"
+        rule = "|" + "|".join("---" for _ in text.columns) + "|"
+        rows = ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in text.to_numpy()]
+        return "\n".join([header, rule, *rows]) + "\n"
+    return text.to_string(index=False) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        table = runs_table(search(args), args)
+    except EmbselError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    text = render(table, args.format)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        print(f"{len(table)} runs written to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0

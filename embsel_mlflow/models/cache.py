@@ -1,0 +1,451 @@
+"""A content-addressed embedding cache on disk, shared by every run and process.
+
+An embedding is keyed by (model key, role, text hash): the model key hashes the model's
+identity (weights sha256 or hub revision, pooling, normalisation, prompts, max_seq_length,
+precision, truncation, kind settings), the role is ``query``, ``document`` or ``symmetric``
+(query and document embeddings are never shared: mteb issue 5383), and the text hash is a
+BLAKE2b-128 of the UTF-8 text.
+
+Layout: ``<dir>/embeddings/<model key>/<role>/<uuid>.emb``, one shard per encode call with
+its misses. A shard is a 16-byte header (magic, version, dim, count), ``count`` text hashes,
+the ``count x dim`` float32 matrix and a BLAKE2b-256 checksum of all that. Shards are written
+to a temporary file and renamed into place, so concurrent writers never see or leave half a
+shard; a shard whose size or checksum is wrong is deleted and its texts are encoded again.
+Reading a shard refreshes its mtime; beyond ``max_size_gb`` the least recently used shards
+are deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import struct
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from embsel_mlflow.config.schema import CacheConfig
+    from embsel_mlflow.data.task_data import TaskData
+    from embsel_mlflow.models.base import EmbeddingModel
+    from embsel_mlflow.models.resolve import ResolvedModel
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR_ENV = "EMBSEL_CACHE_DIR"
+_MAGIC = b"EMBC"
+_VERSION = 1
+_HEADER = struct.Struct("<4sHHII")  # magic, version, reserved, dim, count (16 bytes)
+_HASH_BYTES = 16
+_CHECKSUM_BYTES = 32
+_SUFFIX = ".emb"
+_ROLE_DIRS = {None: "symmetric", "query": "query", "document": "document"}
+_GB = 1024**3
+
+
+def default_cache_dir() -> Path:
+    """``$EMBSEL_CACHE_DIR``, else the user's cache dir (e.g. ``~/.cache/embsel``)."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("embsel"))
+
+
+def cache_dir(cfg: CacheConfig | None) -> Path:
+    """The cache directory ``cfg`` names (the default one when it names none)."""
+    return Path(cfg.dir).expanduser() if cfg is not None and cfg.dir else default_cache_dir()
+
+
+def open_cache(cfg: CacheConfig) -> EmbeddingCache | None:
+    """The embedding cache ``cfg`` describes, or None when ``cache.enabled=false``."""
+    from embsel_mlflow.errors import ConfigError
+
+    if not cfg.enabled:
+        return None
+    if cfg.max_size_gb <= 0:
+        raise ConfigError(f"cache.max_size_gb must be > 0, got {cfg.max_size_gb}; or set cache.enabled=false")
+    return EmbeddingCache(cache_dir(cfg), max_size_bytes=int(cfg.max_size_gb * _GB))
+
+
+def text_hash(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=_HASH_BYTES).digest()
+
+
+@dataclass
+class CacheInfo:
+    dir: Path
+    models: int
+    shards: int
+    embeddings: int
+    size_bytes: int
+    max_size_bytes: int
+    derived_models_bytes: int = 0  # distilled static models and LSA fits (not counted in the limit)
+
+    def lines(self) -> list[str]:
+        mib = 1024**2
+        return [
+            f"dir:        {self.dir}",
+            f"models:     {self.models}",
+            f"shards:     {self.shards}",
+            f"embeddings: {self.embeddings}",
+            f"size:       {self.size_bytes / mib:.1f} MiB of {self.max_size_bytes / mib:.0f} MiB",
+            f"derived:    {self.derived_models_bytes / mib:.1f} MiB (distilled static models, LSA fits)",
+        ]
+
+
+class CorruptShard(Exception):
+    """A shard whose bytes do not match its header or checksum."""
+
+
+class EmbeddingCache:
+    """Get and put embeddings by (model key, role, text hash)."""
+
+    def __init__(self, root: Path, *, max_size_bytes: int = 5 * _GB) -> None:
+        self.root = Path(root)
+        self.max_size_bytes = max_size_bytes
+        self._index: dict[Path, dict[Path, list[bytes]]] = {}  # role dir -> shard -> its text hashes
+
+    @property
+    def embeddings_dir(self) -> Path:
+        return self.root / "embeddings"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where derived models (distilled static models) are kept."""
+        return self.root / "models"
+
+    def get(self, model_key: str, role: str | None, hashes: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        """The cached embeddings of those ``hashes`` that are cached and intact."""
+        wanted = set(hashes)
+        role_dir = self._role_dir(model_key, role)
+        where: dict[Path, list[tuple[int, bytes]]] = {}
+        for shard, shard_hashes in self._shards(role_dir).items():
+            for row, digest in enumerate(shard_hashes):
+                if digest in wanted:
+                    where.setdefault(shard, []).append((row, digest))
+                    wanted.discard(digest)
+        found: dict[bytes, np.ndarray] = {}
+        for shard, rows in where.items():
+            try:
+                matrix = read_shard(shard)[1]
+            except FileNotFoundError:  # evicted or cleared by another process meanwhile
+                self._index.get(role_dir, {}).pop(shard, None)
+                continue
+            except CorruptShard as err:
+                log.warning("embedding cache: dropping corrupt shard %s (%s)", shard, err)
+                self._index.get(role_dir, {}).pop(shard, None)
+                with contextlib.suppress(OSError):
+                    shard.unlink()
+                continue
+            with contextlib.suppress(OSError):
+                os.utime(shard)  # recently used: last to be evicted
+            for row, digest in rows:
+                found[digest] = matrix[row]
+        return found
+
+    def put(self, model_key: str, role: str | None, hashes: Sequence[bytes], embeddings: np.ndarray) -> None:
+        """Store one shard atomically, then evict the least recently used shards beyond the limit."""
+        if len(hashes) == 0:
+            return
+        role_dir = self._role_dir(model_key, role)
+        role_dir.mkdir(parents=True, exist_ok=True)
+        shard = role_dir / f"{uuid.uuid4().hex}{_SUFFIX}"
+        write_shard(shard, list(hashes), embeddings)
+        self._index.setdefault(role_dir, {})[shard] = list(hashes)
+        self.evict()
+
+    def evict(self) -> int:
+        """Delete least recently used shards until the cache fits its size limit; return how many."""
+        shards = []
+        for path in self._all_shards():
+            with contextlib.suppress(FileNotFoundError):
+                stat = path.stat()
+                shards.append((stat.st_mtime_ns, stat.st_size, path))
+        total = sum(size for _, size, _ in shards)
+        removed = 0
+        for _, size, path in sorted(shards):
+            if total <= self.max_size_bytes:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+            total -= size
+        return removed
+
+    def info(self) -> CacheInfo:
+        shards = list(self._all_shards())
+        embeddings = 0
+        size = 0
+        for path in shards:
+            with contextlib.suppress(OSError, CorruptShard):
+                size += path.stat().st_size
+                embeddings += _read_header(path)[1]
+        models = {path.parent.parent for path in shards}
+        derived = 0
+        if self.models_dir.is_dir():
+            for path in self.models_dir.rglob("*"):
+                with contextlib.suppress(OSError):
+                    derived += path.stat().st_size if path.is_file() else 0
+        return CacheInfo(self.root, len(models), len(shards), embeddings, size, self.max_size_bytes, derived)
+
+    def clear(self) -> None:
+        """Delete every cached embedding and derived model."""
+        for directory in (self.embeddings_dir, self.models_dir):
+            shutil.rmtree(directory, ignore_errors=True)
+        self._index.clear()
+
+    def _role_dir(self, model_key: str, role: str | None) -> Path:
+        if role not in _ROLE_DIRS:
+            raise ValueError(f"role must be one of {tuple(_ROLE_DIRS)}, got {role!r}")
+        return self.embeddings_dir / model_key / _ROLE_DIRS[role]
+
+    def _shards(self, role_dir: Path) -> dict[Path, list[bytes]]:
+        """Shard -> text hashes for every shard now in ``role_dir`` (headers read once per process)."""
+        known = self._index.setdefault(role_dir, {})
+        present = set(role_dir.glob(f"*{_SUFFIX}")) if role_dir.is_dir() else set()
+        for gone in set(known) - present:
+            del known[gone]
+        for shard in sorted(present - set(known)):
+            try:
+                known[shard] = _read_hashes(shard)
+            except OSError:
+                continue  # evicted or cleared by another process meanwhile
+            except CorruptShard as err:  # shards appear by rename, whole: this one was damaged later
+                log.warning("embedding cache: dropping corrupt shard %s (%s)", shard, err)
+                with contextlib.suppress(OSError):
+                    shard.unlink()
+        return known
+
+    def _all_shards(self) -> list[Path]:
+        if not self.embeddings_dir.is_dir():
+            return []
+        return list(self.embeddings_dir.glob(f"*/*/*{_SUFFIX}"))
+
+
+def write_shard(path: Path, hashes: list[bytes], embeddings: np.ndarray) -> None:
+    """Write a shard to a temporary file in the same directory and rename it into place."""
+    matrix = np.ascontiguousarray(embeddings, dtype="<f4")
+    if matrix.ndim != 2 or matrix.shape[0] != len(hashes):
+        raise ValueError(f"{len(hashes)} hashes but embeddings of shape {matrix.shape}")
+    body = b"".join(
+        [_HEADER.pack(_MAGIC, _VERSION, 0, matrix.shape[1], matrix.shape[0]), *hashes, matrix.tobytes()]
+    )
+    checksum = hashlib.blake2b(body, digest_size=_CHECKSUM_BYTES).digest()
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}")
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(body)
+            handle.write(checksum)
+        os.replace(tmp, path)  # atomic: readers see the whole shard or none of it
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def read_shard(path: Path) -> tuple[list[bytes], np.ndarray]:
+    """(text hashes, float32 matrix) of a shard; CorruptShard if its size or checksum is wrong."""
+    data = path.read_bytes()
+    dim, count = _parse_header(data[: _HEADER.size], path)
+    expected = _HEADER.size + count * _HASH_BYTES + count * dim * 4 + _CHECKSUM_BYTES
+    if len(data) != expected:
+        raise CorruptShard(f"{len(data)} bytes, expected {expected} (truncated?)")
+    body, checksum = data[:-_CHECKSUM_BYTES], data[-_CHECKSUM_BYTES:]
+    if hashlib.blake2b(body, digest_size=_CHECKSUM_BYTES).digest() != checksum:
+        raise CorruptShard("checksum mismatch")
+    start = _HEADER.size + count * _HASH_BYTES
+    hashes = [
+        body[_HEADER.size + i * _HASH_BYTES : _HEADER.size + (i + 1) * _HASH_BYTES] for i in range(count)
+    ]
+    matrix = np.frombuffer(body, dtype="<f4", offset=start, count=count * dim).reshape(count, dim)
+    return hashes, matrix.astype(np.float32, copy=True)
+
+
+def _read_header(path: Path) -> tuple[int, int]:
+    with path.open("rb") as handle:
+        return _parse_header(handle.read(_HEADER.size), path)
+
+
+def _read_hashes(path: Path) -> list[bytes]:
+    with path.open("rb") as handle:
+        _, count = _parse_header(handle.read(_HEADER.size), path)
+        raw = handle.read(count * _HASH_BYTES)
+    if len(raw) != count * _HASH_BYTES:
+        raise CorruptShard("truncated hash table")
+    return [raw[i * _HASH_BYTES : (i + 1) * _HASH_BYTES] for i in range(count)]
+
+
+def _parse_header(header: bytes, path: Path) -> tuple[int, int]:
+    if len(header) != _HEADER.size:
+        raise CorruptShard(f"{path.name}: truncated header")
+    magic, version, _, dim, count = _HEADER.unpack(header)
+    if magic != _MAGIC or version != _VERSION:
+        raise CorruptShard(f"{path.name}: not an embsel cache shard (version {version})")
+    return dim, count
+
+
+class CachedEncoder:
+    """A candidate whose ``encode`` answers from the cache and encodes only the misses.
+
+    When every text misses, the wrapped model encodes exactly the list it was given (the same
+    call as without a cache), so a cold run returns what an uncached run returns; a warm run
+    returns those same stored float32 values.
+    """
+
+    def __init__(self, inner: EmbeddingModel, cache: EmbeddingCache) -> None:
+        self._inner = inner
+        self._cache = cache
+        self._model_key: str | None = None
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def inner(self) -> EmbeddingModel:
+        """The uncached model (e.g. to time real encoding)."""
+        return self._inner
+
+    @property
+    def model_key(self) -> str:
+        if self._model_key is None:
+            self._model_key = cache_model_key(self._inner.identity, self._inner.source)
+        return self._model_key
+
+    def encode(
+        self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
+    ) -> np.ndarray:
+        from embsel_mlflow.models.base import as_float32
+
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a sequence of texts, not a single string")
+        texts = list(texts)
+        hashes = [text_hash(text) for text in texts]
+        found = self._cache.get(self.model_key, role, hashes)
+        missing = [i for i, digest in enumerate(hashes) if digest not in found]
+        self.hits += len(texts) - len(missing)
+        self.misses += len(missing)
+        if not missing:
+            return _stack([found[digest] for digest in hashes], self._inner.embedding_dim)
+        if len(missing) == len(texts):
+            embeddings = as_float32(
+                self._inner.encode(texts, role=role, show_progress=show_progress), len(texts)
+            )
+            self._store(role, hashes, embeddings)
+            return embeddings
+        first_rows = {hashes[i]: i for i in reversed(missing)}  # one encoding per distinct text
+        new_texts = [texts[i] for i in first_rows.values()]
+        new = as_float32(
+            self._inner.encode(new_texts, role=role, show_progress=show_progress), len(new_texts)
+        )
+        found.update(zip(first_rows, new, strict=True))
+        self._store(role, list(first_rows), new)
+        return _stack([found[digest] for digest in hashes], new.shape[1])
+
+    def _store(self, role: str | None, hashes: list[bytes], embeddings: np.ndarray) -> None:
+        unique = {digest: row for row, digest in enumerate(hashes)}
+        rows = list(unique.values())
+        try:
+            self._cache.put(self.model_key, role, list(unique), embeddings[rows])
+        except OSError as err:  # a full or read-only disk must not fail the evaluation
+            log.warning("embedding cache: could not store %d embeddings: %s", len(rows), err)
+
+    def for_dataset(self, data: TaskData) -> Any:
+        ready = self._inner.for_dataset(data)
+        return self if ready is self._inner else CachedEncoder(ready, self._cache)
+
+    @property
+    def registrable(self) -> bool:
+        return self._inner.registrable
+
+    @property
+    def source(self) -> ResolvedModel:
+        return self._inner.source
+
+    @property
+    def device(self) -> str:
+        return self._inner.device
+
+    @property
+    def embedding_dim(self) -> int:
+        return self._inner.embedding_dim
+
+    @property
+    def num_parameters(self) -> int:
+        return self._inner.num_parameters
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return self._inner.identity
+
+    @property
+    def disk_size_bytes(self) -> int | None:
+        return self._inner.disk_size_bytes
+
+    def __getattr__(self, name: str) -> Any:
+        # Kind-specific extras (model, tokenizer, config, tokens_used, ...) come from the model.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+def _stack(rows: list[np.ndarray], dim: int) -> np.ndarray:
+    return np.stack(rows).astype(np.float32, copy=False) if rows else np.empty((0, dim), np.float32)
+
+
+def cache_counts(model: Any) -> tuple[int, int]:
+    """(hits, misses) so far of a cached candidate; (0, 0) for an uncached one."""
+    return (model.hits, model.misses) if isinstance(model, CachedEncoder) else (0, 0)
+
+
+def cache_metrics(model: Any, before: tuple[int, int]) -> dict[str, float]:
+    """``cache_hits`` / ``cache_misses`` (texts) since ``before``; empty for an uncached candidate."""
+    if not isinstance(model, CachedEncoder):
+        return {}
+    hits, misses = cache_counts(model)
+    return {"cache_hits": float(hits - before[0]), "cache_misses": float(misses - before[1])}
+
+
+def cache_model_key(identity: dict[str, Any], source: ResolvedModel) -> str:
+    """The model part of cache keys: the identity, with the weights pinned by content when it is not."""
+    from embsel_mlflow.models.identity import cache_key
+    from embsel_mlflow.models.resolve import HUB, LOCAL
+
+    pinned = dict(identity)
+    if pinned.get("sha256") is None:
+        if source.origin == LOCAL:
+            # A local directory may be overwritten (e.g. by fine-tuning): key on its content.
+            pinned["sha256"] = directory_fingerprint(Path(source.path_or_id))
+        elif source.origin == HUB and pinned.get("revision") is None:
+            pinned["revision"] = _hub_commit(source.path_or_id)
+    return cache_key(pinned)
+
+
+_FINGERPRINTS: dict[tuple[str, int, int], str] = {}
+
+
+def directory_fingerprint(directory: Path) -> str:
+    """sha256 over the names and contents of a model directory's files (memoised by size and mtime)."""
+    from embsel_mlflow.models.resolve import sha256_file
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        stat = path.stat()
+        memo = (str(path), stat.st_size, stat.st_mtime_ns)
+        if memo not in _FINGERPRINTS:
+            _FINGERPRINTS[memo] = sha256_file(path)
+        digest.update(str(path.relative_to(directory)).encode() + b"\0" + _FINGERPRINTS[memo].encode())
+    return digest.hexdigest()
+
+
+def _hub_commit(repo_id: str) -> str | None:
+    """The commit of the locally cached snapshot of a Hub model ('main' may move), or None."""
+    from embsel_mlflow.models.base import hub_snapshot
+
+    snapshot = hub_snapshot(repo_id)
+    return snapshot.name if snapshot is not None else None

@@ -1,0 +1,241 @@
+"""From scores to a recommendation: CIs, paired tests, cost constraints and the decision rule.
+
+The rule: among candidates scored on every dataset and meeting the constraints, take the best
+mean main score; among those statistically tied with it, prefer the cheapest (lowest API cost,
+then highest throughput).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from embsel_mlflow.selection.statistics import (
+    Comparison,
+    bootstrap_scores,
+    compare_with_best,
+    confidence_interval,
+    resample_indices,
+)
+
+if TYPE_CHECKING:
+    from embsel_mlflow.config.schema import SelectConfig
+    from embsel_mlflow.selection.runner import SelectionRun
+
+MEAN = "mean"  # the pseudo-dataset "mean over datasets" in score tables
+
+
+@dataclass
+class CandidateCost:
+    """A candidate's efficiency over the datasets it was measured on."""
+
+    texts_per_second: float = math.nan  # mean over datasets
+    tokens_per_second: float = math.nan
+    latency_p50_ms: float = math.nan
+    latency_p95_ms: float = math.nan  # worst dataset
+    model_size_mb: float = math.nan
+    num_parameters: float = math.nan
+    embedding_dim: float = math.nan
+    peak_memory_mb: float = math.nan  # worst dataset
+    cost_usd: float = math.nan  # sum over datasets (API candidates)
+
+    def sort_key(self) -> tuple[float, float]:
+        """Cheaper first: API spend, then higher throughput."""
+        cost = 0.0 if math.isnan(self.cost_usd) else self.cost_usd
+        speed = 0.0 if math.isnan(self.texts_per_second) else self.texts_per_second
+        return (cost, -speed)
+
+
+# constraint key -> (CandidateCost field, limit is a maximum?, label, unit)
+CONSTRAINTS: dict[str, tuple[str, bool, str, str]] = {
+    "max_latency_ms": ("latency_p95_ms", True, "p95 latency", " ms"),
+    "min_throughput": ("texts_per_second", False, "throughput", " texts/s"),
+    "max_dim": ("embedding_dim", True, "dim", ""),
+    "max_params": ("num_parameters", True, "parameters", ""),
+    "max_memory_mb": ("peak_memory_mb", True, "peak memory", " MB"),
+    "max_cost": ("cost_usd", True, "cost", " USD"),
+}
+
+
+@dataclass
+class Decision:
+    """Scores with CIs, comparisons with the best, constraint checks and the recommendation."""
+
+    datasets: list[str]
+    scores: dict[str, dict[str, float]]  # candidate -> dataset (and MEAN) -> main score
+    intervals: dict[str, dict[str, tuple[float, float]]]
+    comparisons: dict[str, dict[str, Comparison]]  # dataset (and MEAN) -> candidate -> vs best
+    costs: dict[str, CandidateCost]
+    violations: dict[str, list[str]]  # candidate -> constraint violations
+    complete: list[str]  # candidates scored on every dataset
+    eligible: list[str]  # complete and meeting the constraints
+    best: str | None = None
+    winner: str | None = None
+    tied_with_best: list[str] = field(default_factory=list)
+    reasons: str = ""
+    problem: str | None = None  # why there is no winner
+
+    @property
+    def recommendation(self) -> str:
+        return f"{self.winner}: {self.reasons}" if self.winner else f"no recommendation: {self.problem}"
+
+
+def aggregate_costs(selection: SelectionRun) -> dict[str, CandidateCost]:
+    costs = {}
+    for name in selection.candidates:
+        measured = [o.efficiency for o in selection.outcomes if o.candidate == name and o.efficiency]
+        cost = CandidateCost()
+        if measured:
+
+            def values(key: str, measured=measured) -> list[float]:
+                return [v for e in measured if not math.isnan(v := getattr(e, key))]
+
+            def reduce(key: str, how) -> float:
+                found = values(key)
+                return float(how(found)) if found else math.nan
+
+            cost = CandidateCost(
+                texts_per_second=reduce("texts_per_second", np.mean),
+                tokens_per_second=reduce("tokens_per_second", np.mean),
+                latency_p50_ms=reduce("latency_p50_ms", np.mean),
+                latency_p95_ms=reduce("latency_p95_ms", max),
+                model_size_mb=reduce("model_size_mb", max),
+                num_parameters=reduce("num_parameters", max),
+                embedding_dim=reduce("embedding_dim", max),
+                peak_memory_mb=reduce("peak_memory_mb", max),
+                cost_usd=reduce("cost_usd", sum),
+            )
+        costs[name] = cost
+    return costs
+
+
+def constraint_violations(cost: CandidateCost, cfg: SelectConfig) -> list[str]:
+    """Human-readable violations, e.g. "p95 latency 12.3 ms > max_latency_ms 5"."""
+    found = []
+    for key, (attribute, is_max, label, unit) in CONSTRAINTS.items():
+        limit = getattr(cfg, key)
+        if limit is None:
+            continue
+        value = getattr(cost, attribute)
+        if math.isnan(value):
+            if key == "max_cost":
+                continue  # a local model costs nothing per call
+            found.append(f"{label} unknown (select.{key}={limit:g})")
+        elif (value > limit) if is_max else (value < limit):
+            found.append(f"{label} {value:.4g}{unit} {'>' if is_max else '<'} select.{key}={limit:g}")
+    return found
+
+
+def decide(selection: SelectionRun, cfg: SelectConfig) -> Decision:
+    """Bootstrap every scored pair, compare with the best, apply constraints and the rule."""
+    datasets = list(selection.datasets)
+    scores: dict[str, dict[str, float]] = {name: {} for name in selection.candidates}
+    intervals: dict[str, dict[str, tuple[float, float]]] = {name: {} for name in selection.candidates}
+    samples: dict[str, dict[str, np.ndarray]] = {name: {} for name in selection.candidates}
+    for position, dataset in enumerate(datasets):
+        scored = [o for o in selection.outcomes if o.dataset == dataset and o.ok]
+        if not scored:
+            continue
+        n_items = len(scored[0].result.per_item)
+        indices = resample_indices(n_items, cfg.resamples, cfg.seed + position)
+        for outcome in scored:
+            scores[outcome.candidate][dataset] = outcome.result.main_score
+            samples[outcome.candidate][dataset] = bootstrap_scores(outcome.result, indices)
+            intervals[outcome.candidate][dataset] = confidence_interval(
+                samples[outcome.candidate][dataset], cfg.confidence
+            )
+
+    complete = [name for name in selection.candidates if len(scores[name]) == len(datasets)]
+    for name in complete:
+        scores[name][MEAN] = float(np.mean([scores[name][d] for d in datasets]))
+        samples[name][MEAN] = np.mean([samples[name][d] for d in datasets], axis=0)
+        intervals[name][MEAN] = confidence_interval(samples[name][MEAN], cfg.confidence)
+
+    costs = aggregate_costs(selection)
+    violations = {name: constraint_violations(costs[name], cfg) for name in selection.candidates}
+    eligible = [name for name in complete if not violations[name]]
+    # The reference every candidate is tested against: the best eligible one (else the best scored).
+    comparisons: dict[str, dict[str, Comparison]] = {}
+    for dataset in [*datasets, MEAN]:
+        scored = {name: s[dataset] for name, s in scores.items() if dataset in s}
+        reference = _best([n for n in eligible if n in scored], scored) or _best(list(scored), scored)
+        comparisons[dataset] = compare_with_best(
+            scored,
+            {name: samples[name][dataset] for name in scored},
+            alpha=cfg.alpha,
+            correction=cfg.correction,
+            best=reference,
+        )
+
+    decision = Decision(datasets, scores, intervals, comparisons, costs, violations, complete, eligible)
+    _apply_rule(decision, selection)
+    return decision
+
+
+def _best(names: list[str], scores: dict[str, float]) -> str | None:
+    return max(names, key=lambda name: scores[name]) if names else None
+
+
+def _apply_rule(decision: Decision, selection: SelectionRun) -> None:
+    if not decision.complete:
+        decision.problem = "no candidate was scored on every dataset (see the failed runs)"
+        return
+    if not decision.eligible:
+        excluded = "; ".join(f"{n}: {', '.join(decision.violations[n])}" for n in decision.complete)
+        decision.problem = (
+            f"no candidate meets the constraints ({excluded}); relax the select.max_*/min_* limits"
+        )
+        return
+    mean = decision.comparisons[MEAN]
+    best = _best(decision.eligible, {n: decision.scores[n][MEAN] for n in decision.eligible})
+    tied = [n for n in decision.eligible if n != best and mean[n].verdict == "tied"]
+    winner = min([best, *tied], key=lambda n: decision.costs[n].sort_key())
+    decision.best, decision.winner, decision.tied_with_best = best, winner, tied
+    decision.reasons = _reasons(decision, winner, best, selection)
+
+
+def _reasons(decision: Decision, winner: str, best: str, selection: SelectionRun) -> str:
+    scores = decision.scores
+    if winner == best:
+        worse = [n for n in decision.eligible if n != best and decision.comparisons[MEAN][n].significant]
+        parts = [f"best mean main score {scores[best][MEAN]:.4f} over {len(decision.datasets)} dataset(s)"]
+        if worse:
+            parts.append("significantly better than " + ", ".join(worse))
+        if decision.tied_with_best:
+            parts.append(f"tied with {', '.join(decision.tied_with_best)} and the cheapest of them")
+        return "; ".join(parts)
+    per_dataset = ", ".join(
+        f"{d} (p={decision.comparisons[d][winner].p_adjusted:.2f})"
+        for d in decision.datasets
+        if winner in decision.comparisons[d]
+    )
+    speed = _ratio(decision.costs[winner].texts_per_second, decision.costs[best].texts_per_second)
+    text = f"tied with {best} on {per_dataset}"
+    text += f"; mean {scores[winner][MEAN]:.4f} vs {scores[best][MEAN]:.4f}"
+    text += f" (p={decision.comparisons[MEAN][winner].p_adjusted:.2f})"
+    if speed is not None:
+        text += f", {speed:.1f}x faster"
+    cost_w, cost_b = decision.costs[winner].cost_usd, decision.costs[best].cost_usd
+    if not math.isnan(cost_b) and cost_b > (0.0 if math.isnan(cost_w) else cost_w):
+        text += f", ${cost_b:.4f} -> ${0.0 if math.isnan(cost_w) else cost_w:.4f}"
+    return text
+
+
+def _ratio(a: float, b: float) -> float | None:
+    if math.isnan(a) or math.isnan(b) or b <= 0:
+        return None
+    return a / b
+
+
+def fastest(decision: Decision) -> tuple[str, float | None, str | None] | None:
+    """(fastest candidate, its throughput ratio over the next fastest, that candidate)."""
+    speeds = {n: c.texts_per_second for n, c in decision.costs.items() if not math.isnan(c.texts_per_second)}
+    if not speeds:
+        return None
+    ranked = sorted(speeds, key=lambda n: speeds[n], reverse=True)
+    if len(ranked) == 1:
+        return ranked[0], None, None
+    return ranked[0], _ratio(speeds[ranked[0]], speeds[ranked[1]]), ranked[1]

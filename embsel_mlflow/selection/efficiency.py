@@ -1,0 +1,208 @@
+"""What a candidate costs on this machine: throughput, latency, size, memory and API spend.
+
+Measured on a fixed sample of the dataset's own texts with the *uncached* model, so a warm
+embedding cache never makes a model look faster than it is.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from embsel_mlflow.data.task_data import (
+    ClassificationExamples,
+    ClusteringExamples,
+    PairClassificationExamples,
+    RetrievalExamples,
+    STSExamples,
+)
+
+if TYPE_CHECKING:
+    from embsel_mlflow.config.schema import EfficiencyConfig
+    from embsel_mlflow.data.task_data import TaskData
+
+MB = 1024**2
+_MEMORY_POLL_S = 0.005
+
+
+@dataclass
+class Efficiency:
+    """One candidate on one dataset; NaN where a quantity does not apply (e.g. cost of a local model)."""
+
+    texts_per_second: float
+    tokens_per_second: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    model_size_mb: float
+    num_parameters: float
+    embedding_dim: float
+    peak_memory_mb: float
+    cost_usd: float  # this evaluation, for API candidates
+    cost_per_million_tokens: float
+
+    def metrics(self) -> dict[str, float]:
+        """Child-run metrics under ``efficiency/`` (NaN values are left out)."""
+        return {f"efficiency/{k}": v for k, v in asdict(self).items() if not math.isnan(v)}
+
+
+def sample_texts(data: TaskData, size: int) -> tuple[list[str], list[str], str | None]:
+    """(batch texts, single-query texts, role of the batch texts) drawn from the dataset.
+
+    Retrieval times documents in batches (what indexing costs) and queries one at a time (what
+    serving costs); other tasks use the texts they evaluate for both.
+    """
+    ex = data.examples
+    if isinstance(ex, RetrievalExamples):
+        return list(ex.corpus.values())[:size], list(ex.queries.values()), "document"
+    if isinstance(ex, STSExamples | PairClassificationExamples):
+        texts = [text for pair in zip(ex.s1, ex.s2, strict=True) for text in pair]
+    elif isinstance(ex, ClassificationExamples):
+        texts = list(ex.test_texts)
+    elif isinstance(ex, ClusteringExamples):
+        texts = list(ex.texts)
+    else:  # pragma: no cover - every task's examples are listed above
+        raise TypeError(type(ex).__name__)
+    return texts[:size], texts, None
+
+
+def uncached(model: Any) -> Any:
+    """The model behind an embedding cache (``inner``), or the model itself."""
+    return getattr(model, "inner", model)
+
+
+def count_tokens(model: Any, texts: Sequence[str]) -> int:
+    """Tokens the model sees (its tokenizer, truncated to its max length), else whitespace words."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if callable(tokenizer):
+        max_length = getattr(model, "max_seq_length", None)
+        encoded = tokenizer(
+            list(texts), add_special_tokens=True, truncation=max_length is not None, max_length=max_length
+        )
+        return sum(len(ids) for ids in encoded["input_ids"])
+    return sum(len(text.split()) for text in texts)
+
+
+def _rss_bytes() -> int | None:
+    """Resident memory of this process (Linux /proc), or None where it cannot be read."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@contextmanager
+def peak_memory() -> Iterator[list[float]]:
+    """Yield a one-element list that holds, on exit, the peak memory increase in MB (NaN if unknown).
+
+    CUDA: torch's peak allocation; CPU: resident memory polled by a background thread.
+    """
+    import sys
+
+    out = [math.nan]
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        start = torch.cuda.memory_allocated()
+        yield out
+        out[0] = (torch.cuda.max_memory_allocated() - start) / MB
+        return
+    baseline = _rss_bytes()
+    if baseline is None:
+        yield out
+        return
+    peak = [baseline]
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(_MEMORY_POLL_S):
+            peak[0] = max(peak[0], _rss_bytes() or 0)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield out
+    finally:
+        stop.set()
+        thread.join()
+        peak[0] = max(peak[0], _rss_bytes() or 0)
+        out[0] = (peak[0] - baseline) / MB
+
+
+def is_ranker(model: Any) -> bool:
+    """A candidate that ranks documents without embeddings (BM25)."""
+    from embsel_mlflow.models.base import Ranker
+
+    return isinstance(uncached(model), Ranker)
+
+
+def _encode_batch(model: Any, texts: list[str], role: str | None, corpus: list[str]) -> None:
+    if is_ranker(model):  # index the corpus sample and rank the texts against it
+        model.rank(texts, corpus, 10)
+    else:
+        model.encode(texts, role=role)
+
+
+def _encode_one(model: Any, text: str, corpus: list[str]) -> None:
+    if is_ranker(model):
+        model.rank([text], corpus, 10)
+    else:
+        model.encode([text], role="query")
+
+
+def measure_efficiency(
+    model: Any, data: TaskData, cfg: EfficiencyConfig, *, billed_tokens: int | None = None
+) -> Efficiency:
+    """Time ``model`` (uncached) on a sample of ``data``.
+
+    ``billed_tokens`` are the tokens an API candidate was billed for during the evaluation
+    (see :func:`tokens_used`); they price it.
+    """
+    model = uncached(model)
+    batch, singles, role = sample_texts(data, cfg.sample_size)
+    tokens = count_tokens(model, batch)
+
+    for text in singles[: cfg.warmup]:
+        _encode_one(model, text, batch)
+    with peak_memory() as memory:
+        started = time.perf_counter()
+        _encode_batch(model, batch, role, batch)
+        seconds = time.perf_counter() - started
+    latencies = []
+    for text in singles[: cfg.latency_queries]:
+        started = time.perf_counter()
+        _encode_one(model, text, batch)
+        latencies.append((time.perf_counter() - started) * 1000.0)
+    p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (math.nan, math.nan)
+
+    price = getattr(model, "price_per_million_tokens", None)
+    cost = math.nan
+    if price is not None and billed_tokens is not None:
+        cost = billed_tokens * float(price) / 1e6
+    size = getattr(model, "disk_size_bytes", None)
+    return Efficiency(
+        texts_per_second=len(batch) / seconds if seconds > 0 else math.nan,
+        tokens_per_second=tokens / seconds if seconds > 0 else math.nan,
+        latency_p50_ms=float(p50),
+        latency_p95_ms=float(p95),
+        model_size_mb=size / MB if size else math.nan,
+        num_parameters=float(getattr(model, "num_parameters", 0) or 0),
+        embedding_dim=float(getattr(model, "embedding_dim", 0) or 0),
+        peak_memory_mb=max(memory[0], 0.0) if not math.isnan(memory[0]) else math.nan,
+        cost_usd=cost,
+        cost_per_million_tokens=float(price) if price is not None else math.nan,
+    )
+
+
+def tokens_used(model: Any) -> int | None:
+    """Tokens an API candidate has been billed for so far (None for local models)."""
+    used = getattr(uncached(model), "tokens_used", None)
+    return int(used) if used is not None else None

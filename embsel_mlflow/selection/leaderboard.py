@@ -1,0 +1,111 @@
+"""The leaderboard: one row per candidate, main score per dataset with its CI, mean, cost columns."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from embsel_mlflow.selection.decision import MEAN
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from embsel_mlflow.selection.decision import Decision
+    from embsel_mlflow.selection.runner import SelectionRun
+
+EFFICIENCY_COLUMNS = {
+    "texts_per_second": "texts/s",
+    "tokens_per_second": "tokens/s",
+    "latency_p50_ms": "p50 ms",
+    "latency_p95_ms": "p95 ms",
+    "model_size_mb": "size MB",
+    "num_parameters": "params",
+    "embedding_dim": "dim",
+    "peak_memory_mb": "peak MB",
+    "cost_usd": "cost USD",
+}
+
+
+def _pair_status(selection: SelectionRun, candidate: str, dataset: str) -> str | None:
+    outcome = selection.outcome(candidate, dataset)
+    if outcome.not_applicable:
+        return "n/a"
+    if outcome.error:
+        return "FAILED"
+    return None
+
+
+def leaderboard_frame(selection: SelectionRun, decision: Decision) -> pd.DataFrame:
+    """Rows sorted by mean main score (complete candidates first); numbers unrounded."""
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+    for name, info in selection.candidates.items():
+        row: dict[str, Any] = {"candidate": name, "kind": info.kind}
+        for dataset in [*decision.datasets, MEAN]:
+            score = decision.scores[name].get(dataset, math.nan)
+            low, high = decision.intervals[name].get(dataset, (math.nan, math.nan))
+            row[dataset] = score
+            row[f"{dataset} ci_low"], row[f"{dataset} ci_high"] = low, high
+            comparison = decision.comparisons.get(dataset, {}).get(name)
+            row[f"{dataset} vs best"] = (
+                comparison.verdict
+                if comparison
+                else (_pair_status(selection, name, dataset) if dataset != MEAN else "incomplete")
+            )
+            row[f"{dataset} p"] = comparison.p_adjusted if comparison else math.nan
+        cost = decision.costs[name]
+        for key in EFFICIENCY_COLUMNS:
+            row[key] = getattr(cost, key)
+        row["constraints"] = "; ".join(decision.violations[name]) or "ok"
+        row["registrable"] = info.registrable
+        notes = []
+        if not info.registrable and info.load_error is None:
+            notes.append(
+                "not an embedding model: cannot be registered or monitored"
+                if info.kind == "bm25"
+                else "fitted per dataset: cannot be registered"
+            )
+        failed = [o for o in selection.outcomes if o.candidate == name and o.error]
+        notes += [f"{o.dataset} FAILED: {o.error}" for o in failed]
+        if name == decision.winner:
+            notes.insert(0, "WINNER")
+        row["notes"] = " | ".join(notes)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame["_complete"] = frame["candidate"].isin(decision.complete)
+    frame = frame.sort_values(["_complete", MEAN], ascending=[False, False], na_position="last")
+    return frame.drop(columns="_complete").reset_index(drop=True)
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def leaderboard_markdown(frame: pd.DataFrame, datasets: list[str]) -> str:
+    """A readable markdown table: score [CI] (verdict) per dataset, mean, then efficiency."""
+    header = ["candidate", *datasets, MEAN, *EFFICIENCY_COLUMNS.values(), "constraints", "notes"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in frame.iterrows():
+        cells = [str(row["candidate"])]
+        for dataset in [*datasets, MEAN]:
+            score = row[dataset]
+            if isinstance(score, float) and math.isnan(score):
+                cells.append(str(row[f"{dataset} vs best"] or "-"))
+                continue
+            verdict = row[f"{dataset} vs best"]
+            p = row[f"{dataset} p"]
+            tag = verdict if verdict == "best" else f"{verdict}, p={p:.3g}"
+            cells.append(
+                f"{score:.4f} [{row[f'{dataset} ci_low']:.4f}, {row[f'{dataset} ci_high']:.4f}] ({tag})"
+            )
+        cells += [_number(row[key], 2) for key in EFFICIENCY_COLUMNS]
+        cells += [str(row["constraints"]), str(row["notes"]).replace("|", "/")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,214 @@
+"""Evaluate every candidate on every dataset: datasets loaded once, each model loaded once.
+
+Plain library code. Where the work of one (candidate, dataset) pair is recorded is up to a
+:class:`PairTracker`: the ``select`` entry point opens one nested MLflow run per pair and
+evaluates through ``evaluate_in_run``; :class:`PlainTracker` just evaluates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from embsel_mlflow.config.schema import TaskType
+from embsel_mlflow.errors import ConfigError, EmbselError
+from embsel_mlflow.selection.efficiency import Efficiency, is_ranker, measure_efficiency, tokens_used
+
+if TYPE_CHECKING:
+    from embsel_mlflow.config.schema import DataConfig, EvaluationConfig, ModelConfig, SelectConfig
+    from embsel_mlflow.data.task_data import TaskData
+    from embsel_mlflow.evaluation.base import TaskResult
+
+log = logging.getLogger("embsel.select")
+
+
+@dataclass
+class PairOutcome:
+    """One candidate on one dataset: its result and efficiency, or why there is none."""
+
+    candidate: str
+    dataset: str
+    task: str
+    result: TaskResult | None = None
+    efficiency: Efficiency | None = None
+    error: str | None = None  # the one-line reason the pair failed
+    not_applicable: str | None = None  # e.g. a lexical ranker on an STS dataset (no run at all)
+    run_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+
+@dataclass
+class CandidateInfo:
+    name: str
+    kind: str
+    registrable: bool = True
+    load_error: str | None = None
+    config: Any = None  # the ModelConfig
+
+
+@dataclass
+class SelectionRun:
+    """Everything the decision needs: the outcomes of all pairs, in candidate-major order."""
+
+    candidates: dict[str, CandidateInfo]
+    datasets: dict[str, str]  # dataset -> task
+    outcomes: list[PairOutcome] = field(default_factory=list)
+
+    def outcome(self, candidate: str, dataset: str) -> PairOutcome:
+        return next(o for o in self.outcomes if o.candidate == candidate and o.dataset == dataset)
+
+    @property
+    def failed(self) -> list[PairOutcome]:
+        return [o for o in self.outcomes if o.error is not None]
+
+
+class PairScope(Protocol):
+    """Where one pair is evaluated and its extra metrics go (an MLflow child run, or nothing)."""
+
+    run_id: str | None
+
+    def evaluate(self, model: Any, data: TaskData) -> TaskResult: ...
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None: ...
+
+
+class PairTracker(Protocol):
+    def pair(self, candidate: str, model: ModelConfig, data: DataConfig) -> contextlib.AbstractContextManager:
+        """A context yielding a :class:`PairScope`; an exception inside marks the pair failed."""
+        ...
+
+
+@dataclass
+class PlainScope:
+    evaluation: EvaluationConfig
+    run_id: str | None = None
+
+    def evaluate(self, model: Any, data: TaskData) -> TaskResult:
+        from embsel_mlflow.evaluation import build_task
+
+        return build_task(data, self.evaluation).evaluate(model)
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        pass
+
+
+@dataclass
+class PlainTracker:
+    """No tracking: evaluate in process (the library call)."""
+
+    evaluation: EvaluationConfig
+
+    @contextlib.contextmanager
+    def pair(self, candidate: str, model: ModelConfig, data: DataConfig) -> Iterator[PlainScope]:
+        yield PlainScope(self.evaluation)
+
+
+def default_loader(cache: Any = None) -> Callable[[ModelConfig], Any]:
+    """Build a candidate with the model factory (every kind), through ``cache`` when given."""
+
+    def load(cfg: ModelConfig) -> Any:
+        from embsel_mlflow.models.factory import build_encoder
+
+        return build_encoder(cfg, cache=cache)
+
+    return load
+
+
+def _attempt(function: Callable[[], Any]) -> Any:
+    """The value, or the EmbselError it raised (re-raised later inside each pair's run)."""
+    try:
+        return function()
+    except EmbselError as exc:
+        return exc
+
+
+def run_selection(
+    candidates: Mapping[str, ModelConfig],
+    datasets: Mapping[str, DataConfig],
+    cfg: SelectConfig,
+    evaluation: EvaluationConfig,
+    *,
+    tracker: PairTracker | None = None,
+    load_model: Callable[[ModelConfig], Any] | None = None,
+) -> SelectionRun:
+    """Evaluate every candidate on every dataset and measure its efficiency there.
+
+    A candidate that fails to load, or a dataset that fails to load, fails its pairs (each with
+    the one-line reason) and the other pairs go on. A ranker (BM25) is not applicable to
+    non-retrieval datasets; where the selection holds no retrieval dataset at all it is an error.
+    """
+    from embsel_mlflow.data.task_loader import load_task_data
+
+    if not candidates:
+        raise ConfigError("no candidates: choose model configs, e.g. candidates=[minilm,static_minilm]")
+    if not datasets:
+        raise ConfigError("no datasets: choose data configs, e.g. datasets=[stsb,scifact]")
+    tracker = tracker or PlainTracker(evaluation)
+    load_model = load_model or default_loader()
+    has_retrieval = any(TaskType(d.task) is TaskType.retrieval for d in datasets.values())
+
+    loaded: dict[str, Any] = {}
+    for name, data_cfg in datasets.items():
+        log.info("loading data '%s' (%s)", name, TaskType(data_cfg.task).value)
+        loaded[name] = _attempt(lambda data_cfg=data_cfg: load_task_data(data_cfg))
+
+    selection = SelectionRun(
+        candidates={}, datasets={name: TaskType(d.task).value for name, d in datasets.items()}
+    )
+    for name, model_cfg in candidates.items():
+        log.info("loading candidate '%s' (%s)", name, model_cfg.name_or_path)
+        model = _attempt(lambda model_cfg=model_cfg: load_model(model_cfg))
+        failed_load = isinstance(model, EmbselError)
+        info = CandidateInfo(
+            name,
+            kind=getattr(model_cfg.kind, "value", str(model_cfg.kind)),
+            registrable=not failed_load and bool(getattr(model, "registrable", True)),
+            load_error=str(model) if failed_load else None,
+            config=model_cfg,
+        )
+        selection.candidates[name] = info
+        for data_name, data_cfg in datasets.items():
+            outcome = PairOutcome(name, data_name, selection.datasets[data_name])
+            selection.outcomes.append(outcome)
+            if not failed_load and is_ranker(model) and outcome.task != "retrieval" and has_retrieval:
+                outcome.not_applicable = "ranks documents: retrieval datasets only"
+                continue
+            _evaluate_pair(outcome, tracker, model, model_cfg, data_cfg, loaded[data_name], cfg)
+        del model
+        gc.collect()  # one candidate's weights in memory at a time
+    return selection
+
+
+def _evaluate_pair(
+    outcome: PairOutcome,
+    tracker: PairTracker,
+    model: Any,
+    model_cfg: ModelConfig,
+    data_cfg: DataConfig,
+    data: Any,
+    cfg: SelectConfig,
+) -> None:
+    log.info("evaluating '%s' on '%s'", outcome.candidate, outcome.dataset)
+    try:
+        with tracker.pair(outcome.candidate, model_cfg, data_cfg) as scope:
+            outcome.run_id = scope.run_id
+            for failure in (data, model):
+                if isinstance(failure, EmbselError):
+                    raise type(failure)(str(failure))
+            ready = model.for_dataset(data)
+            billed_before = tokens_used(ready)
+            outcome.result = scope.evaluate(ready, data)
+            billed = None if billed_before is None else tokens_used(ready) - billed_before
+            outcome.efficiency = measure_efficiency(ready, data, cfg.efficiency, billed_tokens=billed)
+            scope.log_metrics(outcome.efficiency.metrics())
+    except EmbselError as exc:
+        outcome.result = None
+        outcome.error = str(exc)
+        log.error("%s on %s failed: %s", outcome.candidate, outcome.dataset, exc)

@@ -1,0 +1,303 @@
+"""`embsel select` end to end on tiny models, against a real sqlite store in a tmp dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from embsel_mlflow.entrypoints import select as select_entrypoint
+
+CHAMPION = "tiny_champion"
+# Small statistics and efficiency samples: tests check the plumbing, not the precision.
+FAST = [
+    "evaluation.show_progress=false",
+    "select.resamples=200",
+    "select.efficiency.sample_size=32",
+    "select.efficiency.latency_queries=8",
+]
+
+
+def _store_override(cwd: Path) -> str:
+    # Explicit and absolute: MLflow caches one store per URI string within a process.
+    return f"tracking.uri=sqlite:///{cwd / 'mlflow.db'}"
+
+
+def _select(args: list[str], cwd: Path) -> int:
+    """Run `embsel select` in process (Hydra app included), in ``cwd``."""
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        return select_entrypoint.main([*args, _store_override(cwd)])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        os.chdir(previous)
+
+
+def _tiny_candidates(bert: Path, st: Path) -> list[str]:
+    # Two option names of conf/model/ pointed at the tiny models: mean-pooled BERT and the tiny ST.
+    return [
+        "candidates=[transformers_mean,e5_base]",
+        f"candidates.transformers_mean.name_or_path={bert}",
+        "candidates.transformers_mean.name=tiny_mean",
+        f"candidates.e5_base.name_or_path={st}",
+        "candidates.e5_base.name=tiny_e5",
+    ]
+
+
+def _store(cwd: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+
+
+def _runs(cwd: Path) -> list:
+    client = _store(cwd)
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+@pytest.fixture(scope="module")
+def selected(tiny_bert_dir: Path, tiny_st_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    cwd = tmp_path_factory.mktemp("select")
+    args = [
+        *_tiny_candidates(tiny_bert_dir, tiny_st_dir),
+        "datasets=[demo_sts,demo_retrieval]",
+        *FAST,
+        f"select.register={CHAMPION}",
+    ]
+    code = _select(args, cwd)
+    runs = _runs(cwd)
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return code, cwd, parent, children
+
+
+def test_one_parent_with_one_finished_child_per_pair(selected) -> None:
+    code, _, parent, children = selected
+    assert code == 0
+    assert parent.info.status == "FINISHED"
+    pairs = sorted(c.info.run_name for c in children)
+    assert pairs == sorted(
+        f"{m}@{d}" for m in ("transformers_mean", "e5_base") for d in ("demo_sts", "demo_retrieval")
+    )
+    assert all(c.info.status == "FINISHED" for c in children)
+
+
+def test_child_logs_what_evaluate_logs(selected, tiny_bert_dir: Path, tmp_path: Path) -> None:
+    from embsel_mlflow.entrypoints import evaluate
+
+    _, _, _, children = selected
+    child = next(c for c in children if c.info.run_name == "transformers_mean@demo_retrieval")
+    args = [
+        "model=transformers_mean",
+        f"model.name_or_path={tiny_bert_dir}",
+        "model.name=tiny_mean",
+        "data=demo_retrieval",
+        "evaluation.show_progress=false",
+        _store_override(tmp_path),
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        sys.exit(evaluate.main(args))
+    assert exit_info.value.code == 0
+    (alone,) = _runs(tmp_path)
+    assert child.data.metrics["main_score"] == alone.data.metrics["main_score"]
+    quality = {k: v for k, v in alone.data.metrics.items() if k.startswith("test/")}
+    assert {k: child.data.metrics[k] for k in quality} == quality
+    assert set(alone.data.metrics) <= set(child.data.metrics)
+    assert {k for k in child.data.metrics if k not in alone.data.metrics} == {
+        k for k in child.data.metrics if k.startswith("efficiency/")
+    }
+    same_params = {k: v for k, v in alone.data.params.items() if not k.startswith("tracking.")}
+    assert {k: child.data.params.get(k) for k in same_params} == same_params
+    client = _store(selected[1])
+    artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+    assert {"config.yaml", "overrides.yaml", "results.json", "per_item", "plots"} <= artifacts
+
+
+def test_efficiency_metrics_for_every_child(selected) -> None:
+    _, _, _, children = selected
+    for child in children:
+        metrics = child.data.metrics
+        for key in (
+            "texts_per_second",
+            "tokens_per_second",
+            "latency_p50_ms",
+            "latency_p95_ms",
+            "peak_memory_mb",
+        ):
+            assert metrics[f"efficiency/{key}"] > 0 or key == "peak_memory_mb", (child.info.run_name, key)
+        assert metrics["efficiency/latency_p95_ms"] >= metrics["efficiency/latency_p50_ms"]
+        assert metrics["efficiency/embedding_dim"] == 32 and metrics["efficiency/num_parameters"] > 0
+
+
+def test_parent_holds_the_decision(selected) -> None:
+    _, cwd, parent, children = selected
+    client = _store(cwd)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"leaderboard.md", "leaderboard.csv", "leaderboard.json", "decision.json", "plots"} <= artifacts
+    decision = json.loads(Path(client.download_artifacts(parent.info.run_id, "decision.json")).read_text())
+    winner = parent.data.tags["embsel.winner"]
+    assert winner in ("transformers_mean", "e5_base") and decision["winner"] == winner
+    assert parent.data.tags["embsel.recommendation"].startswith(f"{winner}: ")
+    assert parent.data.tags["mlflow.note.content"].startswith("**Recommendation:**")
+    markdown = Path(client.download_artifacts(parent.info.run_id, "leaderboard.md")).read_text()
+    assert "| candidate | demo_sts | demo_retrieval | mean | texts/s |" in markdown and "WINNER" in markdown
+    import pandas as pd
+
+    frame = pd.read_csv(client.download_artifacts(parent.info.run_id, "leaderboard.csv"))
+    by_name = frame.set_index("candidate")
+    for child in children:
+        candidate, dataset = child.info.run_name.split("@")
+        assert by_name.loc[candidate, dataset] == pytest.approx(child.data.metrics["main_score"], abs=1e-12)
+        assert by_name.loc[candidate, f"{dataset} ci_low"] <= by_name.loc[candidate, dataset]
+    plot = client.download_artifacts(parent.info.run_id, "plots/quality_vs_throughput.png")
+    assert Path(plot).stat().st_size > 10_000
+
+
+def _embed_in_process(tiny_dir: Path, name: str, texts: list[str]) -> np.ndarray:
+    from embsel_mlflow.config.schema import EvaluateJobConfig
+    from embsel_mlflow.config.store import compose_config
+    from embsel_mlflow.entrypoints.hydra_app import to_job_config
+    from embsel_mlflow.models.encoder import load_encoder
+
+    model = "transformers_mean" if name == "transformers_mean" else "e5_base"
+    cfg = compose_config("evaluate", [f"model={model}", f"model.name_or_path={tiny_dir}"])
+    return load_encoder(to_job_config(cfg, EvaluateJobConfig, "evaluate").model).encode(texts)
+
+
+TEXTS = ["A man is playing a guitar.", "How do I reset my card pin?", "The protein binds to the receptor."]
+
+
+def test_champion_loads_in_a_fresh_process_with_equal_embeddings(
+    selected, tiny_bert_dir: Path, tiny_st_dir: Path
+) -> None:
+    _, cwd, parent, _ = selected
+    winner = parent.data.tags["embsel.winner"]
+    assert parent.data.tags["embsel.registered_model"] == f"models:/{CHAMPION}@champion"
+    expected = _embed_in_process(
+        tiny_bert_dir if winner == "transformers_mean" else tiny_st_dir, winner, TEXTS
+    )
+    code = (
+        "import json, sys, mlflow, numpy as np\n"
+        f"model = mlflow.pyfunc.load_model('models:/{CHAMPION}@champion')\n"
+        f"print(json.dumps(np.asarray(model.predict({TEXTS!r})).tolist()))\n"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = np.asarray(json.loads(proc.stdout.strip().splitlines()[-1]), dtype=np.float32)
+    assert loaded.shape == expected.shape
+    assert np.abs(loaded - expected).max() < 1e-5
+    settings = Path(_store(cwd).download_artifacts(parent.info.run_id, "champion/MLmodel")).read_text()
+    assert "trust_remote_code" not in settings
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_champion_is_served_over_http(selected) -> None:
+    import time
+    import urllib.request
+
+    _, cwd, _, _ = selected
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}", "HF_HUB_OFFLINE": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        f"models:/{CHAMPION}@champion",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    server = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps({"inputs": TEXTS}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    body = json.loads(response.read())
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"server did not answer: {server.stderr.read().decode()[-2000:]}"
+                    ) from None
+                time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    embeddings = np.asarray(body["predictions"])
+    assert embeddings.shape == (len(TEXTS), 32)
+
+
+def test_mlflow_run_entry_point_nests_children_under_its_run(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    from tests.test_mlflow_run import _mlflow_run
+
+    overrides = " ".join(
+        [
+            "candidates=[transformers_mean]",
+            f"candidates.transformers_mean.name_or_path={tiny_bert_dir}",
+            "datasets=[demo_sts, demo_pair_classification]",
+            *FAST,
+        ]
+    )
+    proc, runs = _mlflow_run(tmp_path, overrides, entry_point="select")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.info.status == "FINISHED" and parent.data.tags["embsel.entry_point"] == "select"
+    assert sorted(c.info.run_name for c in children) == [
+        "transformers_mean@demo_pair_classification",
+        "transformers_mean@demo_sts",
+    ]
+    assert parent.data.tags["embsel.winner"] == "transformers_mean"
+
+
+def test_static_champion_round_trips_through_pyfunc(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    import mlflow.pyfunc
+
+    from embsel_mlflow.config.schema import ModelConfig, StaticConfig
+    from embsel_mlflow.models.cache import EmbeddingCache
+    from embsel_mlflow.models.factory import build_encoder
+    from embsel_mlflow.selection.champion import save_champion
+
+    cfg = ModelConfig(
+        name="tiny_static",
+        name_or_path=str(tiny_bert_dir),
+        kind="static",
+        normalize=True,
+        query_prompt="query: ",
+        static=StaticConfig(pca_dims=16),
+    )
+    model = build_encoder(cfg, cache=EmbeddingCache(tmp_path / "cache"))
+    path = save_champion(model, cfg, "tiny_static", tmp_path / "saved")
+    loaded = mlflow.pyfunc.load_model(str(path))
+    for role in (None, "query"):
+        expected = model.inner.encode(TEXTS, role=role)
+        got = loaded.predict(TEXTS, params={"role": role} if role else None)
+        assert got.shape == (len(TEXTS), 16) and np.abs(got - expected).max() < 1e-5
