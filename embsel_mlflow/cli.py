@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "embsel_mlflow.entrypoints.select",
         "rank candidate models on your datasets: CIs, paired tests, cost, a registered champion",
     ),
+    "profile": (
+        "embsel_mlflow.entrypoints.profile",
+        "understand your data: column types, duplicates, truncation per candidate, findings",
+    ),
     "cache": ("embsel_mlflow.entrypoints.cache", "show (info) or empty (clear) the embedding cache"),
     "compare": ("embsel_mlflow.entrypoints.compare", "a table of runs (an experiment, a sweep, run ids)"),
     "rerun": ("embsel_mlflow.entrypoints.rerun", "replay a logged run and diff it against the original"),
@@ -47,6 +51,7 @@ examples:
   embsel evaluate -m data=demo_sts,demo_retrieval   # Hydra multirun: a parent run, a child per job
   embsel evaluate --cfg job                         # print the composed config
   embsel select candidates=[minilm,e5_base] datasets=[stsb]  # choose a model, with evidence
+  embsel profile data=scifact candidates=[minilm,lsa]  # understand the data first
   mlflow ui --backend-store-uri sqlite:///mlflow.db # browse the runs
 """
 

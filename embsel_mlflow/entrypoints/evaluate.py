@@ -29,12 +29,14 @@ def evaluate_in_run(
     """
     from embsel_mlflow.evaluation import build_task
     from embsel_mlflow.models.cache import cache_counts, cache_metrics
+    from embsel_mlflow.profiling.modality import refuse_modality_mismatch
     from embsel_mlflow.tracking.model_entity import link_logged_model
     from embsel_mlflow.tracking.results import efficiency_metrics, log_result
     from embsel_mlflow.tracking.run_naming import model_display_name
     from embsel_mlflow.tracking.system_tags import hardware_tags
 
     run.set_tags({"embsel.task": job.data.task.value})
+    refuse_modality_mismatch(data, job.profile, root=job.data.root)  # no text model on image paths
     scored = (data.split, f"qrels/{data.split}")  # the table the scores come from (retrieval: its qrels)
     # that table first: the runs table's Dataset column shows the first input
     tables = sorted(data.tables, key=lambda table: table.role not in scored)

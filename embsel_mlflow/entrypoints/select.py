@@ -90,7 +90,12 @@ class ChildRunTracker:
 def _evaluate_job(job: SelectJobConfig, model: ModelConfig, data: DataConfig) -> EvaluateJobConfig:
     """The ``embsel evaluate`` config of one pair: the selection's evaluation, tracking and cache."""
     return EvaluateJobConfig(
-        model=model, data=data, tracking=job.tracking, evaluation=job.evaluation, cache=job.cache
+        model=model,
+        data=data,
+        tracking=job.tracking,
+        evaluation=job.evaluation,
+        cache=job.cache,
+        profile=job.profile,
     )
 
 

@@ -1,0 +1,49 @@
+"""The modality guard: a text model must not embed a column of image or audio paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from embsel_mlflow.errors import DataError
+from embsel_mlflow.profiling.columns import ColumnKind, detect_column
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from embsel_mlflow.config.schema import ProfileConfig
+    from embsel_mlflow.data.task_data import TaskData
+
+_GUARD_SAMPLE = 5000  # values inspected per column: the guard runs before every evaluation
+# Columns the evaluation tasks embed (after the data config's role mapping).
+EMBEDDED_ROLES = ("text", "s1", "s2", "title")
+_MEDIA = {ColumnKind.image_path: "image", ColumnKind.audio_path: "audio"}
+
+
+class ModalityMismatch(DataError):
+    """A text embedding model pointed at image or audio paths."""
+
+
+def refuse_modality_mismatch(data: TaskData, cfg: ProfileConfig, *, root: str | Path = ".") -> None:
+    """Raise ModalityMismatch when a column the model would embed holds image/audio paths.
+
+    ``profile.allow_modality_mismatch=true`` lets it through (e.g. a text model on file names on purpose).
+    """
+    if cfg.allow_modality_mismatch:
+        return
+    for table in data.tables:
+        for role in EMBEDDED_ROLES:
+            if role not in table.frame.columns:
+                continue
+            kind = detect_column(role, _sample(table.frame[role]), root=root)
+            if kind.kind in _MEDIA:
+                raise ModalityMismatch(
+                    f"{table.source}: the {role!r} column of {data.name}/{table.role} holds "
+                    f"{_MEDIA[kind.kind]} paths ({kind.evidence}): a text embedding model does not fit "
+                    "this data; map a text column instead, or set profile.allow_modality_mismatch=true"
+                )
+
+
+def _sample(column: pd.Series) -> pd.Series:
+    step = max(1, len(column) // _GUARD_SAMPLE)
+    return column.iloc[::step]

@@ -1,0 +1,265 @@
+"""Profile tables: column types, text statistics, token lengths per candidate, task checks, findings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from embsel_mlflow.config.schema import ProfileConfig, TaskType
+from embsel_mlflow.errors import ConfigError
+from embsel_mlflow.profiling.columns import ColumnKind, ColumnType, as_strings, detect_column
+from embsel_mlflow.profiling.findings import Finding, Severity, severity_counts
+from embsel_mlflow.profiling.rules import column_findings, token_findings
+from embsel_mlflow.profiling.tasks import task_checks
+from embsel_mlflow.profiling.text_stats import TextStats, text_stats
+from embsel_mlflow.profiling.tokens import CandidateTokenizer, TokenStats, token_stats
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import pandas as pd
+
+    from embsel_mlflow.config.schema import DataConfig, ModelConfig, TableConfig
+    from embsel_mlflow.data.task_data import TableInfo
+
+# Columns the data layer hands to models as text: always profiled as text (unless media/empty/vectors).
+TEXT_ROLES = frozenset({"text", "s1", "s2", "title", "document"})
+# A retrieval corpus is embedded as "title text" (the BEIR convention the task loader follows).
+DOCUMENT = "document"
+
+
+@dataclass
+class ColumnProfile:
+    table: str  # table role: test, train, corpus, queries, qrels/test, table
+    column: str  # column name after the role mapping
+    type: ColumnType
+    text: TextStats | None = None
+    tokens: dict[str, TokenStats] = field(default_factory=dict)  # candidate -> stats
+    # non-empty texts as read, and normalised (same index): for token counts and cross-table checks
+    filled: pd.Series | None = field(default=None, repr=False)
+    normalized: pd.Series | None = field(default=None, repr=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.table}/{self.column}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "column": self.column,
+            "type": self.type.to_dict(),
+            "text": self.text.to_dict() if self.text else None,
+            "tokens": {name: stats.to_dict() for name, stats in self.tokens.items()},
+        }
+
+
+@dataclass
+class DataProfile:
+    name: str
+    task: str | None
+    tables: list[TableInfo] = field(repr=False)
+    columns: list[ColumnProfile]
+    checks: dict[str, Any]  # task-aware figures: labels/<table>, scores/<table>, retrieval/<split>, leakage
+    findings: list[Finding]
+    candidates: dict[str, str]  # name -> how lengths are counted
+    seconds: float = 0.0
+
+    def column(self, key: str) -> ColumnProfile:
+        return next(c for c in self.columns if c.key == key)
+
+    def codes(self, *severities: Severity) -> list[str]:
+        wanted = set(severities) or set(Severity)
+        return sorted(f.code for f in self.findings if f.severity in wanted)
+
+    def metrics(self) -> dict[str, float]:
+        """``profile/<table>/<column>/<stat>``, ``.../<stat>/<candidate>``, then the task checks' figures."""
+        metrics: dict[str, float] = {}
+        for column in self.columns:
+            prefix = f"profile/{column.key}"
+            if column.text is not None:
+                metrics.update({f"{prefix}/{k}": v for k, v in column.text.metrics().items()})
+            for name, stats in column.tokens.items():
+                metrics.update({f"{prefix}/{k}/{name}": v for k, v in stats.metrics().items()})
+        for check, figures in self.checks.items():
+            for key, value in figures.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    metrics[f"profile/{check}/{key}"] = float(value)
+        metrics.update({f"profile/findings/{k}": float(v) for k, v in severity_counts(self.findings).items()})
+        return metrics
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "task": self.task,
+            "tables": {t.role: {"source": t.source, "rows": len(t.frame)} for t in self.tables},
+            "candidates": self.candidates,
+            "columns": [c.to_dict() for c in self.columns],
+            "checks": self.checks,
+            "findings": [f.to_dict() for f in self.findings],
+            "finding_counts": severity_counts(self.findings),
+            "seconds": self.seconds,
+        }
+
+    def summary(self) -> str:
+        """What a person reads in ten seconds: tables, column kinds, then the findings, worst first."""
+        counts = severity_counts(self.findings)
+        lines = [f"profile of {self.name} ({self.task or 'table'}), {self.seconds:.1f}s"]
+        for table in self.tables:
+            kinds = ", ".join(
+                f"{c.column}:{c.type.kind.value}" for c in self.columns if c.table == table.role
+            )
+            lines.append(f"  {table.role:<14} {len(table.frame):>8} rows  {kinds}")
+        lines.append(f"findings: {counts['error']} error, {counts['warn']} warn, {counts['info']} info")
+        order = {Severity.error: 0, Severity.warn: 1, Severity.info: 2}
+        for finding in sorted(self.findings, key=lambda f: order[f.severity]):
+            lines.append(f"  [{finding.severity.value:<5}] {finding.message}")
+        return "\n".join(lines)
+
+
+def profile_tables(
+    tables: list[TableInfo],
+    *,
+    name: str,
+    task: TaskType | None = None,
+    eval_split: str = "test",
+    candidates: list[CandidateTokenizer] = (),
+    cfg: ProfileConfig | None = None,
+    root: str | Path = ".",
+) -> DataProfile:
+    """The profile of ``tables`` (as the data layer loaded them) for ``candidates``."""
+    cfg = cfg or ProfileConfig()
+    started = time.perf_counter()
+    columns: list[ColumnProfile] = []
+    normalized: dict[tuple[str, str], pd.Series] = {}
+    findings: list[Finding] = []
+    for table in tables:
+        for column in _with_document(table):
+            profile = _profile_column(table.role, column, _series(table, column), cfg, root)
+            columns.append(profile)
+            findings += column_findings(profile, cfg)
+            if profile.normalized is not None:
+                normalized[(table.role, column)] = profile.normalized
+    _add_token_stats(columns, candidates, cfg)
+    for column in columns:
+        findings += token_findings(column, cfg)
+    checks, task_findings = task_checks(tables, normalized, task, eval_split, cfg)
+    findings += task_findings
+    findings += [
+        Finding("word_counts", Severity.info, f"{c.name}: {c.note}", evidence={"candidate": c.name})
+        for c in candidates
+        if c.tokenizer is None
+    ]
+    return DataProfile(
+        name=name,
+        task=task.value if task else None,
+        tables=tables,
+        columns=columns,
+        checks=checks,
+        findings=findings,
+        candidates={c.name: c.note for c in candidates},
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _with_document(table: TableInfo) -> list[str]:
+    names = [str(c) for c in table.frame.columns]
+    if table.role == "corpus" and {"title", "text"} <= set(names):
+        names.append(DOCUMENT)
+    return names
+
+
+def _series(table: TableInfo, column: str) -> pd.Series:
+    frame = table.frame
+    if column == DOCUMENT and DOCUMENT not in frame.columns:
+        # what the task loader embeds: "title text", stripped
+        return (as_strings(frame["title"]) + " " + as_strings(frame["text"])).str.strip()
+    return frame[column]
+
+
+def _profile_column(
+    table: str, column: str, series: pd.Series, cfg: ProfileConfig, root: str | Path
+) -> ColumnProfile:
+    kind = detect_column(column, series, root=root)
+    if column in TEXT_ROLES and kind.kind not in (ColumnKind.empty, ColumnKind.vectors, *_MEDIA):
+        kind = ColumnType(ColumnKind.text, kind.confidence if kind.kind == ColumnKind.text else 1.0,
+                          f"a text role the model embeds; {kind.evidence}", kind.value_types)  # fmt: skip
+    profile = ColumnProfile(table, column, kind)
+    if kind.kind == ColumnKind.text:
+        profile.text, profile.filled, profile.normalized = text_stats(series, cfg)
+    return profile
+
+
+_MEDIA = (ColumnKind.image_path, ColumnKind.audio_path)
+
+
+def _token_columns(columns: list[ColumnProfile]) -> list[ColumnProfile]:
+    """Text columns as models see them: a corpus with a title is embedded as its ``document`` column."""
+    documents = {c.table for c in columns if c.column == DOCUMENT and c.text is not None}
+    return [
+        c for c in columns
+        if c.text is not None and not (c.table in documents and c.column in ("title", "text"))
+    ]  # fmt: skip
+
+
+def _add_token_stats(
+    columns: list[ColumnProfile], candidates: list[CandidateTokenizer], cfg: ProfileConfig
+) -> None:
+    from tqdm.auto import tqdm
+
+    targets = _token_columns(columns)
+    if not candidates or not targets:
+        return
+    texts = {c.key: c.filled.tolist() for c in targets}
+    total = sum(len(t) for t in texts.values()) * sum(c.tokenizer is not None for c in candidates)
+    with tqdm(
+        total=total, desc="tokenizing", unit="text", disable=not cfg.show_progress or total < 10_000
+    ) as bar:
+        for column in targets:
+            for candidate in candidates:
+                column.tokens[candidate.name] = token_stats(
+                    candidate, texts[column.key], batch_size=cfg.tokenize_batch_size, progress=bar
+                )
+
+
+def profile_job_data(
+    data: DataConfig | None,
+    *,
+    table: TableConfig | None = None,
+    table_root: str | Path = ".",
+    candidates: Mapping[str, ModelConfig] | None = None,
+    cfg: ProfileConfig | None = None,
+) -> DataProfile:
+    """The library call behind ``embsel profile``: a dataset config, or one raw table, for candidates."""
+    from embsel_mlflow.profiling.sources import dataset_tables, raw_table
+    from embsel_mlflow.profiling.tokens import load_candidate_tokenizer
+
+    cfg = cfg or ProfileConfig()
+    wants_table = table is not None and bool(table.path or table.hub)
+    if wants_table and data is not None:
+        raise ConfigError(f"profile either data={data.name} or table.path={table.path}, not both")
+    if wants_table:
+        tables, name, task, eval_split, root = (
+            raw_table(table, table_root),
+            _table_name(table),
+            None,
+            "",
+            table_root,
+        )
+    elif data is not None:
+        tables, name, task = dataset_tables(data), data.name, TaskType(data.task)
+        eval_split, root = data.eval_split, data.root
+    else:
+        raise ConfigError(
+            "nothing to profile: choose a dataset (data=banking77) or a table (table.path=x.csv)"
+        )
+    tokenizers = [load_candidate_tokenizer(option, model) for option, model in (candidates or {}).items()]
+    return profile_tables(
+        tables, name=name, task=task, eval_split=eval_split, candidates=tokenizers, cfg=cfg, root=root
+    )
+
+
+def _table_name(table: TableConfig) -> str:
+    source = table.hub or str(table.path)
+    return Path(source).stem if not table.hub else source
