@@ -12,6 +12,7 @@ import contextlib
 import signal
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +25,11 @@ EXIT_BAD_INPUT = 2
 # Hydra's command-line flags that take a value (hydra._internal.utils.get_args_parser).
 _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn"}
 _FLAGS_WITH_VALUE |= {"--config-dir", "-cd", "--experimental-rerun"}
+# Third-party warnings that say nothing to an embsel user (stderr is for progress and errors).
+KNOWN_HARMLESS_WARNINGS = (
+    # mlflow.data, for every local table logged as a run input: the source it picks is right
+    r"The specified dataset source can be interpreted in multiple ways",
+)
 
 
 def config_error_message(exc: BaseException, step: str) -> str:
@@ -137,7 +143,9 @@ def run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], arg
     remember_environment_secrets()
     for arg in args:
         mask_override(arg)  # remembers the secret values typed on the command line
-    with _console_redacted(), terminate_on_signals():
+    with _console_redacted(), terminate_on_signals(), warnings.catch_warnings():
+        for message in KNOWN_HARMLESS_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
         try:
             return _run_app(step, job, args)
         except RunTerminated as exc:

@@ -20,6 +20,16 @@ if TYPE_CHECKING:
 HOST_TAG = "embsel.host"
 PID_TAG = "embsel.pid"
 PROCESS_START_TAG = "embsel.process_start"
+# Containers on one host may share its name but not its pids: a pid is only judged from the
+# same pid namespace.
+PID_NAMESPACE_TAG = "embsel.pid_namespace"
+
+
+def pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
 
 
 def process_start_time(pid: int) -> str | None:
@@ -40,9 +50,11 @@ def process_tags() -> dict[str, str]:
     """Tags that name this process, set on every run when it is created or attached."""
     pid = os.getpid()
     tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(pid)}
-    start = process_start_time(pid)
+    start, namespace = process_start_time(pid), pid_namespace()
     if start is not None:
         tags[PROCESS_START_TAG] = start
+    if namespace is not None:
+        tags[PID_NAMESPACE_TAG] = namespace
     return tags
 
 
@@ -81,11 +93,14 @@ def find_orphaned_runs(client: MlflowClient, host: str | None = None) -> list[Or
         max_results=1000,
     )
     orphans = []
+    namespace = pid_namespace()
     for run in runs:
         tags = run.data.tags
         pid_text = tags.get(PID_TAG, "")
         if not pid_text.isdigit() or int(pid_text) == os.getpid():
             continue
+        if tags.get(PID_NAMESPACE_TAG) != namespace:
+            continue  # another container: its pids mean nothing here
         if not process_is_alive(int(pid_text), tags.get(PROCESS_START_TAG)):
             orphans.append(
                 OrphanedRun(run.info.run_id, run.info.experiment_id, run.info.run_name or "", int(pid_text))

@@ -322,6 +322,14 @@ def _short_reason(text: str) -> str:
     return text if len(text) <= 300 else text[:300] + "..."
 
 
+def _check_active(experiment) -> None:
+    if experiment.lifecycle_stage != "active":
+        raise ConfigError(
+            f"experiment '{experiment.name}' is deleted; restore it with `mlflow experiments restore "
+            f"--experiment-id {experiment.experiment_id}` or choose another tracking.experiment"
+        )
+
+
 def get_or_create_experiment(client: MlflowClient, name: str, uri: str) -> str:
     """The id of experiment ``name``, created (artifacts beside a sqlite store) if missing.
 
@@ -335,6 +343,7 @@ def get_or_create_experiment(client: MlflowClient, name: str, uri: str) -> str:
     validate_experiment_name(name)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        _check_active(experiment)
         prepare_experiment(client, experiment.experiment_id)
         return experiment.experiment_id
     try:
