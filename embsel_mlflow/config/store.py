@@ -62,6 +62,9 @@ def register_configs(search_dirs: Sequence[Path] = ()) -> None:
     """
     from hydra.core.config_store import ConfigStore
 
+    from embsel_mlflow.sweeps.plugins import register_hydra_plugins
+
+    register_hydra_plugins()
     register_resolvers()
     store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():

@@ -2,7 +2,8 @@
 
 Hydra instantiates a sweeper only if its class is defined under the ``hydra_plugins``
 namespace package (``Plugins._instantiate`` refuses any other ``_target_``). The code lives in
-``embsel_mlflow.sweeps``; these subclasses only give it a name Hydra accepts.
+``embsel_mlflow.sweeps``; these subclasses only give it a name Hydra accepts
+(``embsel_mlflow.sweeps.plugins`` puts this folder's root on the import path).
 """
 
 from embsel_mlflow.sweeps.grid import GridSweeper as _GridSweeper
