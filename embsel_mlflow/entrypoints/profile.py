@@ -57,7 +57,7 @@ def log_profile(run: RunLogger, profile: DataProfile, job: ProfileJobConfig) -> 
 
         run.log_text(html_report(profile), "profile.html")
     counts = severity_counts(profile.findings)
-    tags = {f"embsel.profile.{severity}": count for severity, count in counts.items()}
+    tags: dict[str, int | str] = {f"embsel.profile.{severity}": count for severity, count in counts.items()}
     by_code: dict[str, list[str]] = {}
     for finding in profile.findings:
         by_code.setdefault(f"embsel.profile.finding.{finding.severity.value}.{finding.code}", []).append(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+from typing import NoReturn
 
 USAGE = "embsel runs repair [--tracking-uri URI] [--dry-run]"
 
@@ -15,7 +16,7 @@ USAGE = "embsel runs repair [--tracking-uri URI] [--dry-run]"
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one ``error:`` line like every other embsel error."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         from embsel_mlflow.errors import ConfigError
 
         raise ConfigError(f"{message}; usage: {USAGE}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
@@ -33,7 +33,10 @@ class EmbeddingModel(Protocol):
     LSA; an error for BM25 on a non-retrieval task). Call it before evaluating.
     """
 
-    registrable: bool  # can be logged as an MLflow model, registered and monitored
+    @property
+    def registrable(self) -> bool:
+        """Can be logged as an MLflow model, registered and monitored."""
+        ...
 
     def encode(
         self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
@@ -80,7 +83,7 @@ class PretrainedCandidate:
 
     registrable = True
 
-    def for_dataset(self, data: TaskData) -> PretrainedCandidate:
+    def for_dataset(self, data: TaskData) -> Self:
         """Pre-trained models are used as they are on every dataset."""
         return self
 

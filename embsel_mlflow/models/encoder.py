@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,7 +46,7 @@ class Encoder(PretrainedCandidate):
         self._source = source
         # A model that ends in a Normalize module already returns unit vectors.
         self._normalize = cfg.normalize and not isinstance(model[-1], Normalize)
-        self._encode_fns = {
+        self._encode_fns: dict[str | None, Callable[..., Any]] = {
             None: model.encode,
             "query": model.encode_query,
             "document": model.encode_document,
@@ -99,7 +99,10 @@ class Encoder(PretrainedCandidate):
 
     @property
     def embedding_dim(self) -> int:
-        return int(self._model.get_embedding_dimension())
+        dim = self._model.get_embedding_dimension()
+        if dim is None:  # no module reports a dimension: int(None) used to fail here anyway
+            raise ModelError(f"model '{self._cfg.name}' does not report its embedding dimension")
+        return int(dim)
 
     @property
     def num_parameters(self) -> int:
@@ -196,7 +199,7 @@ def _build_model(
 ) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
 
-    hub_kwargs = {
+    hub_kwargs: dict[str, Any] = {
         # A revision names a Hub commit; it means nothing for a local directory.
         "revision": cfg.revision if source.origin == HUB else None,
         "token": cfg.token,

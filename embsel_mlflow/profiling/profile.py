@@ -17,7 +17,7 @@ from embsel_mlflow.profiling.text_stats import TextStats, text_stats
 from embsel_mlflow.profiling.tokens import CandidateTokenizer, TokenStats, token_stats
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     import pandas as pd
 
@@ -124,7 +124,7 @@ def profile_tables(
     name: str,
     task: TaskType | None = None,
     eval_split: str = "test",
-    candidates: list[CandidateTokenizer] = (),
+    candidates: Sequence[CandidateTokenizer] = (),
     cfg: ProfileConfig | None = None,
     root: str | Path = ".",
 ) -> DataProfile:
@@ -142,8 +142,8 @@ def profile_tables(
             if profile.normalized is not None:
                 normalized[(table.role, column)] = profile.normalized
     _add_token_stats(columns, candidates, cfg)
-    for column in columns:
-        findings += token_findings(column, cfg)
+    for column_profile in columns:
+        findings += token_findings(column_profile, cfg)
     checks, task_findings = task_checks(tables, normalized, task, eval_split, cfg)
     findings += task_findings
     findings += [
@@ -204,14 +204,15 @@ def _token_columns(columns: list[ColumnProfile]) -> list[ColumnProfile]:
 
 
 def _add_token_stats(
-    columns: list[ColumnProfile], candidates: list[CandidateTokenizer], cfg: ProfileConfig
+    columns: list[ColumnProfile], candidates: Sequence[CandidateTokenizer], cfg: ProfileConfig
 ) -> None:
     from tqdm.auto import tqdm
 
     targets = _token_columns(columns)
     if not candidates or not targets:
         return
-    texts = {c.key: c.filled.tolist() for c in targets}
+    # text columns (the only targets) always have ``filled``: text_stats sets both together
+    texts = {c.key: c.filled.tolist() for c in targets if c.filled is not None}
     total = sum(len(t) for t in texts.values()) * sum(c.tokenizer is not None for c in candidates)
     with tqdm(
         total=total, desc="tokenizing", unit="text", disable=not cfg.show_progress or total < 10_000
@@ -236,13 +237,13 @@ def profile_job_data(
     from embsel_mlflow.profiling.tokens import load_candidate_tokenizer
 
     cfg = cfg or ProfileConfig()
-    wants_table = table is not None and bool(table.path or table.hub)
-    if wants_table and data is not None:
-        raise ConfigError(f"profile either data={data.name} or table.path={table.path}, not both")
-    if wants_table:
+    wanted_table = table if table is not None and bool(table.path or table.hub) else None
+    if wanted_table is not None and data is not None:
+        raise ConfigError(f"profile either data={data.name} or table.path={wanted_table.path}, not both")
+    if wanted_table is not None:
         tables, name, task, eval_split, root = (
-            raw_table(table, table_root),
-            _table_name(table),
+            raw_table(wanted_table, table_root),
+            _table_name(wanted_table),
             None,
             "",
             table_root,

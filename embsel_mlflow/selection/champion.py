@@ -54,7 +54,7 @@ def _saved_weights(model: Any, name: str, weights: Path) -> str:
         shutil.copytree(model_dir, weights)
         return "model2vec"
     st_model = getattr(inner, "model", None)
-    if not hasattr(st_model, "save"):
+    if st_model is None or not hasattr(st_model, "save"):
         raise ModelError(
             f"candidate '{name}' ({_kind(inner)}) has no saveable model; it cannot be registered"
         )

@@ -14,9 +14,12 @@ from typing import Any
 
 import mlflow
 import numpy as np
+from mlflow.pyfunc import PythonModel  # not mlflow.pyfunc.PythonModel: a lazy attribute type checkers miss
 
 
-class EmbeddingModel(mlflow.pyfunc.PythonModel):
+class EmbeddingModel(PythonModel):
+    model: Any  # a model2vec StaticModel or a SentenceTransformer, per settings["backend"]
+
     def load_context(self, context: Any) -> None:
         with open(context.artifacts["settings"]) as handle:
             self.settings = json.load(handle)

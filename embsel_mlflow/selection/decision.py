@@ -136,17 +136,21 @@ def decide(selection: SelectionRun, cfg: SelectConfig) -> Decision:
     intervals: dict[str, dict[str, tuple[float, float]]] = {name: {} for name in selection.candidates}
     samples: dict[str, dict[str, np.ndarray]] = {name: {} for name in selection.candidates}
     for position, dataset in enumerate(datasets):
-        scored = [o for o in selection.outcomes if o.dataset == dataset and o.ok]
-        if not scored:
+        results = [
+            (o.candidate, o.result)
+            for o in selection.outcomes
+            if o.dataset == dataset and o.result is not None  # the pair was scored (PairOutcome.ok)
+        ]
+        if not results:
             continue
-        n_items = len(scored[0].result.per_item)
+        per_item = results[0][1].per_item
+        # no per-item table: nothing to resample (resample_indices refuses 0 items with a DataError)
+        n_items = len(per_item) if per_item is not None else 0
         indices = resample_indices(n_items, cfg.resamples, cfg.seed + position)
-        for outcome in scored:
-            scores[outcome.candidate][dataset] = outcome.result.main_score
-            samples[outcome.candidate][dataset] = bootstrap_scores(outcome.result, indices)
-            intervals[outcome.candidate][dataset] = confidence_interval(
-                samples[outcome.candidate][dataset], cfg.confidence
-            )
+        for candidate, result in results:
+            scores[candidate][dataset] = result.main_score
+            samples[candidate][dataset] = bootstrap_scores(result, indices)
+            intervals[candidate][dataset] = confidence_interval(samples[candidate][dataset], cfg.confidence)
 
     complete = [name for name in selection.candidates if len(scores[name]) == len(datasets)]
     for name in complete:
@@ -190,7 +194,7 @@ def _apply_rule(decision: Decision, selection: SelectionRun) -> None:
         )
         return
     mean = decision.comparisons[MEAN]
-    best = _best(decision.eligible, {n: decision.scores[n][MEAN] for n in decision.eligible})
+    best = max(decision.eligible, key=lambda n: decision.scores[n][MEAN])  # eligible is not empty here
     tied = [n for n in decision.eligible if n != best and mean[n].verdict == "tied"]
     winner = min([best, *tied], key=lambda n: decision.costs[n].sort_key())
     decision.best, decision.winner, decision.tied_with_best = best, winner, tied

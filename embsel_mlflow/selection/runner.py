@@ -12,6 +12,7 @@ import gc
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from embsel_mlflow.config.schema import TaskType
@@ -157,14 +158,14 @@ def run_selection(
     loaded: dict[str, Any] = {}
     for name, data_cfg in datasets.items():
         log.info("loading data '%s' (%s)", name, TaskType(data_cfg.task).value)
-        loaded[name] = _attempt(lambda data_cfg=data_cfg: load_task_data(data_cfg))
+        loaded[name] = _attempt(partial(load_task_data, data_cfg))
 
     selection = SelectionRun(
         candidates={}, datasets={name: TaskType(d.task).value for name, d in datasets.items()}
     )
     for name, model_cfg in candidates.items():
         log.info("loading candidate '%s' (%s)", name, model_cfg.name_or_path)
-        model = _attempt(lambda model_cfg=model_cfg: load_model(model_cfg))
+        model = _attempt(partial(load_model, model_cfg))
         failed_load = isinstance(model, EmbselError)
         info = CandidateInfo(
             name,
@@ -205,7 +206,8 @@ def _evaluate_pair(
             ready = model.for_dataset(data)
             billed_before = tokens_used(ready)
             outcome.result = scope.evaluate(ready, data)
-            billed = None if billed_before is None else tokens_used(ready) - billed_before
+            billed_after = tokens_used(ready)
+            billed = None if billed_before is None or billed_after is None else billed_after - billed_before
             outcome.efficiency = measure_efficiency(ready, data, cfg.efficiency, billed_tokens=billed)
             scope.log_metrics(outcome.efficiency.metrics())
     except EmbselError as exc:

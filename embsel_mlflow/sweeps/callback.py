@@ -26,7 +26,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from hydra.experimental.callback import Callback
 
@@ -102,9 +102,10 @@ class MlflowSweepCallback(Callback):
         self.tracking_uri = resolve_tracking_uri(tracking.uri)
         self.experiment_id = run.client.get_run(run.run_id).info.experiment_id
 
+        # both nodes are DictConfigs, so each converts to a dict
         setup = {
-            "sweeper": OmegaConf.to_container(config.hydra.sweeper, resolve=True),
-            "launcher": OmegaConf.to_container(config.hydra.launcher, resolve=True),
+            "sweeper": cast("dict[str, Any]", OmegaConf.to_container(config.hydra.sweeper, resolve=True)),
+            "launcher": cast("dict[str, Any]", OmegaConf.to_container(config.hydra.launcher, resolve=True)),
         }
         run.set_tags(
             {
@@ -222,7 +223,11 @@ def _log_outcome(run: RunLogger, outcome: SweepOutcome, swept: list[str]) -> Non
     run.log_table(jobs.astype(object).where(jobs.notna(), None), "sweep/jobs.json")
     run.log_text(jobs.to_csv(index=False), "sweep/jobs.csv")
     failed = len(outcome.failed)
-    metrics = {"jobs_total": len(jobs), "jobs_finished": len(jobs) - failed, "jobs_failed": failed}
+    metrics: dict[str, float] = {
+        "jobs_total": len(jobs),
+        "jobs_finished": len(jobs) - failed,
+        "jobs_failed": failed,
+    }
     tags: dict[str, str] = {}
     if failed:
         tags["embsel.sweep.failed_jobs"] = "\n".join(outcome.failure_lines())

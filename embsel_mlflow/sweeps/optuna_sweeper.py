@@ -20,7 +20,7 @@ import logging
 import math
 import os
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from hydra.plugins.sweeper import Sweeper
 
@@ -69,7 +69,9 @@ class OptunaSweeper(Sweeper):
             raise ConfigError(f"hydra.sweeper.sampler={sampler!r}: choose one of {', '.join(SAMPLERS)}")
         if n_trials < 1 or n_jobs < 1:
             raise ConfigError("hydra.sweeper.n_trials and hydra.sweeper.n_jobs must be at least 1")
-        self.direction = direction
+        self.direction: Literal["maximize", "minimize"] = (
+            "maximize" if direction == "maximize" else "minimize"
+        )
         self.n_trials = n_trials
         self.n_jobs = n_jobs
         self.seed = seed
@@ -160,26 +162,36 @@ class OptunaSweeper(Sweeper):
 
 def distribution(override: Override) -> Any:
     """The Optuna distribution of one sweep override (Hydra grammar)."""
-    from hydra.core.override_parser.types import IntervalSweep, RangeSweep, Transformer
+    from hydra.core.override_parser.types import IntervalSweep, RangeSweep
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     value = override.value()
     key = override.get_key_element()
     log_scale = isinstance(value, IntervalSweep | RangeSweep) and "log" in value.tags
     if override.is_range_sweep() and isinstance(value, RangeSweep):
-        if all(isinstance(x, int) for x in (value.start, value.stop, value.step)) and not value.shuffle:
-            assert value.start is not None and value.stop is not None
-            last = value.start + (len(range(value.start, value.stop, int(value.step))) - 1) * int(value.step)
-            return IntDistribution(value.start, last, log=log_scale, step=1 if log_scale else int(value.step))
-        return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+        start, stop, step = value.start, value.stop, value.step
+        if isinstance(start, int) and isinstance(stop, int) and isinstance(step, int) and not value.shuffle:
+            last = start + (len(range(start, stop, int(step))) - 1) * int(step)
+            return IntDistribution(start, last, log=log_scale, step=1 if log_scale else int(step))
+        return CategoricalDistribution(_choices(override))
     if override.is_choice_sweep():
-        return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+        return CategoricalDistribution(_choices(override))
     if override.is_interval_sweep() and isinstance(value, IntervalSweep):
         assert value.start is not None and value.end is not None
         if isinstance(value.start, int) and isinstance(value.end, int):  # int(interval(...))
             return IntDistribution(value.start, value.end, log=log_scale)
         return FloatDistribution(value.start, value.end, log=log_scale)
     raise ConfigError(f"{key}: the Optuna sweeper supports choice, range and interval sweeps")
+
+
+def _choices(override: Override) -> list[str | int | float | bool]:
+    """The values a choice or range sweep lists: primitives as they are, anything else as its text."""
+    from hydra.core.override_parser.types import Transformer
+
+    # Transformer.encode returns only those types; hydra annotates it with every parsed element type
+    return cast(
+        "list[str | int | float | bool]", list(override.sweep_iterator(transformer=Transformer.encode))
+    )
 
 
 def _grammar(value: Any) -> str:
@@ -278,4 +290,5 @@ def _log_best_trial(study: optuna.Study) -> None:
         }
     )
     parent.log_params({f"best_trial.{k}": _grammar(v) for k, v in best.params.items()})
-    parent.log_metrics({"best_objective": float(best.value)})
+    if best.value is not None:  # always set on the best (completed, single-objective) trial
+        parent.log_metrics({"best_objective": float(best.value)})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from embsel_mlflow.tracking.params import config_to_params
 from embsel_mlflow.tracking.run_logger import RunLogger
@@ -32,7 +32,8 @@ def log_config(run: RunLogger, cfg: Any, overrides: list[str]) -> None:
     from omegaconf import OmegaConf
 
     log_overrides(run, overrides)
-    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    # a DictConfig converts to a dict (to_container's return type covers ListConfig and leaves too)
+    resolved = cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     run.log_text(OmegaConf.to_yaml(OmegaConf.create(mask_secrets(resolved))), "config.yaml")
     params, truncated = config_to_params(readable_config(resolved))
     run.log_params(params)

@@ -20,15 +20,14 @@ MAX_MATRIX_CLASSES = 20
 TOP_CONFUSIONS = 20
 
 
-def _sts(result: TaskResult, ax) -> None:
-    frame = result.per_item
+def _sts(frame: pd.DataFrame, result: TaskResult, ax) -> None:
     ax.scatter(frame["gold_score"], frame["cosine_score"], s=6, alpha=0.4)
     ax.set_xlabel("gold score")
     ax.set_ylabel("cosine similarity")
 
 
-def _pair_classification(result: TaskResult, ax) -> None:
-    for label, part in result.per_item.groupby("label"):
+def _pair_classification(frame: pd.DataFrame, result: TaskResult, ax) -> None:
+    for label, part in frame.groupby("label"):
         ax.hist(part["cosine_score"], bins=40, alpha=0.6, label=f"label {label}")
     threshold = result.scores.get("cosine_accuracy_threshold")
     if threshold is not None:
@@ -39,8 +38,7 @@ def _pair_classification(result: TaskResult, ax) -> None:
     ax.legend(fontsize=8)
 
 
-def _retrieval(result: TaskResult, ax) -> None:
-    frame = result.per_item
+def _retrieval(frame: pd.DataFrame, result: TaskResult, ax) -> None:
     column = next(c for c in frame.columns if c.startswith("ndcg_at_"))
     ax.hist(frame[column], bins=20, range=(0.0, 1.0))
     ax.set_xlabel(f"per-query {column}")
@@ -81,12 +79,13 @@ def _top_confusions(table: pd.DataFrame, ax, predicted: str) -> None:
     ax.set_ylabel(f"gold label -> {predicted}")
 
 
-PLOTTERS: dict[str, Callable[[TaskResult, object], None]] = {
+# Each draws the (non-empty) per-item table of a result onto a matplotlib Axes.
+PLOTTERS: dict[str, Callable[[pd.DataFrame, TaskResult, object], None]] = {
     "sts": _sts,
     "pair_classification": _pair_classification,
     "retrieval": _retrieval,
-    "classification": lambda result, ax: _confusion(result.per_item, ax, "predicted", square=True),
-    "clustering": lambda result, ax: _confusion(result.per_item, ax, "cluster", square=False),
+    "classification": lambda frame, result, ax: _confusion(frame, ax, "predicted", square=True),
+    "clustering": lambda frame, result, ax: _confusion(frame, ax, "cluster", square=False),
 }
 
 
@@ -99,7 +98,7 @@ def result_figure(result: TaskResult, model_name: str) -> Figure | None:
 
     figure = Figure(figsize=(7, 5.5), layout="constrained")
     ax = figure.add_subplot()
-    plot(result, ax)
+    plot(result.per_item, result, ax)
     ax.set_title(
         f"{model_name} on {result.dataset} [{result.split}]\n"
         f"{result.main_score_name} = {result.main_score:.4f}",

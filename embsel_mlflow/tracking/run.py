@@ -30,7 +30,8 @@ from embsel_mlflow.tracking.store import (
 from embsel_mlflow.tracking.system_tags import provenance_tags
 
 # Exit codes of a process ended by a signal, as a shell reports them (128 + signal number).
-SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+# Signals are IntEnums: a plain signal number finds its entry.
+SIGNAL_EXIT_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
 def one_line(exc: BaseException) -> str:

@@ -142,7 +142,8 @@ def _metric_changes(a: dict[str, float], b: dict[str, float], tolerance: float) 
 
 
 def _digests(run: Run) -> dict[str, str]:
-    return {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
+    inputs = run.inputs.dataset_inputs if run.inputs is not None else []
+    return {d.dataset.name: d.dataset.digest for d in inputs}
 
 
 def _pick(tags: dict[str, str], keys: tuple[str, ...]) -> dict[str, str]:

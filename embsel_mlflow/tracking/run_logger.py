@@ -7,9 +7,9 @@ calls take ~1.6 s while one batch of 50 takes ~0.02 s.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,16 +126,25 @@ def _mlflow_dataset(table: TableInfo, name: str) -> Any:
     import warnings
     from pathlib import Path
 
-    import mlflow.data
+    from mlflow.data.dataset_source import DatasetSource
     from mlflow.data.dataset_source_registry import get_registered_sources
     from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
 
+    # mlflow.data.from_pandas itself, which mlflow.data sets with setattr (invisible to type checkers)
+    from mlflow.data.pandas_dataset import from_pandas
+
+    source: DatasetSource
     if Path(table.source).exists():
-        local = next(s for s in get_registered_sources() if s._get_source_type() == "local")
+        # the registry holds source classes (here: one built from a path), though mlflow annotates
+        # it as a list of instances
+        local = cast(
+            "Callable[[str], DatasetSource]",
+            next(s for s in get_registered_sources() if s._get_source_type() == "local"),
+        )
         source = local(str(Path(table.source).resolve()))
     else:
         source = HuggingFaceDatasetSource(table.source)
     with warnings.catch_warnings():
         # MLflow's digest code calls a pandas API that pandas 3 deprecates; not ours to fix.
         warnings.simplefilter("ignore", DeprecationWarning)
-        return mlflow.data.from_pandas(table.frame, source=source, name=name)
+        return from_pandas(table.frame, source=source, name=name)
