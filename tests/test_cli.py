@@ -88,7 +88,7 @@ def test_default_run_is_offline_minilm_on_the_demo_and_finishes(run_cli, tmp_pat
     assert f"cosine_spearman = {metrics['main_score']:.5f}" in result.stdout
 
 
-def test_multirun_gives_one_finished_run_per_job_for_every_task(
+def test_multirun_gives_one_finished_child_run_per_job_for_every_task(
     run_cli, tmp_path: Path, tiny_bert_dir: Path
 ) -> None:
     datasets = [
@@ -100,7 +100,11 @@ def test_multirun_gives_one_finished_run_per_job_for_every_task(
     ]
     result = run_cli("evaluate", "-m", f"data={','.join(datasets)}", *_tiny(tiny_bert_dir))
     assert result.returncode == 0, result.stderr
-    runs = _runs(tmp_path)
+    all_runs = _runs(tmp_path)
+    runs = [r for r in all_runs if "mlflow.parentRunId" in r.data.tags]
+    (parent,) = [r for r in all_runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
     assert sorted(r.data.tags["embsel.dataset"] for r in runs) == sorted(datasets)
     assert {r.info.status for r in runs} == {"FINISHED"}
     main = {r.data.tags["embsel.task"]: r.data.metrics for r in runs}

@@ -52,6 +52,7 @@ def test_stsb_cosine_spearman_equals_mteb_published(shared_data_dir: Path, minil
     assert result.scores["cosine_pearson"] == pytest.approx(0.82741, abs=0.002)
 
 
+@pytest.mark.slow  # keeps the default suite under 10 minutes; CI runs -m slow too
 def test_banking77_accuracy_with_mteb_protocol_equals_published(shared_data_dir: Path, minilm) -> None:
     result = _evaluate(shared_data_dir, "banking77", minilm)
     assert result.main_score_name == "accuracy"
@@ -59,6 +60,7 @@ def test_banking77_accuracy_with_mteb_protocol_equals_published(shared_data_dir:
     assert result.scores["f1"] == pytest.approx(0.79379, abs=0.01)
 
 
+@pytest.mark.slow  # keeps the default suite under 10 minutes; CI runs -m slow too
 def test_mrpc_cosine_ap_is_reported(shared_data_dir: Path, minilm) -> None:
     result = _evaluate(shared_data_dir, "mrpc", minilm)
     assert result.main_score_name == "cosine_ap"

@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 
 from embsel_mlflow.data.demo import demo_data_dir
 from embsel_mlflow.sweeps.overrides import job_label, preflight_jobs, swept_keys
+from embsel_mlflow.tracking.store import open_store
 from tests.test_server import server  # noqa: F401  (fixture: a live mlflow server on 127.0.0.1)
 
 QUIET = ["evaluation.show_progress=false", "tracking.log_per_item=false"]
@@ -38,7 +39,8 @@ def _tiny(model_dir: Path) -> list[str]:
 
 
 def _runs(uri: str) -> list:
-    client = MlflowClient(uri)
+    # open_store takes the store's creation lock: a sweep may still be migrating a fresh store
+    client = open_store(uri)
     experiments = [e.experiment_id for e in client.search_experiments()]
     return client.search_runs(experiments) if experiments else []
 
@@ -178,6 +180,7 @@ def test_joblib_sweep_on_a_fresh_sqlite_store(run_cli, tmp_path: Path, tiny_bert
     assert len({c.data.tags["embsel.pid"] for c in children}) > 1  # jobs ran in several worker processes
 
 
+@pytest.mark.slow  # keeps the default suite under 10 minutes; CI runs -m slow too
 def test_joblib_sweep_on_a_live_tracking_server(run_cli, server: str, tiny_bert_dir: Path) -> None:  # noqa: F811
     env = {"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
     result = _parallel_sweep(run_cli, tiny_bert_dir, "tracking=server", f"tracking.uri={server}", env=env)
@@ -265,6 +268,7 @@ def _wait_for_complete_trials(storage: str, name: str, count: int, proc: subproc
     pytest.fail(f"the sweep did not reach {count} trials (exit code {proc.poll()})")
 
 
+@pytest.mark.slow  # keeps the default suite under 10 minutes; CI runs -m slow too
 def test_killed_optuna_study_resumes_to_six_trials_not_nine(tmp_path: Path, tiny_bert_dir: Path) -> None:
     import optuna
 

@@ -66,7 +66,13 @@ def stsb_run(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path):
         patch.chdir(root)
         for var in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
             patch.delenv(var, raising=False)
-        args = ["data=stsb", "data.limit=64", "evaluation.show_progress=false", f"tracking.uri={uri}"]
+        args = [
+            "data=stsb",
+            f"data.root={shared_data_dir}",
+            "data.limit=64",
+            "evaluation.show_progress=false",
+            f"tracking.uri={uri}",
+        ]
         assert evaluate_main(args) == 0
     client, run = _only_run(uri)
     return client, client.get_run(run.info.run_id), other_head, uri
