@@ -21,6 +21,10 @@ TASK_EVALUATION_KEYS: dict[str, set[str]] = {
 GENERAL_EVALUATION_KEYS = {"seed", "extra_metrics"}
 # Console and display settings that do not change a result.
 NOT_PARAMS = ("evaluation.show_progress", "tracking.tags", "tracking.run_name")
+# Groups that never change a score: the embedding cache is transparent by construction.
+NOT_PARAM_GROUPS = ("cache",)
+# Inside an evaluation (evaluate, select children) the profile settings only guard the input.
+EVALUATION_PROFILE_KEYS = {"allow_modality_mismatch"}
 
 
 def log_overrides(run: RunLogger, overrides: list[str]) -> None:
@@ -68,6 +72,10 @@ def readable_config(resolved: Mapping[str, Any]) -> dict[str, Any]:
     for dotted in NOT_PARAMS:
         parent, _, key = dotted.rpartition(".")
         config.get(parent, {}).pop(key, None)
+    for group in NOT_PARAM_GROUPS:
+        config.pop(group, None)
+    if "evaluation" in config and isinstance(config.get("profile"), Mapping):
+        config["profile"] = {k: v for k, v in config["profile"].items() if k in EVALUATION_PROFILE_KEYS}
     return _without_empty(config) or {}
 
 
