@@ -55,11 +55,14 @@ def search(args: argparse.Namespace) -> pd.DataFrame:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    # mlflow.search_runs reads the process-wide tracking URI: set it for this call only, so a
+    # library caller (or the next in-process command) keeps its own.
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
     from embsel_mlflow.tracking.store import open_store, resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
     client = open_store(uri)
-    mlflow.set_tracking_uri(uri)
     clauses = [args.filter] if args.filter.strip() else []
     experiment_ids: list[str] | None = None
     try:
@@ -78,12 +81,13 @@ def search(args: argparse.Namespace) -> pd.DataFrame:
                         f"no experiment named '{name}' in {uri}; list them with `mlflow experiments search`"
                     )
                 experiment_ids.append(experiment.experiment_id)
-        return mlflow.search_runs(
-            experiment_ids=experiment_ids,
-            filter_string=" and ".join(clauses),  # MLflow's filter grammar has AND only
-            max_results=args.max_results,
-            search_all_experiments=experiment_ids is None,
-        )
+        with _use_tracking_uri(uri):
+            return mlflow.search_runs(
+                experiment_ids=experiment_ids,
+                filter_string=" and ".join(clauses),  # MLflow's filter grammar has AND only
+                max_results=args.max_results,
+                search_all_experiments=experiment_ids is None,
+            )
     except MlflowException as exc:
         raise ConfigError(f"{exc.message.splitlines()[0]} (tracking store: {uri})") from exc
 
