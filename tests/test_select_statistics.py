@@ -159,3 +159,16 @@ def test_constraints_exclude_and_explain(base_ndcg: np.ndarray) -> None:
 def test_pareto_front() -> None:
     points = {"slow_good": (10.0, 0.9), "fast_bad": (1000.0, 0.5), "dominated": (5.0, 0.4), "mid": (100, 0.8)}
     assert pareto_front(points) == ["slow_good", "mid", "fast_bad"]
+
+
+def test_a_candidate_clearly_above_a_fixed_best_is_better_not_tied() -> None:
+    """BM25 above the best complete candidate on one dataset must not read as "tied"."""
+    from embsel_mlflow.selection.statistics import compare_with_best
+
+    rng = np.random.default_rng(0)
+    low = rng.normal(0.5, 0.01, size=1000)
+    samples = {"complete": low, "ranker": low + 0.1}
+    scores = {"complete": 0.5, "ranker": 0.6}
+    comparisons = compare_with_best(scores, samples, alpha=0.05, correction="holm", best="complete")
+    assert comparisons["ranker"].verdict == "better"
+    assert comparisons["ranker"].p_adjusted < 0.01 and not comparisons["ranker"].significant

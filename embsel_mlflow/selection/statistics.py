@@ -151,11 +151,16 @@ class Comparison:
     p_value: float  # raw
     p_adjusted: float
     significant: bool  # True: the best is better; False: tied
+    # True: the candidate is significantly above a ``best`` fixed by the caller (e.g. the best
+    # candidate complete on every dataset), which must never read as "tied"
+    better: bool = False
 
     @property
     def verdict(self) -> str:
         if self.candidate == self.best:
             return "best"
+        if self.better:
+            return "better"
         return "worse" if self.significant else "tied"
 
 
@@ -178,5 +183,6 @@ def compare_with_best(
     comparisons = {best: Comparison(best, best, 0.0, 1.0, 1.0, False)}
     for name, p, p_adj in zip(others, raw, adjusted, strict=True):
         significant = p_adj < alpha and differences[name] > 0
-        comparisons[name] = Comparison(name, best, differences[name], p, p_adj, significant)
+        better = p_adj < alpha and differences[name] < 0
+        comparisons[name] = Comparison(name, best, differences[name], p, p_adj, significant, better)
     return comparisons
