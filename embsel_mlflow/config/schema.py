@@ -44,6 +44,51 @@ class Precision(StrEnum):
     bf16 = "bf16"
 
 
+class Backend(StrEnum):
+    torch = "torch"  # the model as loaded (nothing to install)
+    onnx = "onnx"  # extra [onnx]; see models/backends.py for why it is refused on the pinned stack
+    openvino = "openvino"  # extra [openvino]: exported offline from the local weights
+
+
+class Quantization(StrEnum):
+    none = "none"
+    int8_dynamic = "int8_dynamic"  # int8 weights, activations quantized on the fly (no calibration)
+    int8_static = "int8_static"  # int8 weights and activations, ranges calibrated (openvino + nncf)
+
+
+class EmbeddingDtype(StrEnum):
+    float32 = "float32"
+    int8 = "int8"  # per-dimension ranges calibrated on calibration texts; scored by cosine on dequantized
+    binary = "binary"  # sign bits, scored by Hamming distance
+
+
+@dataclass
+class CalibrationConfig:
+    """Texts that calibrate int8 ranges (static model quantization, int8 embeddings); never the test split."""
+
+    path: str | None = None  # a text file (one text per line) or .jsonl with a "text" field
+    split: str = "train"  # else this split of the evaluated dataset(s); the evaluation split is refused
+    size: int = 300  # texts used (evenly spaced over the source)
+
+
+@dataclass
+class VariantConfig:
+    """A cheaper variant of a transformer candidate (precision is ``model.precision``).
+
+    ``backend`` and ``quantization`` change the model (they key the embedding cache);
+    ``embedding_dtype`` and ``truncate_dim`` change how its float output is stored and scored.
+    """
+
+    backend: Backend = Backend.torch
+    quantization: Quantization = Quantization.none
+    embedding_dtype: EmbeddingDtype = EmbeddingDtype.float32
+    truncate_dim: int | None = None  # keep the first N dimensions (Matryoshka), then re-normalise
+    # Retrieval over int8/binary documents: rescore the top k x this by the float query against
+    # the int8 documents (sentence-transformers' recipe); 0 = no rescoring.
+    rescore_multiplier: int = 4
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+
+
 @dataclass
 class OfflineCopyConfig:
     """A pinned local copy of a hub model shipped by a Python package."""
@@ -139,6 +184,7 @@ class ModelConfig:
     lsa: LsaConfig | None = None
     bm25: Bm25Config | None = None
     api: ApiConfig | None = None  # required for kind=openai_api
+    variant: VariantConfig = field(default_factory=VariantConfig)  # transformer kinds only
 
 
 @dataclass
@@ -282,6 +328,19 @@ class EfficiencyConfig:
 
 
 @dataclass
+class VariantAxesConfig:
+    """``select.variants``: values per axis; each transformer candidate becomes its fp32 baseline plus
+    one variant per listed value, one axis at a time (see models/variants.py), e.g.
+    ``select.variants={precision: [bf16], embedding_dtype: [int8, binary], truncate_dim: [256]}``."""
+
+    precision: list[Precision] = field(default_factory=list)
+    backend: list[Backend] = field(default_factory=list)
+    quantization: list[Quantization] = field(default_factory=list)
+    embedding_dtype: list[EmbeddingDtype] = field(default_factory=list)
+    truncate_dim: list[int | None] = field(default_factory=list)
+
+
+@dataclass
 class SelectConfig:
     """The decision: statistics, cost constraints and registration (``embsel_mlflow.selection``)."""
 
@@ -302,6 +361,8 @@ class SelectConfig:
     # Log the winner as an MLflow model and register it under this name with alias `champion`.
     register: str | None = None
     champion_alias: str = "champion"
+    variants: VariantAxesConfig = field(default_factory=lambda: VariantAxesConfig())
+    max_quality_drop: float = 0.01  # a variant more than this below its fp32 baseline is flagged
     efficiency: EfficiencyConfig = field(default_factory=EfficiencyConfig)
 
 

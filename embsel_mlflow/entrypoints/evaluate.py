@@ -78,6 +78,7 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
     from embsel_mlflow.data.task_loader import load_task_data
     from embsel_mlflow.models.cache import open_cache
     from embsel_mlflow.models.factory import build_encoder
+    from embsel_mlflow.models.variants import is_default
     from embsel_mlflow.sweeps import reuse
     from embsel_mlflow.tracking.config_logging import log_config
     from embsel_mlflow.tracking.experiment_ui import prepare_experiment, ui_hint
@@ -104,8 +105,12 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
             # In a sweep, a model or dataset an earlier job of this process loaded is reused.
             data = reuse.shared("data", job.data, lambda: load_task_data(job.data))
             log.info("loading model '%s' (%s)", job.model.name, job.model.name_or_path)
+            # a variant calibrated on this dataset's train split is not reused for another dataset
+            calibrated_on = None if is_default(job.model) else job.data
             model = reuse.shared(
-                "model", (job.model, job.cache), lambda: build_encoder(job.model, cache=open_cache(job.cache))
+                "model",
+                (job.model, job.cache, calibrated_on),
+                lambda: build_encoder(job.model, cache=open_cache(job.cache), calibration_data=[job.data]),
             )
             encoder = model.for_dataset(data)
             result = evaluate_in_run(run, job, data, encoder)

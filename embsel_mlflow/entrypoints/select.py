@@ -63,6 +63,7 @@ class ChildRunTracker:
     def pair(self, candidate: str, model: ModelConfig, data: DataConfig) -> Iterator[ChildScope]:
         from omegaconf import OmegaConf
 
+        from embsel_mlflow.models.variants import variant_name
         from embsel_mlflow.tracking.config_logging import log_config
         from embsel_mlflow.tracking.run import tracked_run
         from embsel_mlflow.tracking.system_tags import version_tags
@@ -80,6 +81,7 @@ class ChildRunTracker:
                     "embsel.model": model.name,
                     "embsel.dataset": data.name,
                     "embsel.candidate": candidate,
+                    **({"embsel.variant": variant_name(model)} if "/" in candidate else {}),
                     **version_tags(),
                 }
             )
@@ -117,7 +119,7 @@ def select_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> str 
         if not job.datasets:
             raise ConfigError("no datasets: choose data configs, e.g. datasets=[stsb,scifact]")
         tracker = ChildRunTracker(parent.run_id, job, overrides)
-        load_model = default_loader(open_cache(job.cache))
+        load_model = default_loader(open_cache(job.cache), calibration_data=list(job.datasets.values()))
         selection = select_models(
             job.candidates, job.datasets, job.select, job.evaluation, tracker=tracker, load_model=load_model
         )
@@ -200,9 +202,14 @@ def log_decision(parent: RunLogger, selection: Selection, job: SelectJobConfig) 
 
 
 def _description(selection: Selection) -> str:
+    from embsel_mlflow.selection import variant_lines
+
     text = f"**Recommendation:** {selection.decision.recommendation}\n\n"
     if selection.failures:
         text += "**Failed:** " + "; ".join(selection.failures) + "\n\n"
+    variants = variant_lines(selection.decision)
+    if variants:
+        text += "\n".join(variants) + "\n\n"
     return text + selection.markdown
 
 
@@ -218,7 +225,7 @@ def _register(
 
     try:
         # the winner was released after its evaluation: one more load, for registration only
-        cfg = job.candidates[winner]
+        cfg = selection.run.candidates[winner].config  # a variant's own config (select.variants)
         version = register_champion(
             parent.client, parent.run_id, load_model(cfg), winner, name, job.select.champion_alias, cfg=cfg
         )

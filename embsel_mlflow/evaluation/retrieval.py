@@ -120,15 +120,18 @@ class RetrievalTask(EvalTask):
         from tqdm.auto import tqdm
 
         ex: RetrievalExamples = self.examples
-        query_embeddings = self._encode(encoder, [ex.queries[qid] for qid in query_ids], role="query")
+        # int8/binary stored embeddings: the candidate searches its quantized corpus on float inputs
+        stored_search = getattr(encoder, "stored_search", None)
+        source = encoder.float_encoder if stored_search is not None else encoder
+        query_embeddings = self._encode(source, [ex.queries[qid] for qid in query_ids], role="query")
         chunk = self.cfg.corpus_chunk_size
-        search = StreamingTopK(query_embeddings, k)
+        search = (stored_search and stored_search(query_embeddings, k)) or StreamingTopK(query_embeddings, k)
         starts = range(0, len(doc_ids), chunk)
         for start in tqdm(
             starts, desc="Searching corpus chunks", disable=not self.cfg.show_progress or len(starts) < 2
         ):
             chunk_ids = doc_ids[start : start + chunk]
-            search.add(self._encode(encoder, [ex.corpus[doc] for doc in chunk_ids], role="document"))
+            search.add(self._encode(source, [ex.corpus[doc] for doc in chunk_ids], role="document"))
         return search.result()
 
     def _rank(

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
     from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.models.calibration import CalibrationTexts
 
 ROLES = (None, "query", "document")
 
@@ -38,12 +39,21 @@ class Encoder(PretrainedCandidate):
     handling are exactly ST's (and as fast).
     """
 
-    def __init__(self, model: SentenceTransformer, cfg: ModelConfig, source: ResolvedModel) -> None:
+    def __init__(
+        self,
+        model: SentenceTransformer,
+        cfg: ModelConfig,
+        source: ResolvedModel,
+        *,
+        variant: dict[str, Any] | None = None,
+    ) -> None:
         from sentence_transformers.sentence_transformer.modules import Normalize
 
         self._model = model
         self._cfg = cfg
         self._source = source
+        # The model-side variant (backend, quantization, what really ran); None for plain torch.
+        self._variant = variant
         # A model that ends in a Normalize module already returns unit vectors.
         self._normalize = cfg.normalize and not isinstance(model[-1], Normalize)
         self._encode_fns: dict[str | None, Callable[..., Any]] = {
@@ -138,7 +148,26 @@ class Encoder(PretrainedCandidate):
         """What changes this model's embeddings (see :func:`model_identity`)."""
         from embsel_mlflow.models.identity import model_identity
 
-        return model_identity(self._cfg, self._source)
+        identity = model_identity(self._cfg, self._source)
+        if self._variant is not None:
+            identity["variant"] = self._variant
+        return identity
+
+    @property
+    def disk_size_bytes(self) -> int | None:
+        """The weight files; for a bf16/int8/OpenVINO variant, the size it takes saved as it runs."""
+        if self._variant is None and Precision(self._cfg.precision) is Precision.fp32:
+            return super().disk_size_bytes
+        runtime = (self._variant or {}).get("runtime", {})
+        if runtime.get("ir_bytes"):
+            return int(runtime["ir_bytes"])
+        import io
+
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(self._model[0].model.state_dict(), buffer)
+        return buffer.getbuffer().nbytes
 
 
 # Models whose position ids start after the padding index (position = pad_token_id + 1 + i).
@@ -169,9 +198,17 @@ def position_limit(model: SentenceTransformer) -> int | None:
     return limit
 
 
-def load_encoder(cfg: ModelConfig) -> Encoder:
-    """Resolve, load and configure the model described by ``cfg``."""
+def load_encoder(
+    cfg: ModelConfig, *, calibration: CalibrationTexts | None = None, models_dir: Path | None = None
+) -> Encoder:
+    """Resolve, load and configure the model described by ``cfg``, switched to its variant's backend.
+
+    ``calibration`` calibrates int8_static quantization; exported backends are kept under ``models_dir``.
+    """
+    from embsel_mlflow.models.variants import check_variant
+
     check_model_config(cfg)
+    check_variant(cfg)
     source = resolve_model_source(cfg)
     if source.origin != HUB:
         _check_model_dir(Path(source.path_or_id))
@@ -191,7 +228,26 @@ def load_encoder(cfg: ModelConfig) -> Encoder:
                 f"'{cfg.name}' has; set model.max_seq_length to at most {limit}, or null for the model's own"
             )
         model.max_seq_length = cfg.max_seq_length
-    return Encoder(model, cfg, source)
+    return Encoder(model, cfg, source, variant=_apply_variant(model, cfg, source, calibration, models_dir))
+
+
+def _apply_variant(
+    model: SentenceTransformer,
+    cfg: ModelConfig,
+    source: ResolvedModel,
+    calibration: CalibrationTexts | None,
+    models_dir: Path | None,
+) -> dict[str, Any] | None:
+    """Run the model on its variant's backend; the variant's identity (None for plain torch)."""
+    from embsel_mlflow.models.backends import apply_backend, backend_key, model_variant_identity
+    from embsel_mlflow.models.identity import model_identity
+
+    variant = model_variant_identity(cfg, calibration)
+    if variant is None:
+        return None
+    key = backend_key({**model_identity(cfg, source), "variant": variant})
+    runtime = apply_backend(model, cfg, calibration=calibration, models_dir=models_dir, key=key)
+    return {**variant, "runtime": runtime}
 
 
 def _build_model(
@@ -260,8 +316,10 @@ def _model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
 
     dtypes = {Precision.fp32: torch.float32, Precision.fp16: torch.float16, Precision.bf16: torch.bfloat16}
     defaults: dict[str, Any] = {"use_safetensors": True}
+    # OpenVINO converts the fp32 weights and runs them at model.precision (its own hint)
+    precision = Precision.fp32 if cfg.variant.backend == "openvino" else Precision(cfg.precision)
     if not {"dtype", "torch_dtype"} & set(cfg.model_kwargs):
-        defaults["dtype"] = dtypes[Precision(cfg.precision)]
+        defaults["dtype"] = dtypes[precision]
     return {**defaults, **cfg.model_kwargs}
 
 

@@ -2,29 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from embsel_mlflow.config.schema import ModelKind
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.config.schema import DataConfig, ModelConfig
     from embsel_mlflow.models.base import EmbeddingModel
     from embsel_mlflow.models.cache import EmbeddingCache
+    from embsel_mlflow.models.calibration import CalibrationTexts
 
 
-def build_encoder(cfg: ModelConfig, *, cache: EmbeddingCache | None = None) -> EmbeddingModel:
-    """Load (or distil, or prepare to fit) the candidate ``cfg`` describes.
+def build_encoder(
+    cfg: ModelConfig,
+    *,
+    cache: EmbeddingCache | None = None,
+    calibration_data: Sequence[DataConfig] = (),
+) -> EmbeddingModel:
+    """Load (or distil, or prepare to fit) the candidate ``cfg`` describes, as its variant.
 
     With a ``cache``, its ``encode`` answers from the embedding cache and encodes only misses
     (BM25 ranks without embeddings and is never cached). Call ``for_dataset(data)`` on the
     result before evaluating it: LSA fits there, and BM25 refuses non-retrieval tasks there.
+    ``calibration_data``: the datasets whose calibration split calibrates int8 variants.
     """
+    from embsel_mlflow.models.variants import check_variant
+
+    check_variant(cfg)  # an invalid variant is refused before anything is loaded
+    calibration = _calibration(cfg, calibration_data)
     kind = ModelKind(cfg.kind)
     model: EmbeddingModel
     if kind in (ModelKind.sentence_transformers, ModelKind.transformers):
         from embsel_mlflow.models.encoder import load_encoder
 
-        model = load_encoder(cfg)
+        model = load_encoder(
+            cfg, calibration=calibration, models_dir=cache.models_dir if cache is not None else None
+        )
     elif kind is ModelKind.static:
         from embsel_mlflow.models.static import load_static
 
@@ -43,8 +57,32 @@ def build_encoder(cfg: ModelConfig, *, cache: EmbeddingCache | None = None) -> E
         model = ApiEncoder(cfg)
     else:  # pragma: no cover - ModelKind() has already refused unknown kinds
         raise AssertionError(kind)
-    if cache is None:
-        return model
-    from embsel_mlflow.models.cache import CachedEncoder
+    if cache is not None:
+        from embsel_mlflow.models.cache import CachedEncoder
 
-    return CachedEncoder(model, cache)
+        model = CachedEncoder(model, cache)
+    return _stored_as(model, cfg, calibration)
+
+
+def _calibration(cfg: ModelConfig, datasets: Sequence[DataConfig]) -> CalibrationTexts | None:
+    """Calibration texts when the variant needs int8 ranges (the evaluation split is refused first)."""
+    from embsel_mlflow.config.schema import EmbeddingDtype, Quantization
+    from embsel_mlflow.models.calibration import calibration_texts
+
+    variant = cfg.variant
+    dtype = EmbeddingDtype(variant.embedding_dtype)
+    needed = Quantization(variant.quantization) is Quantization.int8_static or dtype is EmbeddingDtype.int8
+    needed = needed or (dtype is EmbeddingDtype.binary and variant.rescore_multiplier > 0)
+    if not needed:
+        return None
+    return calibration_texts(variant.calibration, datasets)
+
+
+def _stored_as(
+    model: EmbeddingModel, cfg: ModelConfig, calibration: CalibrationTexts | None
+) -> EmbeddingModel:
+    """``model`` storing truncated / int8 / binary embeddings when its variant asks for it."""
+    from embsel_mlflow.models.stored_embeddings import StoredEmbeddingEncoder, embedding_format
+
+    fmt = embedding_format(cfg.variant, model.embedding_dim, calibration, model.encode)
+    return model if fmt is None else StoredEmbeddingEncoder(model, fmt)

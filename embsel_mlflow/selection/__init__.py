@@ -51,9 +51,36 @@ class Selection:
             if ratio is not None:
                 text += f", {ratio:.1f}x the next fastest ({runner_up})"
             lines.append(text)
+        lines += variant_lines(self.decision)
         if self.failures:
             lines.append(f"failed ({len(self.failures)}): " + "; ".join(self.failures))
         return "\n".join(lines)
+
+
+def variant_lines(decision: Decision) -> list[str]:
+    """Per variant: score as a share of its fp32 baseline per dataset, stored size, flags."""
+    import math
+
+    lines = []
+    for variant, baseline in decision.baselines.items():
+        parts = []
+        for dataset in decision.datasets:
+            score, base = decision.scores[variant].get(dataset), decision.scores[baseline].get(dataset)
+            if score is None or base is None:
+                continue
+            share = f" = {100 * score / base:.1f}% of fp32" if variant != baseline and base else ""
+            parts.append(f"{dataset} {score:.4f}{share}")
+        cost = decision.costs[variant]
+        if not math.isnan(cost.bytes_per_vector):
+            per_million = cost.memory_per_million_docs_mb
+            parts.append(f"{cost.bytes_per_vector:.0f} B/vector ({per_million:,.1f} MB per 1M docs)")
+        if not math.isnan(cost.texts_per_second):
+            parts.append(f"{cost.texts_per_second:,.0f} texts/s")
+        drops = [v for v in decision.violations.get(variant, []) if v.startswith("quality drop")]
+        if drops:
+            parts.append("FLAGGED: " + "; ".join(drops))
+        lines.append(f"  {variant}: " + ", ".join(parts))
+    return ["variants (vs each candidate's fp32 variant):", *lines] if lines else []
 
 
 def select_models(
@@ -75,7 +102,12 @@ def select_models(
     cfg = cfg or SelectConfig()
     evaluation = evaluation or EvaluationConfig()
     _check(cfg, CORRECTIONS)
+    from embsel_mlflow.models.variants import expand_variants
+
+    # select.variants: each transformer candidate becomes its fp32 baseline plus named variants
+    candidates, baselines = expand_variants(candidates, cfg.variants)
     run = run_selection(candidates, datasets, cfg, evaluation, tracker=tracker, load_model=load_model)
+    run.baselines = baselines
     decision = decide(run, cfg)
     frame = leaderboard_frame(run, decision)
     return Selection(run, decision, frame, leaderboard_markdown(frame, decision.datasets))
@@ -94,5 +126,7 @@ def _check(cfg: SelectConfig, corrections: tuple[str, ...]) -> None:
         raise ConfigError(
             f"select.correction must be one of {', '.join(corrections)}, got '{cfg.correction}'"
         )
+    if cfg.max_quality_drop < 0:
+        raise ConfigError(f"select.max_quality_drop must be >= 0, got {cfg.max_quality_drop}")
     if cfg.efficiency.sample_size < 1 or cfg.efficiency.latency_queries < 1:
         raise ConfigError("select.efficiency.sample_size and latency_queries must be >= 1")

@@ -41,6 +41,8 @@ class CandidateCost:
     embedding_dim: float = math.nan
     peak_memory_mb: float = math.nan  # worst dataset
     cost_usd: float = math.nan  # sum over datasets (API candidates)
+    bytes_per_vector: float = math.nan  # one stored embedding
+    memory_per_million_docs_mb: float = math.nan
 
     def sort_key(self) -> tuple[float, float]:
         """Cheaper first: API spend, then higher throughput."""
@@ -77,6 +79,10 @@ class Decision:
     tied_with_best: list[str] = field(default_factory=list)
     reasons: str = ""
     problem: str | None = None  # why there is no winner
+    # variant -> dataset (and MEAN) -> paired test against its candidate's fp32 variant
+    # (Comparison.difference = baseline - variant)
+    variant_deltas: dict[str, dict[str, Comparison]] = field(default_factory=dict)
+    baselines: dict[str, str] = field(default_factory=dict)  # variant -> baseline
 
     @property
     def recommendation(self) -> str:
@@ -107,6 +113,8 @@ def aggregate_costs(selection: SelectionRun) -> dict[str, CandidateCost]:
                 embedding_dim=reduce("embedding_dim", max),
                 peak_memory_mb=reduce("peak_memory_mb", max),
                 cost_usd=reduce("cost_usd", sum),
+                bytes_per_vector=reduce("bytes_per_vector", max),
+                memory_per_million_docs_mb=reduce("memory_per_million_docs_mb", max),
             )
         costs[name] = cost
     return costs
@@ -160,6 +168,9 @@ def decide(selection: SelectionRun, cfg: SelectConfig) -> Decision:
 
     costs = aggregate_costs(selection)
     violations = {name: constraint_violations(costs[name], cfg) for name in selection.candidates}
+    deltas = variant_deltas(selection.baselines, scores, samples, cfg)
+    for name, by_dataset in deltas.items():
+        violations[name] += quality_drops(name, by_dataset, cfg.max_quality_drop)
     eligible = [name for name in complete if not violations[name]]
     # The reference every candidate is tested against: the best eligible one (else the best scored).
     comparisons: dict[str, dict[str, Comparison]] = {}
@@ -175,8 +186,48 @@ def decide(selection: SelectionRun, cfg: SelectConfig) -> Decision:
         )
 
     decision = Decision(datasets, scores, intervals, comparisons, costs, violations, complete, eligible)
+    decision.variant_deltas, decision.baselines = deltas, dict(selection.baselines)
     _apply_rule(decision, selection)
     return decision
+
+
+def variant_deltas(
+    baselines: dict[str, str],
+    scores: dict[str, dict[str, float]],
+    samples: dict[str, dict[str, np.ndarray]],
+    cfg: SelectConfig,
+) -> dict[str, dict[str, Comparison]]:
+    """Each variant against its candidate's fp32 variant, per dataset: paired bootstrap test."""
+    groups: dict[str, list[str]] = {}
+    for variant, baseline in baselines.items():
+        if variant != baseline:
+            groups.setdefault(baseline, []).append(variant)
+    found: dict[str, dict[str, Comparison]] = {}
+    for baseline, variants in groups.items():
+        for dataset in scores.get(baseline, {}):
+            scored = [v for v in variants if dataset in scores[v]]
+            if not scored:
+                continue
+            group = [baseline, *scored]
+            tested = compare_with_best(
+                {name: scores[name][dataset] for name in group},
+                {name: samples[name][dataset] for name in group},
+                alpha=cfg.alpha,
+                correction=cfg.correction,
+                best=baseline,
+            )
+            for variant in scored:
+                found.setdefault(variant, {})[dataset] = tested[variant]
+    return found
+
+
+def quality_drops(variant: str, by_dataset: dict[str, Comparison], limit: float) -> list[str]:
+    """A drop below the fp32 baseline larger than ``select.max_quality_drop`` (flagged and excluded)."""
+    return [
+        f"quality drop {c.difference:.4f} vs {c.best} on {dataset} > select.max_quality_drop={limit:g}"
+        for dataset, c in by_dataset.items()
+        if dataset != MEAN and c.difference > limit
+    ]
 
 
 def _best(names: list[str], scores: dict[str, float]) -> str | None:

@@ -47,6 +47,8 @@ class Efficiency:
     peak_memory_mb: float
     cost_usd: float  # this evaluation, for API candidates
     cost_per_million_tokens: float
+    bytes_per_vector: float = math.nan  # one stored embedding (float32, int8 or bits)
+    memory_per_million_docs_mb: float = math.nan  # stored vectors of a million documents
 
     def metrics(self) -> dict[str, float]:
         """Child-run metrics under ``efficiency/`` (NaN values are left out)."""
@@ -199,7 +201,17 @@ def measure_efficiency(
         peak_memory_mb=max(memory[0], 0.0) if not math.isnan(memory[0]) else math.nan,
         cost_usd=cost,
         cost_per_million_tokens=float(price) if price is not None else math.nan,
+        **stored_vector_size(model),
     )
+
+
+def stored_vector_size(model: Any) -> dict[str, float]:
+    """Bytes per stored vector (float32 unless the variant stores int8 or bits) and per million documents."""
+    dim = getattr(model, "embedding_dim", 0) or 0
+    size = getattr(model, "bytes_per_vector", None) or 4 * dim
+    if not size:
+        return {}
+    return {"bytes_per_vector": float(size), "memory_per_million_docs_mb": size * 1e6 / MB}
 
 
 def tokens_used(model: Any) -> int | None:

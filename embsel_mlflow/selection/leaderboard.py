@@ -23,7 +23,10 @@ EFFICIENCY_COLUMNS = {
     "embedding_dim": "dim",
     "peak_memory_mb": "peak MB",
     "cost_usd": "cost USD",
+    "bytes_per_vector": "B/vector",
+    "memory_per_million_docs_mb": "MB/1M docs",
 }
+DELTA = "vs fp32"  # column: the variant's deltas against its candidate's fp32 variant
 
 
 def _pair_status(selection: SelectionRun, candidate: str, dataset: str) -> str | None:
@@ -54,6 +57,12 @@ def leaderboard_frame(selection: SelectionRun, decision: Decision) -> pd.DataFra
                 else (_pair_status(selection, name, dataset) if dataset != MEAN else "incomplete")
             )
             row[f"{dataset} p"] = comparison.p_adjusted if comparison else math.nan
+        deltas = decision.variant_deltas.get(name, {})
+        for dataset in decision.datasets:
+            delta = deltas.get(dataset)
+            row[f"{dataset} {DELTA}"] = -delta.difference if delta else math.nan
+            row[f"{dataset} {DELTA} p"] = delta.p_adjusted if delta else math.nan
+        row[DELTA] = _delta_text(name, decision)
         cost = decision.costs[name]
         for key in EFFICIENCY_COLUMNS:
             row[key] = getattr(cost, key)
@@ -78,6 +87,18 @@ def leaderboard_frame(selection: SelectionRun, decision: Decision) -> pd.DataFra
     return frame.drop(columns="_complete").reset_index(drop=True)
 
 
+def _delta_text(name: str, decision: Decision) -> str:
+    """``stsb +0.0001 (p=0.81); scifact -0.0004 (p=0.62)``, ``baseline``, or empty."""
+    if name in decision.baselines.values() and decision.baselines.get(name) == name:
+        return "baseline"
+    deltas = decision.variant_deltas.get(name, {})
+    return "; ".join(
+        f"{dataset} {-c.difference:+.4f} (p={c.p_adjusted:.2g})"
+        for dataset, c in deltas.items()
+        if dataset in decision.datasets
+    )
+
+
 def _number(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         if math.isnan(value):
@@ -90,7 +111,9 @@ def _number(value: Any, digits: int = 4) -> str:
 
 def leaderboard_markdown(frame: pd.DataFrame, datasets: list[str]) -> str:
     """A readable markdown table: score [CI] (verdict) per dataset, mean, then efficiency."""
-    header = ["candidate", *datasets, MEAN, *EFFICIENCY_COLUMNS.values(), "constraints", "notes"]
+    with_deltas = DELTA in frame.columns and bool(frame[DELTA].astype(bool).any())
+    header = ["candidate", *datasets, MEAN, *([DELTA] if with_deltas else []), *EFFICIENCY_COLUMNS.values()]
+    header += ["constraints", "notes"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in frame.iterrows():
         cells = [str(row["candidate"])]
@@ -105,6 +128,8 @@ def leaderboard_markdown(frame: pd.DataFrame, datasets: list[str]) -> str:
             cells.append(
                 f"{score:.4f} [{row[f'{dataset} ci_low']:.4f}, {row[f'{dataset} ci_high']:.4f}] ({tag})"
             )
+        if with_deltas:
+            cells.append(str(row[DELTA]) or "-")
         cells += [_number(row[key], 2) for key in EFFICIENCY_COLUMNS]
         cells += [str(row["constraints"]), str(row["notes"]).replace("|", "/")]
         lines.append("| " + " | ".join(cells) + " |")

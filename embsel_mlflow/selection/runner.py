@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
@@ -61,6 +61,7 @@ class SelectionRun:
     candidates: dict[str, CandidateInfo]
     datasets: dict[str, str]  # dataset -> task
     outcomes: list[PairOutcome] = field(default_factory=list)
+    baselines: dict[str, str] = field(default_factory=dict)  # variant -> its candidate's fp32 variant
 
     def outcome(self, candidate: str, dataset: str) -> PairOutcome:
         return next(o for o in self.outcomes if o.candidate == candidate and o.dataset == dataset)
@@ -111,13 +112,18 @@ class PlainTracker:
         yield PlainScope(self.evaluation)
 
 
-def default_loader(cache: Any = None) -> Callable[[ModelConfig], Any]:
-    """Build a candidate with the model factory (every kind), through ``cache`` when given."""
+def default_loader(
+    cache: Any = None, calibration_data: Sequence[DataConfig] = ()
+) -> Callable[[ModelConfig], Any]:
+    """Build a candidate with the model factory (every kind), through ``cache`` when given.
+
+    ``calibration_data``: the datasets whose calibration split calibrates int8 variants.
+    """
 
     def load(cfg: ModelConfig) -> Any:
         from embsel_mlflow.models.factory import build_encoder
 
-        return build_encoder(cfg, cache=cache)
+        return build_encoder(cfg, cache=cache, calibration_data=calibration_data)
 
     return load
 
@@ -152,7 +158,7 @@ def run_selection(
     if not datasets:
         raise ConfigError("no datasets: choose data configs, e.g. datasets=[stsb,scifact]")
     tracker = tracker or PlainTracker(evaluation)
-    load_model = load_model or default_loader()
+    load_model = load_model or default_loader(calibration_data=list(datasets.values()))
     has_retrieval = any(TaskType(d.task) is TaskType.retrieval for d in datasets.values())
 
     loaded: dict[str, Any] = {}

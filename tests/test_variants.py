@@ -1,0 +1,329 @@
+"""Cheaper variants: naming and expansion, refusals, int8/binary scoring, variants in select."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from embsel_mlflow.config.schema import (
+    CalibrationConfig,
+    DataConfig,
+    EmbeddingDtype,
+    ModelConfig,
+    ModelKind,
+    VariantConfig,
+)
+from embsel_mlflow.errors import ConfigError
+from embsel_mlflow.evaluation.quantized_search import QuantizedTopK, hamming_distances
+from embsel_mlflow.models.stored_embeddings import EmbeddingFormat
+from embsel_mlflow.models.variants import expand_variants, variant_name
+
+
+def _cfg(path: str = "unused", **variant) -> ModelConfig:
+    precision = variant.pop("precision", "fp32")
+    return ModelConfig(name="tiny", name_or_path=path, precision=precision, variant=VariantConfig(**variant))
+
+
+# --- names and expansion -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "name"),
+    [
+        ({}, "fp32"),
+        ({"precision": "bf16"}, "bf16"),
+        ({"backend": "openvino"}, "openvino"),
+        ({"backend": "openvino", "quantization": "int8_static"}, "openvino-int8"),
+        ({"quantization": "int8_dynamic"}, "int8dyn"),
+        ({"embedding_dtype": "int8"}, "int8-emb"),
+        ({"embedding_dtype": "binary"}, "binary-emb"),
+        ({"truncate_dim": 128}, "trunc128"),
+        ({"precision": "bf16", "embedding_dtype": "int8"}, "bf16-int8-emb"),
+    ],
+)
+def test_variant_names(settings: dict, name: str) -> None:
+    assert variant_name(_cfg(**settings)) == name
+
+
+def test_expansion_one_axis_at_a_time_with_baselines() -> None:
+    lsa = ModelConfig(name="lsa", name_or_path="lsa", kind=ModelKind.lsa)
+    axes = {
+        "precision": ["fp32", "bf16"],
+        "backend": ["torch", "openvino"],
+        "quantization": ["none", "int8_static"],
+        "embedding_dtype": ["float32", "int8", "binary"],
+        "truncate_dim": [None, 256],
+    }
+    expanded, baselines = expand_variants({"minilm": _cfg(), "lsa": lsa}, axes)
+    assert list(expanded) == [
+        "minilm/fp32",
+        "minilm/bf16",
+        "minilm/openvino",
+        "minilm/openvino-int8",
+        "minilm/int8-emb",
+        "minilm/binary-emb",
+        "minilm/trunc256",
+        "lsa",  # other kinds have no variants and stay as they are
+    ]
+    assert set(baselines.values()) == {"minilm/fp32"} and "lsa" not in baselines
+    assert expanded["minilm/openvino-int8"].variant.calibration == CalibrationConfig()
+    assert expand_variants({"minilm": _cfg()}, {}) == ({"minilm": _cfg()}, {})
+
+
+@pytest.mark.parametrize(
+    ("axes", "message"),
+    [({"colour": ["red"]}, "unknown axis colour"), ({"precision": ["fp8"]}, "'fp8' is not one of fp32")],
+)
+def test_expansion_refuses_unknown_axes_and_values(axes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        expand_variants({"minilm": _cfg()}, axes)
+
+
+# --- refusals, before anything is loaded ----------------------------------------------------
+
+
+def _build(cfg: ModelConfig, datasets: list[DataConfig] | None = None):
+    from embsel_mlflow.models.factory import build_encoder
+
+    return build_encoder(cfg, calibration_data=datasets or [])
+
+
+def test_onnx_is_refused_naming_why() -> None:
+    with pytest.raises(ConfigError, match=r"backend=onnx is not available: .*transformers<4\.58"):
+        _build(_cfg(backend="onnx"))
+
+
+def test_missing_openvino_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name)
+    )
+    with pytest.raises(
+        ConfigError, match=r"needs openvino, which is not installed: pip install .*\[openvino\]"
+    ):
+        _build(_cfg(backend="openvino"))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"quantization": "int8_static"}, "int8_static needs model.variant.backend=openvino"),
+        ({"quantization": "int8_dynamic", "precision": "bf16"}, "int8_dynamic quantizes fp32 weights"),
+    ],
+)
+def test_invalid_combinations_are_refused(settings: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _build(_cfg(**settings))
+
+
+def test_variants_of_other_kinds_are_refused() -> None:
+    cfg = ModelConfig(name="lsa", name_or_path="lsa", kind=ModelKind.lsa, precision="bf16")
+    with pytest.raises(ConfigError, match="has no variants"):
+        _build(cfg)
+
+
+def test_calibration_on_the_test_split_is_refused() -> None:
+    data = DataConfig(name="stsb", task="sts", splits={"test": {}, "train": {}})
+    cfg = _cfg(embedding_dtype="int8", calibration=CalibrationConfig(split="test"))
+    with pytest.raises(ConfigError, match=r"calibration\.split=test is the evaluation split of 'stsb'"):
+        _build(cfg, [data])
+
+
+def test_int8_without_calibration_texts_is_refused() -> None:
+    data = DataConfig(name="demo", task="sts", splits={"test": {}})
+    with pytest.raises(ConfigError, match="no dataset \\(demo\\) has a 'train' split"):
+        _build(_cfg(embedding_dtype="int8"), [data])
+
+
+# --- int8 and binary scoring on synthetic data -------------------------------------------------
+
+
+def _synthetic(n: int, dim: int = 64, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+
+
+def _int8_format(
+    calibration: np.ndarray, dtype: EmbeddingDtype = EmbeddingDtype.int8, rescore_multiplier: int = 0
+) -> EmbeddingFormat:
+    ranges = np.vstack([calibration.min(axis=0), calibration.max(axis=0)])
+    return EmbeddingFormat(dtype, ranges=ranges, rescore_multiplier=rescore_multiplier)
+
+
+def test_int8_round_trip_is_within_half_a_bucket() -> None:
+    calibration, data = _synthetic(500), _synthetic(50, seed=1)
+    fmt = _int8_format(calibration)
+    codes = fmt.int8(data)
+    assert codes.dtype == np.int8 and fmt.bytes_per_vector(64) == 64
+    inside = (data >= fmt.ranges[0]) & (data <= fmt.ranges[1])
+    step = (fmt.ranges[1] - fmt.ranges[0]) / 255
+    error = np.abs(fmt.dequantize(codes) - data)
+    assert (error[inside] <= np.broadcast_to(step, data.shape)[inside] * 0.5 + 1e-6).all()
+
+
+def test_binary_scores_are_hamming_distances() -> None:
+    queries, docs = _synthetic(7), _synthetic(40, seed=2)
+    fmt = EmbeddingFormat(EmbeddingDtype.binary)
+    bits_q, bits_d = fmt.bits(queries), fmt.bits(docs)
+    brute = ((queries[:, None, :] > 0) != (docs[None, :, :] > 0)).sum(axis=2)
+    assert (hamming_distances(bits_q, bits_d) == brute).all()
+    # the +-1 vectors the tasks compare: cosine = 1 - 2 * hamming / dim exactly
+    a, b = fmt.to_scored(queries), fmt.to_scored(docs)
+    cosine = (a @ b.T) / 64
+    np.testing.assert_allclose(cosine, 1 - 2 * brute / 64, atol=1e-6)
+    assert fmt.bytes_per_vector(64) == 8
+
+
+def test_binary_search_without_rescoring_ranks_by_hamming() -> None:
+    queries, docs = _synthetic(5), _synthetic(60, seed=3)
+    search = QuantizedTopK(EmbeddingFormat(EmbeddingDtype.binary), queries, 10)
+    search.add(docs[:25])
+    search.add(docs[25:])
+    scores, indices = search.result()
+    distances = ((queries[:, None, :] > 0) != (docs[None, :, :] > 0)).sum(axis=2)
+    for row in range(5):
+        assert list(distances[row, indices[row]]) == sorted(distances[row])[:10]
+    np.testing.assert_allclose(scores, 1 - 2 * np.take_along_axis(distances, indices, 1) / 64)
+    assert search.stored_bytes == 60 * 8  # only the bits are kept
+
+
+def test_binary_search_rescores_candidates_with_int8_documents() -> None:
+    queries, docs = _synthetic(5), _synthetic(60, seed=4)
+    fmt = _int8_format(_synthetic(300, seed=5), dtype=EmbeddingDtype.binary, rescore_multiplier=3)
+    search = QuantizedTopK(fmt, queries, 4)
+    search.add(docs)
+    scores, indices = search.result()
+    distances = ((queries[:, None, :] > 0) != (docs[None, :, :] > 0)).sum(axis=2)
+    restored = fmt.dequantize(fmt.int8(docs))
+    restored /= np.linalg.norm(restored, axis=1, keepdims=True)
+    unit = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    for row in range(5):
+        candidates = np.argsort(distances[row], kind="stable")[:12]
+        threshold = distances[row, candidates[-1]]
+        assert (distances[row, indices[row]] <= threshold).all()  # only Hamming candidates
+        expected = np.sort(unit[row] @ restored[candidates].T)[::-1][:4]
+        np.testing.assert_allclose(scores[row], expected, atol=1e-5)
+
+
+def test_int8_search_is_cosine_on_dequantized_documents() -> None:
+    queries, docs = _synthetic(6), _synthetic(80, seed=6)
+    fmt = _int8_format(_synthetic(300, seed=7))
+    search = QuantizedTopK(fmt, queries, 5)
+    search.add(docs)
+    scores, _ = search.result()
+    restored = fmt.dequantize(fmt.int8(docs))
+    cosine = (queries / np.linalg.norm(queries, axis=1, keepdims=True)) @ (
+        restored / np.linalg.norm(restored, axis=1, keepdims=True)
+    ).T
+    np.testing.assert_allclose(scores, -np.sort(-cosine, axis=1)[:, :5], atol=1e-5)
+    assert search.stored_bytes == 80 * 64
+
+
+# --- end to end: select over variants of a tiny model ------------------------------------------
+
+FAST = [
+    "evaluation.show_progress=false",
+    "select.resamples=200",
+    "select.efficiency.sample_size=16",
+    "select.efficiency.latency_queries=4",
+    "tracking.log_datasets=false",
+    "tracking.log_per_item=false",
+]
+
+
+@pytest.fixture(scope="module")
+def variant_selection(tiny_st_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    from embsel_mlflow.entrypoints import select as select_entrypoint
+    from tests.tiny_models import _CORPUS
+
+    cwd = tmp_path_factory.mktemp("variants")
+    calibration = cwd / "calibration.txt"
+    calibration.write_text("\n".join(_CORPUS))
+    args = [
+        "candidates=[e5_base]",
+        f"candidates.e5_base.name_or_path={tiny_st_dir}",
+        "candidates.e5_base.name=tiny",
+        f"candidates.e5_base.variant.calibration.path={calibration}",
+        "datasets=[demo_sts,demo_retrieval]",
+        "select.variants={precision: [bf16], embedding_dtype: [int8, binary], backend: [onnx]}",
+        "select.max_quality_drop=1.0",
+        f"tracking.uri=sqlite:///{cwd / 'mlflow.db'}",
+        *FAST,
+    ]
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        code = select_entrypoint.main(args)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        os.chdir(previous)
+    client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return code, client, parent, children
+
+
+def test_each_variant_is_a_child_and_a_refused_one_fails_alone(variant_selection) -> None:
+    code, _, parent, children = variant_selection
+    by_name = {c.info.run_name: c for c in children}
+    variants = ["e5_base/fp32", "e5_base/bf16", "e5_base/int8-emb", "e5_base/binary-emb"]
+    for variant in variants:
+        for dataset in ("demo_sts", "demo_retrieval"):
+            child = by_name[f"{variant}@{dataset}"]
+            assert child.info.status == "FINISHED", child.data.tags.get("error")
+    for dataset in ("demo_sts", "demo_retrieval"):
+        failed = by_name[f"e5_base/onnx@{dataset}"]
+        assert failed.info.status == "FAILED"
+        assert "backend=onnx is not available" in failed.data.tags["error"]
+        assert "\n" not in failed.data.tags["error"]
+    assert code == 2 and parent.info.status == "FAILED"
+    assert by_name["e5_base/bf16@demo_sts"].data.tags["embsel.variant"] == "bf16"
+
+
+def test_variant_children_price_quality_speed_and_bytes(variant_selection) -> None:
+    _, _, _, children = variant_selection
+    by_name = {c.info.run_name: c for c in children}
+    fp32 = by_name["e5_base/fp32@demo_retrieval"].data.metrics
+    for variant, size in (("fp32", 4 * 32), ("int8-emb", 32), ("binary-emb", 4), ("bf16", 4 * 32)):
+        metrics = by_name[f"e5_base/{variant}@demo_retrieval"].data.metrics
+        assert metrics["efficiency/bytes_per_vector"] == size
+        assert metrics["efficiency/memory_per_million_docs_mb"] == pytest.approx(size * 1e6 / 2**20)
+        for key in ("texts_per_second", "latency_p50_ms", "latency_p95_ms", "model_size_mb"):
+            assert metrics[f"efficiency/{key}"] > 0
+    bf16 = by_name["e5_base/bf16@demo_retrieval"].data.metrics
+    assert bf16["efficiency/model_size_mb"] < fp32["efficiency/model_size_mb"]
+    # int8 embeddings of the same float model: close to fp32, never identical by accident
+    int8 = by_name["e5_base/int8-emb@demo_sts"].data.metrics["main_score"]
+    assert abs(int8 - by_name["e5_base/fp32@demo_sts"].data.metrics["main_score"]) < 0.05
+
+
+def test_leaderboard_shows_deltas_against_fp32(variant_selection) -> None:
+    import json
+
+    _, client, parent, _ = variant_selection
+    markdown = Path(client.download_artifacts(parent.info.run_id, "leaderboard.md")).read_text()
+    assert "vs fp32" in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| e5_base/int8-emb "))
+    assert "demo_sts " in row and "(p=" in row
+    decision = json.loads(Path(client.download_artifacts(parent.info.run_id, "decision.json")).read_text())
+    assert decision["winner"] in {"e5_base/fp32", "e5_base/bf16", "e5_base/int8-emb", "e5_base/binary-emb"}
+    assert "| B/vector | MB/1M docs |" in markdown
+
+
+def test_quality_drop_beyond_the_limit_is_flagged() -> None:
+    from embsel_mlflow.selection.decision import quality_drops
+    from embsel_mlflow.selection.statistics import Comparison
+
+    drop = Comparison("m/binary-emb", "m/fp32", 0.02, 0.01, 0.01, True)
+    small = Comparison("m/int8-emb", "m/fp32", 0.0005, 0.5, 0.5, False)
+    assert quality_drops("m/binary-emb", {"stsb": drop}, 0.01) == [
+        "quality drop 0.0200 vs m/fp32 on stsb > select.max_quality_drop=0.01"
+    ]
+    assert quality_drops("m/int8-emb", {"stsb": small}, 0.01) == []
