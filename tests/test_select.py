@@ -284,7 +284,7 @@ def test_static_champion_round_trips_through_pyfunc(tiny_bert_dir: Path, tmp_pat
     from embsel_mlflow.config.schema import ModelConfig, StaticConfig
     from embsel_mlflow.models.cache import EmbeddingCache
     from embsel_mlflow.models.factory import build_encoder
-    from embsel_mlflow.selection.champion import save_champion
+    from embsel_mlflow.tracking.embedding_model import save_embedding_model
 
     cfg = ModelConfig(
         name="tiny_static",
@@ -295,7 +295,7 @@ def test_static_champion_round_trips_through_pyfunc(tiny_bert_dir: Path, tmp_pat
         static=StaticConfig(pca_dims=16),
     )
     model = build_encoder(cfg, cache=EmbeddingCache(tmp_path / "cache"))
-    path = save_champion(model, cfg, "tiny_static", tmp_path / "saved")
+    path = save_embedding_model(model, "tiny_static", tmp_path / "saved", cfg=cfg)
     loaded = mlflow.pyfunc.load_model(str(path))
     for role in (None, "query"):
         expected = model.inner.encode(TEXTS, role=role)
