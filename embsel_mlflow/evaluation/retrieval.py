@@ -120,12 +120,14 @@ class RetrievalTask(EvalTask):
         from tqdm.auto import tqdm
 
         ex: RetrievalExamples = self.examples
-        # int8/binary stored embeddings: the candidate searches its quantized corpus on float inputs
+        # int8/binary stored embeddings (models/stored_embeddings.py): the candidate searches its
+        # quantized corpus itself, fed the float embeddings (rescoring needs float queries)
         stored_search = getattr(encoder, "stored_search", None)
-        source = encoder.float_encoder if stored_search is not None else encoder
+        source: TextEncoder = encoder.float_encoder if stored_search is not None else encoder  # type: ignore[attr-defined]
         query_embeddings = self._encode(source, [ex.queries[qid] for qid in query_ids], role="query")
         chunk = self.cfg.corpus_chunk_size
-        search = (stored_search and stored_search(query_embeddings, k)) or StreamingTopK(query_embeddings, k)
+        search = stored_search(query_embeddings, k) if stored_search is not None else None
+        search = search or StreamingTopK(query_embeddings, k)
         starts = range(0, len(doc_ids), chunk)
         for start in tqdm(
             starts, desc="Searching corpus chunks", disable=not self.cfg.show_progress or len(starts) < 2

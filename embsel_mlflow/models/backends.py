@@ -19,6 +19,8 @@ import hashlib
 import importlib.util
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,10 +105,14 @@ def apply_backend(
         if quantization is Quantization.int8_dynamic:
             import torch
 
-            transformer = model[0]
+            transformer: Any = model[0]
+            float_model = transformer.model
             transformer.model = torch.ao.quantization.quantize_dynamic(
-                transformer.model, {torch.nn.Linear}, dtype=torch.qint8
+                float_model, {torch.nn.Linear}, dtype=torch.qint8
             )
+            # the quantized modules cannot be saved as safetensors: the champion saves these
+            # weights and quantizes them again when it loads (deterministic)
+            transformer.embsel_float_model = float_model
         return {
             "backend": "torch",
             "precision": Precision(cfg.precision).value,
@@ -126,7 +132,7 @@ def _to_openvino(
     import torch
     from transformers.modeling_outputs import BaseModelOutput
 
-    transformer = model[0]
+    transformer: Any = model[0]
     quantization = Quantization(cfg.variant.quantization)
     cached = models_dir / "openvino" / key / "model.xml" if models_dir is not None else None
     if cached is not None and cached.is_file():
@@ -148,6 +154,7 @@ def _to_openvino(
         return BaseModelOutput(last_hidden_state=torch.from_numpy(hidden).to(torch_dtype))
 
     transformer.model.forward = forward  # ST keeps tokenising, pooling and normalising
+    transformer.embsel_openvino_model = ov_model  # saved beside the weights for serving
     size = cached.with_suffix(".bin").stat().st_size if cached is not None else None
     return {
         "backend": "openvino",
@@ -162,7 +169,7 @@ def _export(model: SentenceTransformer, cfg: ModelConfig, calibration: Calibrati
     import openvino as ov
     import torch
 
-    transformer = model[0]
+    transformer: Any = model[0]
     features = transformer.tokenize(["a short example", "another, somewhat longer example text"])
     example = {name: features[name] for name in _INPUTS if name in features}
     with torch.no_grad():
@@ -195,3 +202,45 @@ def backend_key(identity: dict[str, Any]) -> str:
     """Where an exported model is kept: the model identity (weights, variant, calibration)."""
     text = json.dumps(identity, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+OPENVINO_DIR = "openvino"  # beside the saved weights: the (quantized) OpenVINO model the champion runs
+
+
+@contextmanager
+def saveable(model: SentenceTransformer, directory: Path) -> Iterator[None]:
+    """Save ``model`` as its variant runs: float weights for torch int8_dynamic (re-quantized on
+    load), plus the OpenVINO model under ``directory/openvino``."""
+    transformer: Any = model[0]
+    float_model = getattr(transformer, "embsel_float_model", None)
+    quantized = transformer.model
+    if float_model is not None:
+        transformer.model = float_model
+    try:
+        yield
+    finally:
+        transformer.model = quantized
+    ov_model = getattr(transformer, "embsel_openvino_model", None)
+    if ov_model is not None:
+        import openvino as ov
+
+        ov.save_model(ov_model, directory / OPENVINO_DIR / "model.xml", compress_to_fp16=False)
+
+
+def serving_settings(model: Any) -> dict[str, Any]:
+    """What the champion's pyfunc needs to run as the variant ran: precision, backend, stored format."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or not hasattr(cfg, "variant"):
+        return {}
+    settings: dict[str, Any] = {
+        "precision": Precision(cfg.precision).value,
+        "backend": Backend(cfg.variant.backend).value,
+        "quantization": Quantization(cfg.variant.quantization).value,
+        "ov_precision": _OV_PRECISION[Precision(cfg.precision)],
+    }
+    fmt = getattr(model, "format", None)  # a StoredEmbeddingEncoder's EmbeddingFormat
+    if fmt is not None:
+        settings["embedding_dtype"] = str(getattr(fmt.dtype, "value", fmt.dtype))
+        settings["truncate_dim"] = fmt.truncate_dim
+        settings["ranges"] = fmt.ranges.tolist() if fmt.ranges is not None else None
+    return settings

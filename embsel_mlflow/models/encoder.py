@@ -166,7 +166,8 @@ class Encoder(PretrainedCandidate):
         import torch
 
         buffer = io.BytesIO()
-        torch.save(self._model[0].model.state_dict(), buffer)
+        transformer: Any = self._model[0]
+        torch.save(transformer.model.state_dict(), buffer)
         return buffer.getbuffer().nbytes
 
 

@@ -65,9 +65,8 @@ class EmbeddingFormat:
         """int8 codes with the calibrated ranges (sentence-transformers' quantize_embeddings)."""
         from sentence_transformers.util.quantization import quantize_embeddings
 
-        return quantize_embeddings(
-            np.asarray(embeddings, dtype=np.float32), precision="int8", ranges=self.ranges
-        )
+        floats = np.asarray(embeddings, dtype=np.float32)
+        return np.asarray(quantize_embeddings(floats, precision="int8", ranges=self.ranges))
 
     def dequantize(self, codes: np.ndarray) -> np.ndarray:
         """Bucket centres of int8 codes: the float vectors int8 scoring compares."""

@@ -4,7 +4,8 @@ A variant is the candidate's ``ModelConfig`` with ``precision`` and ``variant.*`
 (:class:`~embsel_mlflow.config.schema.VariantConfig`). ``select.variants`` lists values per
 axis; each candidate expands into its fp32 baseline plus one variant per listed value, one
 axis at a time (``minilm/fp32``, ``minilm/bf16``, ``minilm/int8-emb``, ...). A quantization is
-applied on every listed non-torch backend (``minilm/openvino-int8``), else on torch.
+applied on every listed non-torch backend (``minilm/openvino-int8``), else on torch, except
+``int8_static``, which only OpenVINO has.
 """
 
 from __future__ import annotations
@@ -125,9 +126,10 @@ def _one_axis_at_a_time(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
             if value == defaults[axis]:
                 continue
             if axis == "quantization":
-                found += [{"quantization": value, "backend": b} for b in backends] or [
-                    {"quantization": value}
-                ]
+                # static int8 exists only on OpenVINO: asked for alone, it means openvino-int8
+                fallback = Backend.openvino.value if value == Quantization.int8_static.value else None
+                on = backends or [fallback]
+                found += [{"quantization": value, **({"backend": b} if b else {})} for b in on]
             else:
                 found.append({axis: value})
     return found

@@ -64,12 +64,17 @@ def _saved_weights(model: Any, name: str, weights: Path) -> str:
     st_model = getattr(inner, "model", None)
     if st_model is None or not hasattr(st_model, "save"):
         raise ModelError(f"candidate '{name}' (a {type(inner).__name__}) has no saveable model")
-    st_model.save(str(weights), safe_serialization=True)
+    from embsel_mlflow.models.backends import saveable
+
+    with saveable(st_model, weights):  # as the variant runs (bf16 weights, OpenVINO model, ...)
+        st_model.save(str(weights), safe_serialization=True)
     return "sentence_transformers"
 
 
 def embedding_settings(model: Any, cfg: ModelConfig, name: str, backend: str) -> dict[str, Any]:
     """What the pyfunc needs besides the weights: prompts per role, normalisation, batching."""
+    from embsel_mlflow.models.backends import serving_settings
+
     inner = _uncached(model)
     return {
         "name": name,
@@ -82,6 +87,7 @@ def embedding_settings(model: Any, cfg: ModelConfig, name: str, backend: str) ->
         "normalize": bool(cfg.normalize),
         "batch_size": int(cfg.batch_size),
         "max_length": cfg.max_seq_length or 512,
+        "variant": serving_settings(inner),  # precision, backend, stored embedding format
     }
 
 

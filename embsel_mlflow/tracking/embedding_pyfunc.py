@@ -31,15 +31,7 @@ class EmbeddingModel(PythonModel):
 
             self.model = StaticModel.from_pretrained(path)
         else:
-            from sentence_transformers import SentenceTransformer
-
-            self.model = SentenceTransformer(
-                path,
-                device="cpu",
-                trust_remote_code=False,
-                local_files_only=True,
-                model_kwargs={"use_safetensors": True},
-            )
+            self.model = _sentence_transformer(path, self.settings.get("variant") or {})
 
     # No type hints here: MLflow would derive a signature from them (the logged one is explicit).
     def predict(self, context, model_input, params=None):
@@ -64,7 +56,70 @@ class EmbeddingModel(PythonModel):
             batch_size=settings["batch_size"],
             convert_to_numpy=True,
         )
-        return np.asarray(embeddings, dtype=np.float32)
+        return _stored(np.asarray(embeddings, dtype=np.float32), settings.get("variant") or {})
+
+
+def _sentence_transformer(path: str, variant: dict) -> Any:
+    """The saved model, run as the variant was evaluated: precision, int8 dynamic, OpenVINO."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
+    kwargs: dict[str, Any] = {"use_safetensors": True}
+    backend = variant.get("backend", "torch")
+    if backend == "torch" and variant.get("precision") in dtypes:
+        kwargs["dtype"] = dtypes[variant["precision"]]
+    model = SentenceTransformer(
+        path, device="cpu", trust_remote_code=False, local_files_only=True, model_kwargs=kwargs
+    )
+    transformer: Any = model[0]
+    if backend == "torch" and variant.get("quantization") == "int8_dynamic":
+        transformer.model = torch.ao.quantization.quantize_dynamic(
+            transformer.model, {torch.nn.Linear}, dtype=torch.qint8
+        )
+    if backend == "openvino":
+        import openvino as ov
+        from transformers.modeling_outputs import BaseModelOutput
+
+        core = ov.Core()
+        compiled = core.compile_model(
+            core.read_model(f"{path}/openvino/model.xml"),
+            "CPU",
+            {"INFERENCE_PRECISION_HINT": variant.get("ov_precision", "f32")},
+        )
+        names = [port.get_any_name() for port in compiled.inputs]
+
+        def forward(**features: Any) -> Any:
+            hidden = compiled({name: features[name].numpy() for name in names})[0]
+            return BaseModelOutput(last_hidden_state=torch.from_numpy(hidden))
+
+        transformer.model.forward = forward
+    return model
+
+
+def _stored(embeddings: np.ndarray, variant: dict) -> np.ndarray:
+    """Truncated, int8 (bucket centres of the calibrated ranges) or +-1 bits, as evaluated.
+
+    The same arithmetic as embsel_mlflow.models.stored_embeddings (this file must not import
+    embsel_mlflow: MLflow serves it alone).
+    """
+    dim = variant.get("truncate_dim")
+    if dim:
+        embeddings = embeddings[:, :dim]
+        embeddings = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        embeddings = embeddings.astype(np.float32)
+    dtype = variant.get("embedding_dtype", "float32")
+    if dtype == "binary":
+        return np.where(embeddings > 0, 1.0, -1.0).astype(np.float32)
+    if dtype == "int8":
+        from sentence_transformers.util.quantization import quantize_embeddings
+
+        ranges = np.asarray(variant["ranges"], dtype=np.float32)
+        codes = np.asarray(quantize_embeddings(embeddings, precision="int8", ranges=ranges))
+        steps = (ranges[1] - ranges[0]) / 255
+        steps = np.where(steps == 0, 1, steps)
+        return ((codes.astype(np.float32) + 128.0 + 0.5) * steps + ranges[0]).astype(np.float32)
+    return embeddings
 
 
 def _texts(model_input: Any) -> list[str]:
