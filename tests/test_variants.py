@@ -285,6 +285,8 @@ def test_each_variant_is_a_child_and_a_refused_one_fails_alone(variant_selection
         assert "\n" not in failed.data.tags["error"]
     assert code == 2 and parent.info.status == "FAILED"
     assert by_name["e5_base/bf16@demo_sts"].data.tags["embsel.variant"] == "bf16"
+    calibration = by_name["e5_base/int8-emb@demo_sts"].data.tags["embsel.variant.calibration"]
+    assert "calibration.txt" in calibration and '"texts": 20' in calibration  # what calibrated it
 
 
 def test_variant_children_price_quality_speed_and_bytes(variant_selection) -> None:

@@ -29,6 +29,7 @@ def evaluate_in_run(
     """
     from embsel_mlflow.evaluation import build_task
     from embsel_mlflow.models.cache import cache_counts, cache_metrics
+    from embsel_mlflow.models.variants import variant_tags
     from embsel_mlflow.profiling.modality import refuse_modality_mismatch
     from embsel_mlflow.tracking.model_entity import link_logged_model
     from embsel_mlflow.tracking.results import efficiency_metrics, log_result
@@ -49,6 +50,7 @@ def evaluate_in_run(
             "embsel.model_origin": encoder.source.origin,
             "embsel.model_sha256": encoder.source.sha256,
             **hardware_tags(encoder.device),
+            **variant_tags(identity),
         }
     )
     started = time.perf_counter()

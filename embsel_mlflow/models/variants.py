@@ -62,6 +62,22 @@ def variant_name(cfg: ModelConfig) -> str:
     return "-".join(parts) or BASELINE
 
 
+def variant_tags(identity: dict[str, Any]) -> dict[str, str]:
+    """Run tags of what a variant really ran and what calibrated it (empty for plain models)."""
+    import json
+
+    tags = {}
+    model_side, stored = identity.get("variant") or {}, identity.get("stored_embeddings") or {}
+    if model_side:
+        tags["embsel.variant.runtime"] = json.dumps(model_side.get("runtime"), sort_keys=True)
+    if stored:
+        tags["embsel.variant.stored_embeddings"] = json.dumps(stored, sort_keys=True)
+    calibration = model_side.get("calibration") or stored.get("calibration")
+    if calibration:
+        tags["embsel.variant.calibration"] = json.dumps(calibration, sort_keys=True)
+    return tags
+
+
 def check_variant(cfg: ModelConfig) -> None:
     """Refuse a variant of a candidate kind that has none (one line)."""
     if is_default(cfg):
