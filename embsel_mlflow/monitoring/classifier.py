@@ -1,11 +1,13 @@
 """A domain classifier: can a model tell current texts from reference ones? Cross-validated ROC AUC.
 
-The p-value is calibrated by construction. In each fold the classifier never saw the held-out
-points, so under "no drift" their held-out scores are independent of the labels and the fold's
-AUC follows the Mann-Whitney null exactly. Each fold's one-sided z-score is standard normal
-under the null; their mean has variance at most 1 whatever their correlation, so
-``p = P(N(0,1) >= mean z)`` never exceeds its nominal level (it is conservative, never
-anti-conservative, unlike treating the pooled out-of-fold scores as independent).
+The p-value: in each fold the classifier never saw the held-out points, so under "no drift"
+their scores are independent of their labels and the fold's AUC follows the Mann-Whitney null
+exactly (a one-sided z-score that is standard normal). The folds' z-scores are combined with
+Stouffer's ``sum z / sqrt(k)``. The folds share training data; under the null that dependence
+is negative (a fold whose training set leans one way is tested on points that lean the other:
+the known pessimistic bias of stratified cross-validation), which makes the combination
+conservative, not anti-conservative. The tests check the false-alarm rate on Gaussians and
+benchmarks/monitor_calibration.py on 20 no-drift splits of Banking77.
 """
 
 from __future__ import annotations
@@ -47,6 +49,6 @@ def classifier_test(
         aucs.append(float(roc_auc_score(held_out, scores)))
         p_fold = mannwhitneyu(scores[held_out == 1], scores[held_out == 0], alternative="greater").pvalue
         z_scores.append(float(norm.isf(np.clip(p_fold, 1e-300, 1.0))))
-    mean_z = float(np.mean(z_scores))
-    details = {"folds": float(folds), "auc_min": min(aucs), "auc_max": max(aucs), "mean_z": mean_z}
-    return DriftResult("classifier", float(np.mean(aucs)), float(norm.sf(mean_z)), alpha, details)
+    combined = float(np.sum(z_scores) / np.sqrt(len(z_scores)))
+    details = {"folds": float(folds), "auc_min": min(aucs), "auc_max": max(aucs), "z": combined}
+    return DriftResult("classifier", float(np.mean(aucs)), float(norm.sf(combined)), alpha, details)

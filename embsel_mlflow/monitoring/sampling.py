@@ -23,7 +23,9 @@ class Projection:
     explained_variance_ratio: np.ndarray
 
     def transform(self, embeddings: np.ndarray) -> np.ndarray:
-        return ((embeddings - self.mean) @ self.components.T).astype(np.float32, copy=False)
+        """Coordinates along the components, not centred: every method but the cosine of the means
+        is translation invariant, and that cosine needs the means' direction from the origin."""
+        return (embeddings @ self.components.T).astype(np.float32, copy=False)
 
 
 def fit_pca(reference: np.ndarray, components: int) -> Projection:
