@@ -97,7 +97,7 @@ FAST = DriftConfig(permutations=200, max_samples=200)
 
 @pytest.mark.parametrize("pca", [None, 4])
 def test_every_method_detects_a_mean_shift(pca: int | None) -> None:
-    reference, current = _gaussians(200, 8, 0.6, seed=5)
+    reference, current = _gaussians(200, 8, 0.8, seed=5)
     if pca:  # PCA keeps the reference's high-variance directions: put the signal there
         scale = np.array([3, 3, 3, 3, 0.3, 0.3, 0.3, 0.3], dtype=np.float32)
         reference, current = reference * scale, current * scale

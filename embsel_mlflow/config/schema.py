@@ -347,8 +347,7 @@ class MmdConfig(DriftMethodConfig):
 @dataclass
 class ClassifierConfig(DriftMethodConfig):
     folds: int = 5  # stratified cross-validation folds
-    regularization: float = 1.0  # logistic regression C
-    max_iter: int = 1000
+    regularization: float = 10.0  # ridge alpha (on standardised features): larger is smoother
 
 
 @dataclass

@@ -46,6 +46,7 @@ DIGEST_TAG = "embsel.monitor.window_digest"
 STEP_TAG = "embsel.monitor.step"
 STATUS_TAG = "embsel.monitor.status"
 BASELINE_TAG = "embsel.monitor.baseline"
+BASELINE_METRIC_TAG = "embsel.monitor.baseline_metric"
 PARENT, WINDOW, BASELINE = "parent", "window", "baseline"
 
 _outcome: dict[str, int] = {}  # the exit code of the last job when it detected drift (read by main)
@@ -122,6 +123,16 @@ def _monitor(job: MonitorJobConfig, parent: RunLogger, key: str, tmp: Path) -> l
         )
     for window in windows:  # before any model is loaded: bad input costs nothing
         refuse_media_tables([window.table], window.name, job.profile, root=job.current.root)
+    seen = previous_windows(parent.client, parent.experiment_id, key)
+    statuses: list[str] = []
+    for window in windows:
+        if window.digest in seen:
+            run_id, step, status = seen[window.digest]
+            print(f"window {window.name}: already monitored as step {step} ({status}, run {run_id}); skipped")
+            statuses.append(status)
+    todo = [window for window in windows if window.digest not in seen]
+    if not todo:
+        return statuses  # nothing new: no model or reference to load
     reference_data = load_task_data(job.data, split=job.monitor.reference_split)
     refuse_modality_mismatch(reference_data, job.profile, root=job.data.root)
     texts = task_texts(reference_data)
@@ -135,15 +146,11 @@ def _monitor(job: MonitorJobConfig, parent: RunLogger, key: str, tmp: Path) -> l
         texts, encoder, tokenizer=tokenizer, cfg=job.monitor, profile=job.profile, embeddings=given
     )
     session = Session(job, parent.client, parent, key, encoder, tokenizer, reference, registered)
-    seen = previous_windows(parent.client, parent.experiment_id, key)
     next_step = max((step for _, step, _ in seen.values()), default=-1) + 1
-    statuses: list[str] = []
     new: list[tuple[Window, WindowReport]] = []
-    for window in windows:
-        if window.digest in seen:
-            run_id, step, status = seen[window.digest]
-            print(f"window {window.name}: already monitored as step {step} ({status}, run {run_id}); skipped")
-            statuses.append(status)
+    for window in todo:
+        if window.digest in {w.digest for w, _ in new}:
+            print(f"window {window.name}: the same content as an earlier window of this run; skipped")
             continue
         report = _monitor_window(session, window, next_step)
         print(_summary_line(window, next_step, report))
@@ -396,7 +403,8 @@ def _reference_baseline(session: Session) -> tuple[float, str, str]:
     )
     if found and "main_score" in found[0].data.metrics:
         run = found[0]
-        return float(run.data.metrics["main_score"]), "main_score", f"reference data (run {run.info.run_id})"
+        metric = run.data.tags.get(BASELINE_METRIC_TAG, "main_score")
+        return float(run.data.metrics["main_score"]), metric, f"reference data (run {run.info.run_id})"
     data = load_task_data(job.data)
     name = f"baseline: {job.data.name} (reference)"
     with tracked_run(
@@ -408,7 +416,8 @@ def _reference_baseline(session: Session) -> tuple[float, str, str]:
             cache=job.cache, profile=job.profile,
         )  # fmt: skip
         result = evaluate_in_run(run, evaluate_job, data, session.encoder.for_dataset(data))
-        return result.main_score, "main_score", f"reference data (run {run.run_id})"
+        run.set_tags({BASELINE_METRIC_TAG: result.main_score_name})
+        return result.main_score, result.main_score_name, f"reference data (run {run.run_id})"
 
 
 def _log_parent_artifacts(session: Session, new: list[tuple[Window, WindowReport]]) -> None:

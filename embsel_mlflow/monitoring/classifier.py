@@ -1,13 +1,11 @@
-"""A domain classifier: can a model tell current texts from reference ones? Cross-validated ROC AUC.
+"""A domain classifier: can a linear model tell current texts from reference ones? Cross-validated ROC AUC.
 
-The p-value: in each fold the classifier never saw the held-out points, so under "no drift"
-their scores are independent of their labels and the fold's AUC follows the Mann-Whitney null
-exactly (a one-sided z-score that is standard normal). The folds' z-scores are combined with
-Stouffer's ``sum z / sqrt(k)``. The folds share training data; under the null that dependence
-is negative (a fold whose training set leans one way is tested on points that lean the other:
-the known pessimistic bias of stratified cross-validation), which makes the combination
-conservative, not anti-conservative. The tests check the false-alarm rate on Gaussians and
-benchmarks/monitor_calibration.py on 20 no-drift splits of Banking77.
+The p-value is calibrated by construction. In each fold the classifier never saw the held-out
+points, so under "no drift" their scores are independent of their labels and the fold's AUC
+follows the Mann-Whitney null exactly: its one-sided z-score is standard normal. The folds share
+training data, so their z-scores are correlated in an unknown way; their mean has variance at
+most 1 whatever the correlation, so ``p = P(N(0,1) >= mean z)`` never exceeds its level. (Stouffer's
+``sum z / sqrt(k)`` would be sharper but assumes independent folds.)
 """
 
 from __future__ import annotations
@@ -23,13 +21,17 @@ def classifier_test(
     alpha: float,
     *,
     folds: int = 5,
-    regularization: float = 1.0,
-    max_iter: int = 1000,
+    regularization: float = 10.0,
     seed: int = 0,
 ) -> DriftResult:
-    """Stratified k-fold logistic regression (standardised features); mean held-out ROC AUC."""
+    """Stratified k-fold ridge classifier (standardised features); mean held-out ROC AUC.
+
+    A ridge classifier (least squares on the +-1 labels: Fisher's discriminant with shrinkage)
+    fits in closed form, in milliseconds where logistic regression iterates for seconds on
+    separable data, and ranks as well for a linear boundary.
+    """
     from scipy.stats import mannwhitneyu, norm
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import RidgeClassifier
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
@@ -42,13 +44,13 @@ def classifier_test(
     aucs: list[float] = []
     z_scores: list[float] = []
     for train, test in splitter.split(features, labels):
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=regularization, max_iter=max_iter))
+        model = make_pipeline(StandardScaler(), RidgeClassifier(alpha=regularization))
         model.fit(features[train], labels[train])
         scores = model.decision_function(features[test])
         held_out = labels[test]
         aucs.append(float(roc_auc_score(held_out, scores)))
         p_fold = mannwhitneyu(scores[held_out == 1], scores[held_out == 0], alternative="greater").pvalue
         z_scores.append(float(norm.isf(np.clip(p_fold, 1e-300, 1.0))))
-    combined = float(np.sum(z_scores) / np.sqrt(len(z_scores)))
-    details = {"folds": float(folds), "auc_min": min(aucs), "auc_max": max(aucs), "z": combined}
-    return DriftResult("classifier", float(np.mean(aucs)), float(norm.sf(combined)), alpha, details)
+    mean_z = float(np.mean(z_scores))
+    details = {"folds": float(folds), "auc_min": min(aucs), "auc_max": max(aucs), "mean_z": mean_z}
+    return DriftResult("classifier", float(np.mean(aucs)), float(norm.sf(mean_z)), alpha, details)

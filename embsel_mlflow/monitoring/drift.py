@@ -73,12 +73,7 @@ def detect_drift(
         c = cfg.classifier
         results.append(
             classifier_test(
-                *view(c),
-                cfg.alpha,
-                folds=c.folds,
-                regularization=c.regularization,
-                max_iter=c.max_iter,
-                seed=cfg.seed,
+                *view(c), cfg.alpha, folds=c.folds, regularization=c.regularization, seed=cfg.seed
             )
         )
     if cfg.ks.enabled:

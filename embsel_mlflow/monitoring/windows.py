@@ -116,7 +116,14 @@ def _file_window(path: Path, cfg: WindowFilesConfig, reference: DataConfig) -> W
     from embsel_mlflow.data.task_data import TableInfo
 
     table = dataclasses.replace(cfg.table, path=str(path))
-    frame, source = load_table(table, root=cfg.root, where=f"window {path.name}")
+    try:
+        frame, source = load_table(table, root=cfg.root, where=f"window {path.name}")
+    except DataError:
+        if _at_most_a_header(path):  # the readers fail on a header alone: say what is wrong
+            raise DataError(
+                f"window {path}: the window is empty (no rows); give a window with texts"
+            ) from None
+        raise
     if len(frame) == 0:
         raise DataError(f"window {path}: the window is empty (no rows); give a window with texts")
     texts = frame_texts(frame, f"window {path}")
@@ -130,6 +137,12 @@ def _file_window(path: Path, cfg: WindowFilesConfig, reference: DataConfig) -> W
         timestamp=timestamp,
         quality_data=_quality_data(frame, table, reference, path.stem),
     )
+
+
+def _at_most_a_header(path: Path) -> bool:
+    with path.open("rb") as handle:
+        lines = [line for line in handle.readlines(1 << 16) if line.strip()]
+    return len(lines) <= 1
 
 
 def _times(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
