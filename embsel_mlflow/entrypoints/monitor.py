@@ -94,7 +94,7 @@ def monitor_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> flo
         parent.set_tags(version_tags())
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         if reopen:  # params are set and immutable: this invocation's config as files only
-            log_config(parent, cfg, overrides, artifact_dir=f"invocations/{stamp}/", params=False)
+            log_config(parent, cfg, overrides, artifact_dir=f"invocations/{stamp}/", with_params=False)
         else:
             log_config(parent, cfg, overrides)
         job = to_job_config(cfg, MonitorJobConfig, STEP)
@@ -402,9 +402,10 @@ def _reference_baseline(session: Session) -> tuple[float, str, str]:
         max_results=1,
     )
     if found and "main_score" in found[0].data.metrics:
-        run = found[0]
-        metric = run.data.tags.get(BASELINE_METRIC_TAG, "main_score")
-        return float(run.data.metrics["main_score"]), metric, f"reference data (run {run.info.run_id})"
+        earlier = found[0]
+        metric = earlier.data.tags.get(BASELINE_METRIC_TAG, "main_score")
+        score = float(earlier.data.metrics["main_score"])
+        return score, metric, f"reference data (run {earlier.info.run_id})"
     data = load_task_data(job.data)
     name = f"baseline: {job.data.name} (reference)"
     with tracked_run(

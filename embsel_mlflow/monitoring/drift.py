@@ -55,10 +55,8 @@ def detect_drift(
         return projections[k].transform(ref), projections[k].transform(cur)
 
     results: list[DriftResult] = []
-    needs_permutations = cfg.mean_distance.enabled or cfg.mmd.enabled
-    indicators = (
-        permutation_indicators(len(ref), len(cur), cfg.permutations, cfg.seed) if needs_permutations else None
-    )
+    # one set of relabellings, shared by the permutation tests
+    indicators = permutation_indicators(len(ref), len(cur), cfg.permutations, cfg.seed)
     if cfg.mean_distance.enabled:
         from embsel_mlflow.monitoring.mean_distance import mean_distances
 

@@ -66,6 +66,7 @@ def timeseries_figure(
     """p-values per method (log scale, the alert band below alpha shaded) and, when known, the
     quality score with its baseline - tolerance band."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     rows = 2 if quality is not None and quality.steps else 1
     figure = Figure(figsize=(8, 3.2 * rows))
@@ -77,6 +78,7 @@ def timeseries_figure(
     ax.axhline(alpha, color="red", linestyle="--", linewidth=1)
     ax.set_ylabel("p-value (no drift)")
     ax.set_xlabel("window")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7, ncol=3)
     if rows == 2 and quality is not None:
         qx = figure.add_subplot(rows, 1, 2)
@@ -88,6 +90,7 @@ def timeseries_figure(
             qx.axhline(low, color="red", linestyle="--", linewidth=1, label="alert below")
         qx.set_ylabel(quality.label)
         qx.set_xlabel("window")
+        qx.xaxis.set_major_locator(MaxNLocator(integer=True))
         qx.legend(fontsize=7)
     figure.tight_layout()
     return figure

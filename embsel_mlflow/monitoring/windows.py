@@ -104,10 +104,11 @@ def file_windows(cfg: WindowFilesConfig, reference: DataConfig) -> list[Window]:
             raise DataError(f"current.dir: no file matches {cfg.pattern!r} in {directory}; add window files")
     windows = [_file_window(path, cfg, reference) for path in [*paths, *listed]]
     if cfg.dir and cfg.order_by == "timestamp":
-        if not cfg.timestamp_column:
+        column = cfg.timestamp_column
+        if not column:
             raise ConfigError("current.order_by=timestamp needs current.timestamp_column=<column>")
         given, from_dir = windows[: len(paths)], windows[len(paths) :]
-        windows = given + sorted(from_dir, key=lambda w: (_first_time(w, cfg.timestamp_column), w.name))
+        windows = given + sorted(from_dir, key=lambda w: (_first_time(w, column), w.name))
     return windows
 
 

@@ -32,11 +32,11 @@ def log_overrides(run: RunLogger, overrides: list[str], artifact_dir: str = "") 
 
 
 def log_config(
-    run: RunLogger, cfg: Any, overrides: list[str], *, artifact_dir: str = "", params: bool = True
+    run: RunLogger, cfg: Any, overrides: list[str], *, artifact_dir: str = "", with_params: bool = True
 ) -> None:
     """``cfg`` is the composed DictConfig (without the ``hydra`` node). Secrets are masked.
 
-    ``params=False`` logs only the files, under ``artifact_dir`` (e.g. a later invocation of a
+    ``with_params=False`` logs only the files, under ``artifact_dir`` (e.g. a later invocation of a
     reopened run, whose params are already set and cannot change).
     """
     from omegaconf import OmegaConf
@@ -45,7 +45,7 @@ def log_config(
     # a DictConfig converts to a dict (to_container's return type covers ListConfig and leaves too)
     resolved = cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     run.log_text(OmegaConf.to_yaml(OmegaConf.create(mask_secrets(resolved))), f"{artifact_dir}config.yaml")
-    if not params:
+    if not with_params:
         return
     params, truncated = config_to_params(readable_config(resolved))
     run.log_params(params)
