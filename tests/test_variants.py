@@ -480,3 +480,34 @@ def test_openvino_variants_run_pinned_to_the_asked_precision(tiny_st_dir: Path, 
         np.linalg.norm(int8.encode(texts), axis=1) * np.linalg.norm(reference, axis=1)
     )
     assert cosine.min() > 0.9
+
+
+def test_evaluate_takes_the_variant_keys(tiny_st_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from embsel_mlflow.entrypoints import evaluate
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    common = [
+        "model=e5_base",
+        f"model.name_or_path={tiny_st_dir}",
+        "data=demo_retrieval",
+        "evaluation.show_progress=false",
+        f"tracking.uri={uri}",
+    ]
+
+    def exit_code(args: list[str]) -> int:
+        try:
+            return evaluate.main(args)
+        except SystemExit as exc:
+            return int(exc.code or 0)
+
+    binary_args = ["model.variant.embedding_dtype=binary", "model.variant.rescore_multiplier=0"]
+    assert exit_code([*common, *binary_args]) == 0
+    assert exit_code([*common, "model.variant.backend=onnx"]) == 2
+    client = MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    binary, onnx = client.search_runs(experiments, order_by=["start_time"])[-2:]
+    assert binary.info.status == "FINISHED"
+    assert binary.data.params["model.variant.embedding_dtype"] == "binary"
+    assert '"embedding_dtype": "binary"' in binary.data.tags["embsel.variant.stored_embeddings"]
+    assert onnx.info.status == "FAILED" and "backend=onnx is not available" in onnx.data.tags["error"]
