@@ -239,6 +239,8 @@ class ProfileConfig:
 
     # evaluate/select refuse a text model on image/audio path columns unless this is true
     allow_modality_mismatch: bool = False
+    # evaluate/select/train link their data's profile to the run: found by data digest, else computed
+    link: bool = True
     short_text_chars: int = 10  # texts shorter than this (characters) count as very short
     long_text_chars: int = 100_000  # a text longer than this is reported (likely a whole file)
     near_duplicate_threshold: float = 0.8  # char n-gram Jaccard
