@@ -87,7 +87,7 @@ def link_profile(
         "data profile %s %s: %s",
         how,
         link.run_id,
-        ", ".join(f"{count} {severity}" for severity, count in link.counts.items()),
+        ", ".join(f"{link.counts[severity]} {severity}" for severity in SEVERITIES),
     )
     return link
 
