@@ -45,9 +45,10 @@ DEMO_SETS = ["demo_sts", "demo_pair_classification", "demo_classification", "dem
 SEQ_LENGTHS = ["64", "96", "128", "256"]
 
 
-def sweep_overrides(name: str, tmp: Path) -> list[str]:
+def sweep_overrides(name: str, tmp: Path, limit: int | None) -> list[str]:
     """The 4 jobs: minilm on STS-B test at 4 max_seq_length values, or the tiny model on 4 demo sets."""
     if name == "minilm":
+        sample = [f"data.limit={limit}"] if limit else []
         shared = Path(os.environ.get("EMBSEL_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")).resolve()
         return [
             "model=minilm",
@@ -55,6 +56,7 @@ def sweep_overrides(name: str, tmp: Path) -> list[str]:
             "data=stsb",
             f"data.root={shared}",
             "cache.enabled=false",
+            *sample,
         ]
     sys.path.insert(0, str(REPO_ROOT))
     from tests.tiny_models import build_tiny_bert
@@ -123,12 +125,15 @@ def main() -> None:
     parser.add_argument("--model", choices=["tiny", "minilm"], default="minilm")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--limit", type=int, default=None, help="STS-B test pairs per job (default: all 1379)"
+    )
     args = parser.parse_args()
     cores = os.cpu_count() or 1
 
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        overrides = [*sweep_overrides(args.model, tmp), "evaluation.show_progress=false"]
+        overrides = [*sweep_overrides(args.model, tmp, args.limit), "evaluation.show_progress=false"]
         sweeps: dict[str, list[dict[str, float]]] = {"sequential": [], "parallel": []}
         threads: dict[str, list[str]] = {}
         overheads: list[dict[str, float]] = []
@@ -137,12 +142,18 @@ def main() -> None:
                 workdir = tmp / f"{name}-{repeat}"
                 sweep = run_sweep(workdir, overrides, workers)
                 sweeps[name].append(sweep)
+                print(f"  {workdir.name}: {sweep['wall']:.1f} s", file=sys.stderr, flush=True)
                 threads[name] = torch_threads(workdir)
                 if workers is None:
                     overheads.append(breakdown(workdir, sweep["launched"], sweep["wall"]))
 
     jobs = SEQ_LENGTHS if args.model == "minilm" else DEMO_SETS
-    what = "minilm on STS-B test, max_seq_length=" if args.model == "minilm" else "tiny model on "
+    pairs = args.limit or "all"
+    what = (
+        f"minilm on STS-B test ({pairs} pairs), max_seq_length="
+        if args.model == "minilm"
+        else "tiny model on "
+    )
     print(f"model={args.model} jobs={len(jobs)} ({what}{','.join(jobs)}) cpus={cores}")
     print(f"repeats={args.repeats}; sequential = basic launcher, parallel = joblib, {args.workers} workers")
     print("sequential sweep, per job (median over repeats):")
