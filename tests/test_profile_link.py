@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -99,16 +100,37 @@ def test_evaluate_computes_then_reuses_the_profile_and_recomputes_for_changed_da
     assert third["embsel.profile.run_id"] == third["run_id"] != first["run_id"]
     assert third["embsel.profile.digest.test"] != digest
 
-    off = _evaluate(tmp_path, tiny_bert_dir, "profile.link=false")
-    assert profiled == ["demo_sts", "demo_sts"]
-    assert not any(key.startswith("embsel.profile.") for key in off)
+
+def test_profile_link_false_links_nothing(tmp_path: Path, profiled: list[str]) -> None:
+    from embsel_mlflow.config.schema import ProfileConfig, TaskType, TrackingConfig
+    from embsel_mlflow.data.task_data import TableInfo
+    from embsel_mlflow.profiling.link import link_profile
+    from embsel_mlflow.tracking.run import tracked_run
+
+    tables = [TableInfo("test", str(DEMO_STS / "test.csv"), pd.read_csv(DEMO_STS / "test.csv"))]
+    tracking = TrackingConfig(uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for link in (False, True):
+        with tracked_run(tracking, entry_point="evaluate", run_name=f"link={link}") as run:
+            refs = run.log_datasets(tables, dataset_name="demo_sts")
+            linked = link_profile(
+                run, tables, refs, name="demo_sts", task=TaskType.sts, eval_split="test",
+                cfg=ProfileConfig(link=link), root=tmp_path,
+            )  # fmt: skip
+            tags = run.client.get_run(run.run_id).data.tags
+        assert (linked is None) == (not link)
+        assert any(key.startswith("embsel.profile.") for key in tags) == link
+    assert profiled == ["demo_sts"]
 
 
 def test_evaluate_links_the_profile_of_an_embsel_profile_run(
     tmp_path: Path, tiny_bert_dir: Path, profiled: list[str]
 ) -> None:
     result = invoke(
-        "profile", "data=demo_sts", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", cwd=tmp_path
+        "profile",
+        "data=demo_sts",
+        "profile.report_html=false",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
