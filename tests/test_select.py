@@ -88,6 +88,18 @@ def test_one_parent_with_one_finished_child_per_pair(selected) -> None:
     assert all(c.info.status == "FINISHED" for c in children)
 
 
+def test_children_on_one_dataset_share_one_profile(selected) -> None:
+    """The first child on a dataset profiles it (evaluate's path); the next one reuses it by digest."""
+    _, _, _, children = selected
+    for dataset in ("demo_sts", "demo_retrieval"):
+        first, second = sorted(
+            (c for c in children if c.data.tags["embsel.dataset"] == dataset), key=lambda c: c.info.start_time
+        )
+        assert first.data.tags["embsel.profile.run_id"] == first.info.run_id
+        assert second.data.tags["embsel.profile.run_id"] == first.info.run_id
+        assert second.data.tags["embsel.profile.reused"] == "true"
+
+
 def test_child_logs_what_evaluate_logs(selected, tiny_bert_dir: Path, tmp_path: Path) -> None:
     from embsel_mlflow.entrypoints import evaluate
 
