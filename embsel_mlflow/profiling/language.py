@@ -74,7 +74,17 @@ def language_identifier() -> Any:
 
 
 def _unpacked_model(packed: Path) -> dict[str, Any]:
-    """The model's arrays, memory-mapped from ``<cache>/models/py3langid/<size>-<mtime>/`` (unpacked once)."""
+    """The model's arrays, memory-mapped from their unpacked copy."""
+    import numpy as np
+
+    target = unpacked_model_dir(packed)
+    return {
+        name: np.load(target / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in _MODEL_ARRAYS
+    }
+
+
+def unpacked_model_dir(packed: Path | None = None) -> Path:
+    """``<cache>/models/py3langid/<size>-<mtime>/``: the model's arrays as .npy files (unpacked once)."""
     import lzma
     import os
     import shutil
@@ -84,25 +94,28 @@ def _unpacked_model(packed: Path) -> dict[str, Any]:
 
     from embsel_mlflow.models.cache import default_cache_dir
 
+    if packed is None:
+        from py3langid.langid import MODEL_DIR, MODEL_FILE
+
+        packed = MODEL_DIR / MODEL_FILE
     stat = packed.stat()
     target = default_cache_dir() / "models" / "py3langid" / f"{stat.st_size}-{stat.st_mtime_ns}"
-    if not (target / "out_feat.npy").is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent))  # concurrent processes: each its own
-        with tempfile.TemporaryFile() as npz:
-            with lzma.open(packed) as source:
-                shutil.copyfileobj(source, npz, length=1 << 20)
-            npz.seek(0)
-            with np.load(npz, allow_pickle=False) as data:
-                for name in _MODEL_ARRAYS:
-                    np.save(staging / f"{name}.npy", data[name], allow_pickle=False)
-        try:
-            os.replace(staging, target)  # atomic: readers see all arrays or none
-        except OSError:  # another process got there first
-            shutil.rmtree(staging, ignore_errors=True)
-    return {
-        name: np.load(target / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in _MODEL_ARRAYS
-    }
+    if (target / "out_feat.npy").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent))  # concurrent processes: each its own
+    with tempfile.TemporaryFile() as npz:
+        with lzma.open(packed) as source:
+            shutil.copyfileobj(source, npz, length=1 << 20)
+        npz.seek(0)
+        with np.load(npz, allow_pickle=False) as data:
+            for name in _MODEL_ARRAYS:
+                np.save(staging / f"{name}.npy", data[name], allow_pickle=False)
+    try:
+        os.replace(staging, target)  # atomic: readers see all arrays or none
+    except OSError:  # another process got there first
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def _as_stdlib_array(values: Any) -> Any:
