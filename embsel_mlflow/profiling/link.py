@@ -93,7 +93,7 @@ def link_profile(
 
 
 def find_profile(run: RunLogger, datasets: Mapping[str, DatasetRef]) -> ProfileLink | None:
-    """The newest FINISHED run of ``run``'s experiment holding a profile of exactly these table digests."""
+    """The newest FINISHED run in ``run``'s experiment whose profile covers every one of these digests."""
     conditions = [f"tags.`{DIGEST_TAG}{role}` = '{ref.digest}'" for role, ref in sorted(datasets.items())]
     found = run.client.search_runs(
         [run.experiment_id],
