@@ -45,9 +45,12 @@ class StaticEncoder(PretrainedCandidate):
     device = "cpu"
 
     def __init__(self, model: Model2Vec, cfg: ModelConfig, source: ResolvedModel) -> None:
+        from embsel_mlflow.models.static_pooling import StaticPooling
+
         self._model = model
         self._cfg = cfg
         self._source = source
+        self._pooling = StaticPooling(model) if StaticPooling.supports(model) else None
 
     def encode(
         self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
@@ -55,12 +58,16 @@ class StaticEncoder(PretrainedCandidate):
         texts = prompted_texts(self._cfg, texts, role)
         if not texts:
             return np.empty((0, self.embedding_dim), dtype=np.float32)
-        embeddings = self._model.encode(
-            texts,
-            show_progress_bar=show_progress,
-            max_length=self._cfg.max_seq_length or 512,
-            batch_size=max(self._cfg.batch_size, 1024),  # a table lookup: large batches cost nothing
-        )
+        max_length = self._cfg.max_seq_length or 512
+        if self._pooling is not None:  # model2vec's encode, bit for bit, several times faster
+            embeddings = self._pooling.encode(texts, max_length)
+        else:
+            embeddings = self._model.encode(
+                texts,
+                show_progress_bar=show_progress,
+                max_length=max_length,
+                batch_size=max(self._cfg.batch_size, 1024),  # a table lookup: large batches cost nothing
+            )
         embeddings = as_float32(embeddings, len(texts))  # model2vec stores float16 vectors
         return l2_normalized(embeddings) if self._cfg.normalize else embeddings
 
