@@ -95,6 +95,7 @@ EDGE_TEXTS = [
     "Tab\there\x0bvertical\x0c feed\x00nul",
     "Don't STOP!!! e-mail@x.com 3.14 (yes) CamelCase_snake-kebab",
     "x" * 150 + " a very long word above",
+    "Ünïcode\u00a0nbsp and\u200bzero width 中文字符 ΟΔΟΣ x\u0301y (β-cell) 10×10 µm a \u0301 b \x1f sep",
     "word " * 700,
 ]
 
