@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from embsel_mlflow.config.schema import EfficiencyConfig, EvaluateJobConfig, LsaConfig, ModelConfig
+from embsel_mlflow.models.cache import EmbeddingCache
 from embsel_mlflow.selection.measurement_cache import MEASURED, REUSED, MeasurementCache
 
 
@@ -31,12 +32,13 @@ def test_reused_for_the_same_model_sample_and_machine_only(
     lsa_on_demo_sts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model, data = lsa_on_demo_sts
-    cache = MeasurementCache(tmp_path / "efficiency")
+    embeddings = EmbeddingCache(tmp_path / "cache")
+    cache = MeasurementCache(embeddings.measurements_dir)
     settings = EfficiencyConfig(sample_size=16, latency_queries=4)
 
     first, provenance = cache.measure(model, data, settings)
     assert provenance.source == MEASURED and first.texts_per_second > 0
-    (stored,) = (tmp_path / "efficiency").glob("*.json")
+    (stored,) = embeddings.measurements_dir.glob("*.json")
 
     again, reused = cache.measure(model, data, settings)
     assert reused.source == REUSED and reused.measured_at == provenance.measured_at
@@ -60,3 +62,6 @@ def test_reused_for_the_same_model_sample_and_machine_only(
     stored.write_text("{not json")
     assert cache.measure(model, data, settings)[1].source == MEASURED
     assert json.loads(stored.read_text())["efficiency"]["texts_per_second"] > 0
+
+    embeddings.clear()  # `embsel cache clear` deletes the measurements with the embeddings
+    assert not embeddings.measurements_dir.exists()
