@@ -10,7 +10,9 @@ pre-tokenizer running again on words it has seen many times. Here:
   remembered. In a text with other characters, each chunk between ASCII spaces, tabs and
   newlines (a pre-token boundary for every normaliser step) that holds one is tokenized alone
   by the tokenizer, and remembered too. A text holding a special-token string ("[UNK]"), and
-  any other tokenizer, goes through the tokenizer whole.
+  any other tokenizer, goes through the tokenizer whole. The memo fills as texts are encoded:
+  ``select`` times a candidate after evaluating it, so a static model is timed with the words of
+  the dataset known, as LSA is timed with the vocabulary it was fitted on.
 - **One sparse product.** Each text's token ids become a row of a CSR matrix (one entry per
   token, in order), and its product with the float32 embedding table sums each text's token
   vectors in token order: the same float32 sums, hence the same means, as model2vec's.
