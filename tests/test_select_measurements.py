@@ -58,6 +58,13 @@ def test_reused_for_the_same_model_sample_and_machine_only(
         monkeypatch.setenv("OMP_NUM_THREADS", threads)
     assert cache.measure(model, data, settings)[1].source == REUSED
 
+    # reuse=False times again and keeps the new measurement in place of the old one
+    fresh, refreshed = MeasurementCache(embeddings.measurements_dir, reuse=False).measure(
+        model, data, settings
+    )
+    assert refreshed.source == MEASURED and fresh.texts_per_second != first.texts_per_second
+    assert cache.measure(model, data, settings)[0].texts_per_second == fresh.texts_per_second
+
     # an unreadable record is never served: measured again and rewritten
     stored.write_text("{not json")
     assert cache.measure(model, data, settings)[1].source == MEASURED

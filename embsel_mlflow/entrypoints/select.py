@@ -133,7 +133,11 @@ def select_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> floa
             job.evaluation,
             tracker=tracker,
             load_model=default_loader(cache),
-            measurements=MeasurementCache(cache.measurements_dir) if cache is not None else None,
+            measurements=(
+                MeasurementCache(cache.measurements_dir, reuse=job.select.efficiency.reuse)
+                if cache is not None
+                else None
+            ),
         )
         log_decision(parent, selection, job)
         problems = _register(parent, selection, job)

@@ -138,8 +138,9 @@ def measurement_key(model: Any, data: TaskData, cfg: EfficiencyConfig) -> str:
 class MeasurementCache:
     """Efficiency measurements on disk under ``directory``, keyed by :func:`measurement_key`."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, reuse: bool = True) -> None:
         self.directory = Path(directory)
+        self.reuse = reuse  # False: time again and keep the new measurement in place of the old
 
     def measure(
         self, model: Any, data: TaskData, cfg: EfficiencyConfig, *, billed_tokens: int | None = None
@@ -150,7 +151,7 @@ class MeasurementCache:
         if uncached(model).source.origin == API:  # the network, not this machine, sets its speed
             return measure_now(model, data, cfg, billed_tokens=billed_tokens)
         key = measurement_key(model, data, cfg)
-        stored = self._load(key)
+        stored = self._load(key) if self.reuse else None
         if stored is not None:
             efficiency, measured_at = stored
             log.info("efficiency: reusing the measurement of %s (%s)", measured_at, key[:12])
