@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from embsel_mlflow.config.schema import EvaluateJobConfig, ProfileJobConfig, SelectJobConfig
+from embsel_mlflow.config.schema import EvaluateJobConfig, MonitorJobConfig, ProfileJobConfig, SelectJobConfig
 
 # Primary config name -> schema. Each conf/<name>.yaml lists "<name>_schema" first in its
 # defaults, so every key it (and every group option) sets is type-checked at compose time.
@@ -14,10 +14,11 @@ SCHEMAS: dict[str, type] = {
     "evaluate": EvaluateJobConfig,
     "select": SelectJobConfig,
     "profile": ProfileJobConfig,
+    "monitor": MonitorJobConfig,
 }
 # Group -> the group whose options it can select several of at once (``candidates=[a,b]``):
 # each option of the source group is offered under its own key, e.g. candidates.minilm.
-MULTI_SELECT_GROUPS: dict[str, str] = {"candidates": "model", "datasets": "data"}
+MULTI_SELECT_GROUPS: dict[str, str] = {"candidates": "model", "datasets": "data", "windows": "data"}
 
 
 def config_dir() -> Path:
@@ -33,6 +34,15 @@ def register_resolvers() -> None:
 
     if not OmegaConf.has_resolver("embsel_demo_data"):
         OmegaConf.register_new_resolver("embsel_demo_data", _demo_data_dir)
+    if not OmegaConf.has_resolver("embsel_step_summary"):
+        OmegaConf.register_new_resolver("embsel_step_summary", _step_summary)
+
+
+def _step_summary(step: str) -> str:
+    """The one-line description ``embsel --help`` gives ``step``: the shared help text's header."""
+    from embsel_mlflow.cli import COMMANDS
+
+    return COMMANDS[step][1] if step in COMMANDS else "an embsel step"
 
 
 def _demo_data_dir() -> str:

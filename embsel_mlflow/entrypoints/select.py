@@ -274,7 +274,7 @@ def unknown_option_error(args: list[str]) -> str | None:
         options = group_options(MULTI_SELECT_GROUPS[group], search_dirs)
         for name in names:
             if str(name) not in options:
-                what = "candidate" if group == "candidates" else "dataset"
+                what = {"candidates": "candidate", "windows": "window"}.get(group, "dataset")
                 return (
                     f"unknown {what} '{name}': {group}=[...] takes {MULTI_SELECT_GROUPS[group]} configs "
                     f"from conf/{MULTI_SELECT_GROUPS[group]}/: {', '.join(options)}"
