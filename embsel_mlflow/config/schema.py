@@ -285,6 +285,8 @@ class ProfileConfig:
 
     # evaluate/select refuse a text model on image/audio path columns unless this is true
     allow_modality_mismatch: bool = False
+    # evaluate/select/train link their data's profile to the run: found by data digest, else computed
+    link: bool = True
     short_text_chars: int = 10  # texts shorter than this (characters) count as very short
     long_text_chars: int = 100_000  # a text longer than this is reported (likely a whole file)
     near_duplicate_threshold: float = 0.8  # char n-gram Jaccard
@@ -342,6 +344,9 @@ class EfficiencyConfig:
     sample_size: int = 256  # texts encoded in batches for throughput and peak memory
     latency_queries: int = 32  # texts encoded one at a time for latency p50/p95
     warmup: int = 2  # single-text encodes before timing (lazy init, allocator warm-up)
+    # Reuse a measurement kept beside the embedding cache for the same model, texts and machine;
+    # false times every candidate again and keeps the new measurement (e.g. after a busy machine).
+    reuse: bool = True
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from embsel_mlflow.errors import ModelError
 from embsel_mlflow.tracking.embedding_model import log_embedding_model, register_embedding_model
 
 if TYPE_CHECKING:
@@ -16,6 +17,14 @@ if TYPE_CHECKING:
     from embsel_mlflow.config.schema import ModelConfig
 
 ARTIFACT_PATH = "champion"
+
+
+def not_registrable(name: str, kind: str) -> ModelError:
+    """The error for a winner that is no embedding model to register (LSA, BM25)."""
+    return ModelError(
+        f"candidate '{name}' ({kind}) cannot be registered as an embedding model; "
+        "choose a transformer or static candidate, or drop select.register"
+    )
 
 
 def register_champion(

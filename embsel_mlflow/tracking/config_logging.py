@@ -23,7 +23,8 @@ GENERAL_EVALUATION_KEYS = {"seed", "extra_metrics"}
 NOT_PARAMS = ("evaluation.show_progress", "tracking.tags", "tracking.run_name")
 # Groups that never change a score: the embedding cache is transparent by construction.
 NOT_PARAM_GROUPS = ("cache",)
-# Inside an evaluation (evaluate, select children) the profile settings only guard the input.
+# Inside an evaluation (evaluate, select children) the profile settings only guard the input (and
+# describe the data, never the score).
 EVALUATION_PROFILE_KEYS = {"allow_modality_mismatch"}
 
 
