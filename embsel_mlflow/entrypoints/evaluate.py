@@ -29,6 +29,7 @@ def evaluate_in_run(
     """
     from embsel_mlflow.evaluation import build_task
     from embsel_mlflow.models.cache import cache_counts, cache_metrics
+    from embsel_mlflow.models.memory import release_memory_before_encoding
     from embsel_mlflow.profiling.modality import refuse_modality_mismatch
     from embsel_mlflow.tracking.model_entity import link_logged_model
     from embsel_mlflow.tracking.results import efficiency_metrics, log_result
@@ -51,6 +52,7 @@ def evaluate_in_run(
             **hardware_tags(encoder.device),
         }
     )
+    release_memory_before_encoding()  # the peak is reached while encoding: start it from the floor
     started = time.perf_counter()
     cached_before = cache_counts(encoder)
     result = build_task(data, job.evaluation).evaluate(encoder)
