@@ -5,6 +5,8 @@
   (batches of 4096, as fast tokenizers like). Goal: <= 1.5x. Both exclude reading the file and
   loading the tokenizers. The profile tokenizes each distinct text once, which is part of why it
   keeps up.
+- One-time costs are paid before timing, as on any machine after its first profile: the
+  language model is unpacked into the user cache dir once per installation (~1 s).
 - Memory: peak RSS of a fresh process profiling 10k and 100k rows (imports included), which
   must grow sublinearly (or stay bounded).
 
@@ -91,6 +93,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as workdir:
             print(json.dumps(_child(args.child, Path(workdir))))
         return
+    from embsel_mlflow.profiling.language import language_identifier
+
+    language_identifier()  # unpacked into the cache once (a no-op after the first profile)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     results = []
     for rows in args.rows:

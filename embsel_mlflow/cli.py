@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "embsel_mlflow.entrypoints.profile",
         "understand your data: column types, duplicates, truncation per candidate, findings",
     ),
+    "monitor": (
+        "embsel_mlflow.entrypoints.monitor",
+        "watch new windows of text: calibrated embedding drift, text signals, quality alerts (exit 3)",
+    ),
     "cache": ("embsel_mlflow.entrypoints.cache", "show (info) or empty (clear) the embedding cache"),
     "compare": ("embsel_mlflow.entrypoints.compare", "a table of runs (an experiment, a sweep, run ids)"),
     "rerun": ("embsel_mlflow.entrypoints.rerun", "replay a logged run and diff it against the original"),
@@ -52,6 +56,7 @@ examples:
   embsel evaluate --cfg job                         # print the composed config
   embsel select candidates=[minilm,e5_base] datasets=[stsb]  # choose a model, with evidence
   embsel profile data=scifact candidates=[minilm,lsa]  # understand the data first
+  embsel monitor model_uri=models:/my_embedder@champion data=banking77 current.dir=windows/
   mlflow ui --backend-store-uri sqlite:///mlflow.db # browse the runs
 """
 

@@ -26,13 +26,28 @@ def shared_data_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def _language_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The profile's language model unpacked once per session (see profiling/language.py)."""
+    from embsel_mlflow.profiling.language import unpacked_model_dir
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EMBSEL_CACHE_DIR", str(tmp_path_factory.mktemp("langid")))
+        return unpacked_model_dir()
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, _language_model_dir: Path) -> None:
     """No test may write into the repo or a user's store, or attach to an outer MLflow run."""
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.delenv(var, raising=False)
-    # The embedding cache too: each test starts cold, and ~/.cache stays untouched.
-    monkeypatch.setenv("EMBSEL_CACHE_DIR", str(tmp_path / "embsel-cache"))
+    # The embedding cache too: each test starts cold, and ~/.cache stays untouched. Only the
+    # language model (immutable, 68 MB unpacked) is shared: every process that profiles (evaluate
+    # links a profile) would otherwise unpack it again (~1 s).
+    cache = tmp_path / "embsel-cache"
+    monkeypatch.setenv("EMBSEL_CACHE_DIR", str(cache))
+    (cache / "models" / "py3langid").mkdir(parents=True)
+    (cache / "models" / "py3langid" / _language_model_dir.name).symlink_to(_language_model_dir)
     monkeypatch.chdir(tmp_path)
 
 

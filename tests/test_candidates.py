@@ -87,6 +87,39 @@ def test_static_evaluates_through_the_task_path(static_cfg, models_dir: Path) ->
     assert -1 <= result.main_score <= 1 and result.num_texts_encoded > 0
 
 
+EDGE_TEXTS = [
+    "",
+    "   ",
+    "[UNK] and [CLS] typed by a user",
+    "héllo wörld ✓ 🙂 naïve café",
+    "Tab\there\x0bvertical\x0c feed\x00nul",
+    "Don't STOP!!! e-mail@x.com 3.14 (yes) CamelCase_snake-kebab",
+    "x" * 150 + " a very long word above",
+    "Ünïcode\u00a0nbsp and\u200bzero width 中文字符 ΟΔΟΣ x\u0301y (β-cell) 10×10 µm a \u0301 b \x1f sep",
+    "word " * 700,
+]
+
+
+def test_static_encoding_equals_model2vecs_own(static_cfg, models_dir: Path) -> None:
+    """The fast path (word-piece memo + one sparse product) returns model2vec's encode, bit for bit."""
+    from embsel_mlflow.models.base import as_float32, l2_normalized
+
+    encoder = build_encoder(static_cfg, cache=EmbeddingCache(models_dir)).inner
+    pooling, model = encoder._pooling, encoder.model
+    assert pooling is not None  # a BERT-style tokenizer: the memo applies
+    job = _job("data=demo_retrieval")
+    examples = load_task_data(job.data).examples
+    texts = [*TEXTS, *examples.corpus.values(), *examples.queries.values(), *EDGE_TEXTS]
+    for max_length in (512, 8, None):
+        expected = model.encode(texts, max_length=max_length)
+        got = pooling.encode(texts, max_length)
+        assert got.dtype == expected.dtype and np.array_equal(got, expected), max_length
+    assert len(pooling._pieces) > 0  # words were split and remembered, not all sent to the tokenizer
+    expected = as_float32(model.encode(texts, max_length=512), len(texts))
+    expected = l2_normalized(expected) if static_cfg.normalize else expected
+    assert np.array_equal(encoder.encode(texts), expected)
+
+
 def test_static_refuses_a_hub_teacher_offline(tmp_path: Path) -> None:
     cfg = ModelConfig(name="s", name_or_path="embsel-tests/no-such-teacher", kind="static")
     with pytest.raises(ModelError, match="teacher must be a local copy"):

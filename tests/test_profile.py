@@ -213,3 +213,57 @@ def test_all_null_column_mixed_types_and_a_huge_text_are_findings(tmp_path: Path
     assert found[("mixed_types", "table/value")].evidence["value_types"] == {"str": 15, "int": 16}
     long = found[("very_long_texts", "table/text")]
     assert long.evidence == {"count": 1, "longest_chars": 1_000_000}
+
+
+def test_near_duplicates_match_datasketch_minhash_lsh() -> None:
+    """Our numpy MinHash LSH gives datasketch's signatures, bands and near-duplicate count."""
+    import zlib
+
+    from datasketch import MinHash, MinHashLSH
+    from datasketch.lsh import _optimal_param
+
+    from embsel_mlflow.profiling import duplicates
+
+    for threshold, num_perm in ((0.5, 32), (0.8, 64), (0.9, 128)):
+        assert duplicates.lsh_bands(threshold, num_perm) == _optimal_param(threshold, num_perm, 0.5, 0.5)
+    rng = random.Random(5)
+    base = _sentences(300, seed=6)
+    edited = [t.replace(t.split()[rng.randrange(8)], "xx", 1) for t in base[:40]]  # near copies
+    texts = [*base, *edited, "tiny", "x" * 3000]  # a short text; a long one spans several chunks
+    shingles = [duplicates._shingles(t[:200], 5) for t in texts]
+    shingles.append({f"{i:06d}".encode() for i in range(3000)})  # one set larger than a chunk
+    reference = MinHash.bulk(shingles, num_perm=64, seed=1, hashfunc=zlib.crc32)
+    ours = duplicates.minhash_signatures(shingles, 64)
+    assert all((ours[i] == m.hashvalues).all() for i, m in enumerate(reference))
+
+    lsh = MinHashLSH(threshold=0.8, num_perm=64)
+    for key, minhash in enumerate(reference[: len(texts)]):
+        lsh.insert(key, minhash, check_duplication=False)
+    expected = sum(len(lsh.query(m)) > 1 for m in reference[: len(texts)])
+    found = duplicates.near_duplicates(texts, threshold=0.8, ngram=5, num_perm=64, max_texts=10_000)
+    assert found.texts_checked == len(texts) and found.with_near_duplicate == expected >= 10
+
+
+def test_language_model_is_unpacked_once_and_classifies_as_py3langid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from py3langid.langid import classify
+
+    from embsel_mlflow.profiling import language
+
+    monkeypatch.setenv("EMBSEL_CACHE_DIR", str(tmp_path / "cache"))
+    language.language_identifier.cache_clear()
+    try:
+        identifier = language.language_identifier()
+        (unpacked,) = (tmp_path / "cache" / "models" / "py3langid").iterdir()
+        assert sorted(p.name for p in unpacked.iterdir()) == sorted(
+            f"{name}.npy" for name in language._MODEL_ARRAYS
+        )
+        texts = ["the cat sat on the mat", "le chat est sur le tapis", "der Hund schläft", "¿dónde estás?"]
+        assert [identifier.classify(t) for t in texts] == [classify(t) for t in texts]
+        language.language_identifier.cache_clear()
+        stamp = (unpacked / "ptc.npy").stat().st_mtime_ns
+        assert language.language_identifier().classify(texts[1])[0] == "fr"
+        assert (unpacked / "ptc.npy").stat().st_mtime_ns == stamp  # read, not unpacked again
+    finally:
+        language.language_identifier.cache_clear()

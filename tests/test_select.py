@@ -61,15 +61,21 @@ def _runs(cwd: Path) -> list:
     return client.search_runs([e.experiment_id for e in client.search_experiments()])
 
 
-@pytest.fixture(scope="module")
-def selected(tiny_bert_dir: Path, tiny_st_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    cwd = tmp_path_factory.mktemp("select")
-    args = [
+def _fixture_args(tiny_bert_dir: Path, tiny_st_dir: Path, cwd: Path) -> list[str]:
+    # the cache dir explicitly: a module fixture runs before the per-test EMBSEL_CACHE_DIR is set
+    return [
         *_tiny_candidates(tiny_bert_dir, tiny_st_dir),
         "datasets=[demo_sts,demo_retrieval]",
         *FAST,
         f"select.register={CHAMPION}",
+        f"cache.dir={cwd / 'cache'}",
     ]
+
+
+@pytest.fixture(scope="module")
+def selected(tiny_bert_dir: Path, tiny_st_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    cwd = tmp_path_factory.mktemp("select")
+    args = _fixture_args(tiny_bert_dir, tiny_st_dir, cwd)
     code = _select(args, cwd)
     runs = _runs(cwd)
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
@@ -86,6 +92,18 @@ def test_one_parent_with_one_finished_child_per_pair(selected) -> None:
         f"{m}@{d}" for m in ("transformers_mean", "e5_base") for d in ("demo_sts", "demo_retrieval")
     )
     assert all(c.info.status == "FINISHED" for c in children)
+
+
+def test_children_on_one_dataset_share_one_profile(selected) -> None:
+    """The first child on a dataset profiles it (evaluate's path); the next one reuses it by digest."""
+    _, _, _, children = selected
+    for dataset in ("demo_sts", "demo_retrieval"):
+        first, second = sorted(
+            (c for c in children if c.data.tags["embsel.dataset"] == dataset), key=lambda c: c.info.start_time
+        )
+        assert first.data.tags["embsel.profile.run_id"] == first.info.run_id
+        assert second.data.tags["embsel.profile.run_id"] == first.info.run_id
+        assert second.data.tags["embsel.profile.reused"] == "true"
 
 
 def test_child_logs_what_evaluate_logs(selected, tiny_bert_dir: Path, tmp_path: Path) -> None:
@@ -301,3 +319,54 @@ def test_static_champion_round_trips_through_pyfunc(tiny_bert_dir: Path, tmp_pat
         expected = model.inner.encode(TEXTS, role=role)
         got = loaded.predict(TEXTS, params={"role": role} if role else None)
         assert got.shape == (len(TEXTS), 16) and np.abs(got - expected).max() < 1e-5
+
+
+def _quality_and_efficiency(run) -> dict[str, float]:
+    return {
+        k: v
+        for k, v in run.data.metrics.items()
+        if k.startswith(("test/", "efficiency/")) or k == "main_score"
+    }
+
+
+def test_repeat_selection_reuses_measurements_and_loads_each_candidate_once(
+    selected, tiny_bert_dir: Path, tiny_st_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second identical selection: efficiency reused (tagged, with the first measurement's date),
+    identical metrics, cache hits logged; each candidate loaded once, registration included; the
+    step returns the winner's mean main score (a sweep's objective)."""
+    from embsel_mlflow.config.schema import TrackingConfig
+    from embsel_mlflow.config.store import compose_config
+    from embsel_mlflow.entrypoints.hydra_app import to_job_config
+    from embsel_mlflow.models import factory
+
+    _, cwd, first_parent, first_children = selected
+    loads: list[str] = []
+    build = factory.build_encoder
+    monkeypatch.setattr(
+        factory, "build_encoder", lambda cfg, **kw: loads.append(cfg.name) or build(cfg, **kw)
+    )
+    args = [*_fixture_args(tiny_bert_dir, tiny_st_dir, cwd), _store_override(cwd)]
+    cfg = compose_config("select", args)
+    objective = select_entrypoint.select_job(cfg, to_job_config(cfg.tracking, TrackingConfig, "select"), args)
+
+    runs = _runs(cwd)
+    parent = next(
+        r
+        for r in runs
+        if "mlflow.parentRunId" not in r.data.tags and r.info.run_id != first_parent.info.run_id
+    )
+    children = {
+        r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    }
+    assert isinstance(objective, float) and objective == parent.data.metrics["winner_mean_main_score"]
+    assert sorted(loads) == ["tiny_e5", "tiny_mean"]  # no second load of the registered winner
+    assert parent.data.tags["embsel.registered_version"] == "2"
+    for first in first_children:
+        again = children[first.info.run_name]
+        assert first.data.tags["embsel.efficiency_source"] == "measured"
+        assert again.data.tags["embsel.efficiency_source"] == "reused"
+        measured_at = first.data.tags["embsel.efficiency_measured_at"]
+        assert again.data.tags["embsel.efficiency_measured_at"] == measured_at
+        assert _quality_and_efficiency(again) == _quality_and_efficiency(first)
+        assert again.data.metrics["cache_hits"] > 0 and again.data.metrics["cache_misses"] == 0

@@ -136,3 +136,13 @@ def test_own_model_configs_on_the_search_path_are_candidates(
     assert _select(["--cfg", "job", "candidates=[mine]"], tmp_path) == 2
     assert "unknown candidate 'mine'" in _one_error_line(capsys)
     assert not (tmp_path / "mlflow.db").exists()  # printing a config records no run
+
+
+def test_a_winner_that_cannot_be_registered(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = ["candidates=[lsa]", "datasets=[demo_sts]", *FAST, "select.register=nope"]
+    assert _select(args, tmp_path) == 2
+    line = _one_error_line(capsys)
+    assert "could not register 'lsa' as nope" in line and "cannot be registered" in line
+    parent, children = _parent_and_children(tmp_path)
+    assert parent.info.status == "FAILED" and parent.data.tags["embsel.winner"] == "lsa"
+    assert children["lsa@demo_sts"].info.status == "FINISHED"

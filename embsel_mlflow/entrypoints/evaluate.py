@@ -6,7 +6,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.config.schema import EvaluateJobConfig, TrackingConfig
+from embsel_mlflow.config.schema import EvaluateJobConfig, TaskType, TrackingConfig
 from embsel_mlflow.entrypoints.hydra_app import run_app, to_job_config
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ def evaluate_in_run(
     from embsel_mlflow.evaluation import build_task
     from embsel_mlflow.models.cache import cache_counts, cache_metrics
     from embsel_mlflow.models.memory import release_memory_before_encoding
+    from embsel_mlflow.profiling.link import link_profile
     from embsel_mlflow.profiling.modality import refuse_modality_mismatch
     from embsel_mlflow.tracking.model_entity import link_logged_model
     from embsel_mlflow.tracking.results import efficiency_metrics, log_result
@@ -42,6 +43,9 @@ def evaluate_in_run(
     # that table first: the runs table's Dataset column shows the first input
     tables = sorted(data.tables, key=lambda table: table.role not in scored)
     datasets = run.log_datasets(tables, dataset_name=data.name, log_inputs=job.tracking.log_datasets)
+    # the data's profile, found by these digests or computed now: embsel.profile.run_id on the run
+    link_profile(run, tables, datasets, name=data.name, task=TaskType(job.data.task), eval_split=data.split,
+                 cfg=job.profile, root=job.data.root)  # fmt: skip
     identity = encoder.identity
     model_id = link_logged_model(run, identity)
     run.set_tags(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,9 @@ class ChildScope:
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
         self.run.log_metrics(metrics)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self.run.set_tags(tags)
 
 
 @dataclass
@@ -99,10 +102,15 @@ def _evaluate_job(job: SelectJobConfig, model: ModelConfig, data: DataConfig) ->
     )
 
 
-def select_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> str | None:
-    """Compose -> evaluate every pair in child runs -> decide -> log the decision in the parent."""
+def select_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> float:
+    """Compose -> evaluate every pair in child runs -> decide -> log the decision in the parent.
+
+    Returns the winner's mean main score: the objective of a sweep (``-m hydra/sweeper=optuna``).
+    """
     from embsel_mlflow.models.cache import open_cache
     from embsel_mlflow.selection import select_models
+    from embsel_mlflow.selection.decision import MEAN
+    from embsel_mlflow.selection.measurement_cache import MeasurementCache
     from embsel_mlflow.selection.runner import default_loader
     from embsel_mlflow.tracking.config_logging import log_config
     from embsel_mlflow.tracking.run import tracked_run
@@ -117,19 +125,31 @@ def select_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> str 
         if not job.datasets:
             raise ConfigError("no datasets: choose data configs, e.g. datasets=[stsb,scifact]")
         tracker = ChildRunTracker(parent.run_id, job, overrides)
-        load_model = default_loader(open_cache(job.cache))
+        cache = open_cache(job.cache)
         selection = select_models(
-            job.candidates, job.datasets, job.select, job.evaluation, tracker=tracker, load_model=load_model
+            job.candidates,
+            job.datasets,
+            job.select,
+            job.evaluation,
+            tracker=tracker,
+            load_model=default_loader(cache),
+            measurements=(
+                MeasurementCache(cache.measurements_dir, reuse=job.select.efficiency.reuse)
+                if cache is not None
+                else None
+            ),
         )
         log_decision(parent, selection, job)
-        problems = _register(parent, selection, job, load_model)
+        problems = _register(parent, selection, job)
+        selection.run.kept_models.clear()
         print(selection.summary())
         print(f"(parent run {parent.run_id})")
         problems += _problems(selection)
         if problems:
             parent.set_tags({"embsel.failed": "; ".join(problems)})
             raise SelectionFailed("; ".join(problems))
-    return selection.decision.winner
+    winner = selection.decision.winner  # set: having none is one of the problems above
+    return float(selection.decision.scores[winner][MEAN]) if winner else float("nan")
 
 
 def _run_name(cfg: Any) -> str:
@@ -206,21 +226,21 @@ def _description(selection: Selection) -> str:
     return text + selection.markdown
 
 
-def _register(
-    parent: RunLogger, selection: Selection, job: SelectJobConfig, load_model: Callable[[ModelConfig], Any]
-) -> list[str]:
+def _register(parent: RunLogger, selection: Selection, job: SelectJobConfig) -> list[str]:
     """Register the winner when ``select.register`` names a model; the problem, if any."""
     name = job.select.register
     winner = selection.decision.winner
     if not name or winner is None:
         return []
-    from embsel_mlflow.selection.champion import register_champion
+    from embsel_mlflow.selection.champion import not_registrable, register_champion
 
     try:
-        # the winner was released after its evaluation: one more load, for registration only
+        model = selection.run.kept_models.get(winner)  # kept loaded because select.register is set
+        if model is None:
+            raise not_registrable(winner, f"kind {selection.run.candidates[winner].kind}")
         cfg = job.candidates[winner]
         version = register_champion(
-            parent.client, parent.run_id, load_model(cfg), winner, name, job.select.champion_alias, cfg=cfg
+            parent.client, parent.run_id, model, winner, name, job.select.champion_alias, cfg=cfg
         )
     except EmbselError as exc:
         return [f"could not register '{winner}' as {name}: {exc}"]
@@ -254,7 +274,7 @@ def unknown_option_error(args: list[str]) -> str | None:
         options = group_options(MULTI_SELECT_GROUPS[group], search_dirs)
         for name in names:
             if str(name) not in options:
-                what = "candidate" if group == "candidates" else "dataset"
+                what = {"candidates": "candidate", "windows": "window"}.get(group, "dataset")
                 return (
                     f"unknown {what} '{name}': {group}=[...] takes {MULTI_SELECT_GROUPS[group]} configs "
                     f"from conf/{MULTI_SELECT_GROUPS[group]}/: {', '.join(options)}"

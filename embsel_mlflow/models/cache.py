@@ -122,6 +122,11 @@ class EmbeddingCache:
         """Where derived models (distilled static models) are kept."""
         return self.root / "models"
 
+    @property
+    def measurements_dir(self) -> Path:
+        """Where ``select`` keeps efficiency measurements (embsel_mlflow.selection.measurement_cache)."""
+        return self.root / "efficiency"
+
     def get(self, model_key: str, role: str | None, hashes: Sequence[bytes]) -> dict[bytes, np.ndarray]:
         """The cached embeddings of those ``hashes`` that are cached and intact."""
         wanted = set(hashes)
@@ -197,8 +202,8 @@ class EmbeddingCache:
         return CacheInfo(self.root, len(models), len(shards), embeddings, size, self.max_size_bytes, derived)
 
     def clear(self) -> None:
-        """Delete every cached embedding and derived model."""
-        for directory in (self.embeddings_dir, self.models_dir):
+        """Delete every cached embedding, derived model and efficiency measurement."""
+        for directory in (self.embeddings_dir, self.models_dir, self.measurements_dir):
             shutil.rmtree(directory, ignore_errors=True)
         self._index.clear()
 

@@ -43,18 +43,25 @@ class StaticEncoder(PretrainedCandidate):
     device = "cpu"
 
     def __init__(self, model: Model2Vec, cfg: ModelConfig, source: ResolvedModel) -> None:
+        from embsel_mlflow.models.static_pooling import StaticPooling
+
         self._model = model
         self._cfg = cfg
         self._source = source
+        self._pooling = StaticPooling(model) if StaticPooling.supports(model) else None
 
     def encode(
         self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
     ) -> np.ndarray:
+        max_length = self._cfg.max_seq_length or 512
+
         def embed(prompted: list[str]) -> np.ndarray:  # float16 rows: model2vec stores float16 vectors
+            if self._pooling is not None:  # model2vec's encode, bit for bit, several times faster
+                return self._pooling.encode(prompted, max_length)
             return self._model.encode(
                 prompted,
                 show_progress_bar=show_progress,
-                max_length=self._cfg.max_seq_length or 512,
+                max_length=max_length,
                 batch_size=max(self._cfg.batch_size, 1024),  # a table lookup: large batches cost nothing
             )
 

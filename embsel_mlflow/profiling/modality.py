@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from embsel_mlflow.config.schema import ProfileConfig
-    from embsel_mlflow.data.task_data import TaskData
+    from embsel_mlflow.data.task_data import TableInfo, TaskData
 
 _GUARD_SAMPLE = 5000  # values inspected per column: the guard runs before every evaluation
 # Columns the evaluation tasks embed (after the data config's role mapping).
@@ -29,16 +30,23 @@ def refuse_modality_mismatch(data: TaskData, cfg: ProfileConfig, *, root: str | 
 
     ``profile.allow_modality_mismatch=true`` lets it through (e.g. a text model on file names on purpose).
     """
+    refuse_media_tables(data.tables, data.name, cfg, root=root)
+
+
+def refuse_media_tables(
+    tables: Iterable[TableInfo], name: str, cfg: ProfileConfig, *, root: str | Path = "."
+) -> None:
+    """The guard on loaded tables (e.g. a monitored window that is not a task dataset)."""
     if cfg.allow_modality_mismatch:
         return
-    for table in data.tables:
+    for table in tables:
         for role in EMBEDDED_ROLES:
             if role not in table.frame.columns:
                 continue
             kind = detect_column(role, _sample(table.frame[role]), root=root)
             if kind.kind in _MEDIA:
                 raise ModalityMismatch(
-                    f"{table.source}: the {role!r} column of {data.name}/{table.role} holds "
+                    f"{table.source}: the {role!r} column of {name}/{table.role} holds "
                     f"{_MEDIA[kind.kind]} paths ({kind.evidence}): a text embedding model does not fit "
                     "this data; map a text column instead, or set profile.allow_modality_mismatch=true"
                 )

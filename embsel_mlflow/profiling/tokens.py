@@ -159,13 +159,36 @@ def _tokenize(
     lengths = np.zeros(len(texts), dtype=np.int64)
     unknown = np.zeros(len(texts), dtype=np.int64)
     unk = tokenizer.unk_token_id
+    encode = _batch_encoder(tokenizer)
     for start in range(0, len(texts), batch_size):
         batch = texts[start : start + batch_size]
-        ids = tokenizer(batch, add_special_tokens=True, truncation=False, return_attention_mask=False,
-                        return_token_type_ids=False)["input_ids"]  # fmt: skip
+        ids = encode(batch)
         lengths[start : start + len(batch)] = [len(row) for row in ids]
         if unk is not None:
             unknown[start : start + len(batch)] = [row.count(unk) for row in ids]
         if progress is not None:
             progress.update(len(batch))
     return lengths, unknown
+
+
+def _batch_encoder(tokenizer: Any) -> Any:
+    """texts -> token ids (special tokens added, no truncation, no padding).
+
+    A fast tokenizer's Rust backend is called directly, on a copy with truncation and padding off
+    (a tokenizer.json may switch them on): transformers' per-text conversion to Python objects cost
+    about as much as the tokenizing itself.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or not hasattr(backend, "encode_batch_fast"):
+        return lambda batch: tokenizer(
+            batch, add_special_tokens=True, truncation=False, return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]  # fmt: skip
+    from tokenizers import Tokenizer
+
+    plain = Tokenizer.from_str(backend.to_str())
+    plain.no_truncation()
+    plain.no_padding()
+    return lambda batch: [
+        encoding.ids for encoding in plain.encode_batch_fast(batch, add_special_tokens=True)
+    ]

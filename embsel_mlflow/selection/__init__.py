@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from embsel_mlflow.config.schema import DataConfig, EvaluationConfig, ModelConfig, SelectConfig
     from embsel_mlflow.selection.decision import Decision
+    from embsel_mlflow.selection.measurement_cache import MeasurementCache
     from embsel_mlflow.selection.runner import PairTracker, SelectionRun
 
 
@@ -64,8 +65,12 @@ def select_models(
     *,
     tracker: PairTracker | None = None,
     load_model: Callable[[ModelConfig], Any] | None = None,
+    measurements: MeasurementCache | None = None,
 ) -> Selection:
-    """Evaluate each candidate on each dataset, then rank them and recommend one."""
+    """Evaluate each candidate on each dataset, then rank them and recommend one.
+
+    ``measurements`` keeps efficiency measurements for reuse (see ``measurement_cache``).
+    """
     from embsel_mlflow.config.schema import EvaluationConfig, SelectConfig
     from embsel_mlflow.selection.decision import decide
     from embsel_mlflow.selection.leaderboard import leaderboard_frame, leaderboard_markdown
@@ -75,7 +80,15 @@ def select_models(
     cfg = cfg or SelectConfig()
     evaluation = evaluation or EvaluationConfig()
     _check(cfg, CORRECTIONS)
-    run = run_selection(candidates, datasets, cfg, evaluation, tracker=tracker, load_model=load_model)
+    run = run_selection(
+        candidates,
+        datasets,
+        cfg,
+        evaluation,
+        tracker=tracker,
+        load_model=load_model,
+        measurements=measurements,
+    )
     decision = decide(run, cfg)
     frame = leaderboard_frame(run, decision)
     return Selection(run, decision, frame, leaderboard_markdown(frame, decision.datasets))

@@ -45,10 +45,7 @@ def _saved_weights(model: Any, name: str, weights: Path) -> str:
     """Save the candidate's weights under ``weights``; the pyfunc backend that loads them."""
     inner = uncached(model)
     if not getattr(inner, "registrable", False):
-        raise ModelError(
-            f"candidate '{name}' ({_kind(inner)}) cannot be registered as an embedding model; "
-            "choose a transformer or static candidate, or drop select.register"
-        )
+        raise not_registrable(name, _kind(inner))
     model_dir = getattr(inner, "model_dir", None)
     if model_dir is not None:  # a model2vec static model: its directory as it is
         shutil.copytree(model_dir, weights)
@@ -60,6 +57,14 @@ def _saved_weights(model: Any, name: str, weights: Path) -> str:
         )
     st_model.save(str(weights), safe_serialization=True)
     return "sentence_transformers"
+
+
+def not_registrable(name: str, kind: str) -> ModelError:
+    """The error for a winner that is no embedding model to register (LSA, BM25)."""
+    return ModelError(
+        f"candidate '{name}' ({kind}) cannot be registered as an embedding model; "
+        "choose a transformer or static candidate, or drop select.register"
+    )
 
 
 def _kind(inner: Any) -> str:

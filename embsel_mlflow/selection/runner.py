@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from embsel_mlflow.config.schema import TaskType
 from embsel_mlflow.errors import ConfigError, EmbselError
-from embsel_mlflow.selection.efficiency import Efficiency, is_ranker, measure_efficiency, tokens_used
+from embsel_mlflow.selection.efficiency import Efficiency, is_ranker, tokens_used
+from embsel_mlflow.selection.measurement_cache import MeasurementCache, Provenance, measure_now
 
 if TYPE_CHECKING:
     from embsel_mlflow.config.schema import DataConfig, EvaluationConfig, ModelConfig, SelectConfig
@@ -36,6 +37,7 @@ class PairOutcome:
     task: str
     result: TaskResult | None = None
     efficiency: Efficiency | None = None
+    efficiency_provenance: Provenance | None = None  # timed in this run, or reused (and when)
     error: str | None = None  # the one-line reason the pair failed
     not_applicable: str | None = None  # e.g. a lexical ranker on an STS dataset (no run at all)
     run_id: str | None = None
@@ -61,6 +63,8 @@ class SelectionRun:
     candidates: dict[str, CandidateInfo]
     datasets: dict[str, str]  # dataset -> task
     outcomes: list[PairOutcome] = field(default_factory=list)
+    # Registrable candidates kept loaded (only when the winner is to be registered): no second load.
+    kept_models: dict[str, Any] = field(default_factory=dict)
 
     def outcome(self, candidate: str, dataset: str) -> PairOutcome:
         return next(o for o in self.outcomes if o.candidate == candidate and o.dataset == dataset)
@@ -78,6 +82,8 @@ class PairScope(Protocol):
     def evaluate(self, model: Any, data: TaskData) -> TaskResult: ...
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None: ...
+
+    def set_tags(self, tags: Mapping[str, str]) -> None: ...
 
 
 class PairTracker(Protocol):
@@ -97,6 +103,9 @@ class PlainScope:
         return build_task(data, self.evaluation).evaluate(model)
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        pass
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
         pass
 
 
@@ -138,9 +147,14 @@ def run_selection(
     *,
     tracker: PairTracker | None = None,
     load_model: Callable[[ModelConfig], Any] | None = None,
+    measurements: MeasurementCache | None = None,
 ) -> SelectionRun:
     """Evaluate every candidate on every dataset and measure its efficiency there.
 
+    With ``measurements``, an efficiency measured before for the same model, data sample and
+    machine is reused instead of timed again. With ``cfg.register`` set, registrable candidates
+    stay loaded in ``SelectionRun.kept_models`` so that the winner is registered without a second
+    load; otherwise each candidate is released after its datasets (one in memory at a time).
     A candidate that fails to load, or a dataset that fails to load, fails its pairs (each with
     the one-line reason) and the other pairs go on. A ranker (BM25) is not applicable to
     non-retrieval datasets; where the selection holds no retrieval dataset at all it is an error.
@@ -181,9 +195,11 @@ def run_selection(
             if not failed_load and is_ranker(model) and outcome.task != "retrieval" and has_retrieval:
                 outcome.not_applicable = "ranks documents: retrieval datasets only"
                 continue
-            _evaluate_pair(outcome, tracker, model, model_cfg, data_cfg, loaded[data_name], cfg)
+            _evaluate_pair(outcome, tracker, model, model_cfg, data_cfg, loaded[data_name], cfg, measurements)
+        if cfg.register and info.registrable:
+            selection.kept_models[name] = model
         del model
-        gc.collect()  # one candidate's weights in memory at a time
+        gc.collect()  # without registration, one candidate's weights in memory at a time
     return selection
 
 
@@ -195,6 +211,7 @@ def _evaluate_pair(
     data_cfg: DataConfig,
     data: Any,
     cfg: SelectConfig,
+    measurements: MeasurementCache | None,
 ) -> None:
     log.info("evaluating '%s' on '%s'", outcome.candidate, outcome.dataset)
     try:
@@ -208,8 +225,12 @@ def _evaluate_pair(
             outcome.result = scope.evaluate(ready, data)
             billed_after = tokens_used(ready)
             billed = None if billed_before is None or billed_after is None else billed_after - billed_before
-            outcome.efficiency = measure_efficiency(ready, data, cfg.efficiency, billed_tokens=billed)
+            measure = measurements.measure if measurements is not None else measure_now
+            outcome.efficiency, outcome.efficiency_provenance = measure(
+                ready, data, cfg.efficiency, billed_tokens=billed
+            )
             scope.log_metrics(outcome.efficiency.metrics())
+            scope.set_tags(outcome.efficiency_provenance.tags())
     except EmbselError as exc:
         outcome.result = None
         outcome.error = str(exc)

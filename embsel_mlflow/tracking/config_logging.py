@@ -23,22 +23,31 @@ GENERAL_EVALUATION_KEYS = {"seed", "extra_metrics"}
 NOT_PARAMS = ("evaluation.show_progress", "tracking.tags", "tracking.run_name")
 # Groups that never change a score: the embedding cache is transparent by construction.
 NOT_PARAM_GROUPS = ("cache",)
-# Inside an evaluation (evaluate, select children) the profile settings only guard the input.
+# Inside an evaluation (evaluate, select children) the profile settings only guard the input (and
+# describe the data, never the score).
 EVALUATION_PROFILE_KEYS = {"allow_modality_mismatch"}
 
 
-def log_overrides(run: RunLogger, overrides: list[str]) -> None:
-    run.log_dict({"overrides": [mask_override(o) for o in overrides]}, "overrides.yaml")
+def log_overrides(run: RunLogger, overrides: list[str], artifact_dir: str = "") -> None:
+    run.log_dict({"overrides": [mask_override(o) for o in overrides]}, f"{artifact_dir}overrides.yaml")
 
 
-def log_config(run: RunLogger, cfg: Any, overrides: list[str]) -> None:
-    """``cfg`` is the composed DictConfig (without the ``hydra`` node). Secrets are masked."""
+def log_config(
+    run: RunLogger, cfg: Any, overrides: list[str], *, artifact_dir: str = "", with_params: bool = True
+) -> None:
+    """``cfg`` is the composed DictConfig (without the ``hydra`` node). Secrets are masked.
+
+    ``with_params=False`` logs only the files, under ``artifact_dir`` (e.g. a later invocation of a
+    reopened run, whose params are already set and cannot change).
+    """
     from omegaconf import OmegaConf
 
-    log_overrides(run, overrides)
+    log_overrides(run, overrides, artifact_dir)
     # a DictConfig converts to a dict (to_container's return type covers ListConfig and leaves too)
     resolved = cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
-    run.log_text(OmegaConf.to_yaml(OmegaConf.create(mask_secrets(resolved))), "config.yaml")
+    run.log_text(OmegaConf.to_yaml(OmegaConf.create(mask_secrets(resolved))), f"{artifact_dir}config.yaml")
+    if not with_params:
+        return
     params, truncated = config_to_params(readable_config(resolved))
     run.log_params(params)
     if truncated:

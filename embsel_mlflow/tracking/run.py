@@ -61,16 +61,23 @@ def _source_tags(entry_point: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def tracked_run(
-    tracking: TrackingConfig, *, entry_point: str, run_name: str, parent_run_id: str | None = None
+    tracking: TrackingConfig,
+    *,
+    entry_point: str,
+    run_name: str,
+    parent_run_id: str | None = None,
+    reopen_run_id: str | None = None,
 ) -> Iterator[RunLogger]:
     """Yield a logger for one run: the one ``mlflow run`` created (MLFLOW_RUN_ID) or a new one.
 
     With ``parent_run_id`` the run is always new, nested under that run in its experiment.
+    ``reopen_run_id`` names an ended run to log into again (``monitor``'s long-lived parent run
+    per monitored model): it is RUNNING while this process works and ends as any run does.
     The store is checked before anything else (StoreError); runs of this host whose process is
     gone are closed KILLED first.
     """
-    attached = None if parent_run_id else os.environ.get("MLFLOW_RUN_ID", "").strip()
-    if not attached and not parent_run_id:
+    attached = None if parent_run_id or reopen_run_id else os.environ.get("MLFLOW_RUN_ID", "").strip()
+    if not attached and not parent_run_id and not reopen_run_id:
         validate_experiment_name(tracking.experiment)
     uri = resolve_tracking_uri(tracking.uri)
     client = open_store(uri)
@@ -78,6 +85,10 @@ def tracked_run(
         close_orphaned_runs(client)
     if attached:
         run_id = _attachable_run(client, attached)
+        RunLogger(client, run_id).set_tags(process_tags())
+    elif reopen_run_id:
+        client.update_run(reopen_run_id, status="RUNNING")
+        run_id = reopen_run_id
         RunLogger(client, run_id).set_tags(process_tags())
     elif parent_run_id:
         experiment_id = client.get_run(parent_run_id).info.experiment_id

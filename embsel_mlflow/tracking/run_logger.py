@@ -54,11 +54,15 @@ class RunLogger:
         *,
         model_id: str | None = None,
         dataset: DatasetRef | None = None,
+        timestamp_ms: int | None = None,
     ) -> None:
-        """Metrics, optionally linked to a logged model and to the dataset they were measured on."""
+        """Metrics, optionally linked to a logged model and to the dataset they were measured on.
+
+        ``timestamp_ms`` places them on the UI's time axis (default: now), e.g. a monitored window's time.
+        """
         from mlflow.entities import Metric
 
-        now = int(time.time() * 1000)
+        now = int(time.time() * 1000) if timestamp_ms is None else int(timestamp_ms)
         name, digest = (dataset.name, dataset.digest) if dataset else (None, None)
         entries = [
             Metric(k, float(v), now, step, model_id=model_id, dataset_name=name, dataset_digest=digest)

@@ -94,6 +94,8 @@ def hardware_tags(device: str | None = None) -> dict[str, str]:
     if device:
         tags["hardware.device"] = device
     torch = sys.modules.get("torch")
+    if torch is not None:  # a parallel sweep's worker gets cores / workers threads (joblib's loky sets it)
+        tags["hardware.torch_threads"] = str(torch.get_num_threads())
     if torch is not None and torch.cuda.is_available():
         tags["hardware.gpu"] = torch.cuda.get_device_name(0)
         tags["hardware.gpu_count"] = str(torch.cuda.device_count())

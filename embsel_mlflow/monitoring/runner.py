@@ -1,0 +1,157 @@
+"""One window end to end, without MLflow: encode, drift tests, text signals, most shifted texts."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from embsel_mlflow.errors import DataError
+from embsel_mlflow.monitoring.drift import check_embeddings, detect_drift, overall_drift
+from embsel_mlflow.monitoring.neighbours import most_shifted
+from embsel_mlflow.monitoring.text_signals import (
+    TextProfile,
+    TextSignals,
+    compare_text_profiles,
+    text_profile,
+)
+
+if TYPE_CHECKING:
+    from embsel_mlflow.config.schema import MonitorConfig, ProfileConfig
+    from embsel_mlflow.evaluation.base import TextEncoder
+    from embsel_mlflow.monitoring.quality import QualityCheck
+    from embsel_mlflow.monitoring.results import DriftResult
+    from embsel_mlflow.profiling.tokens import CandidateTokenizer
+
+OK, DRIFT, QUALITY_DROP = "ok", "drift", "quality_drop"
+
+
+@dataclass
+class Reference:
+    texts: list[str]
+    embeddings: np.ndarray
+    text_profile: TextProfile | None = None
+
+
+def prepare_reference(
+    texts: list[str],
+    encoder: TextEncoder,
+    *,
+    tokenizer: CandidateTokenizer | None,
+    cfg: MonitorConfig,
+    profile: ProfileConfig,
+    embeddings: np.ndarray | None = None,
+) -> Reference:
+    """Reference embeddings (through the encoder, i.e. the embedding cache, unless given) and text profile."""
+    if not texts:
+        raise DataError("the reference data has no texts; check data= and monitor.reference_split")
+    if embeddings is None:
+        embeddings = np.asarray(encoder.encode(texts, role=None), dtype=np.float32)
+    elif len(embeddings) != len(texts):
+        raise DataError(
+            f"monitor.reference_embeddings has {len(embeddings)} rows for {len(texts)} reference texts; "
+            "it needs one row per reference text, in order"
+        )
+    signals = text_profile(texts, tokenizer, profile) if cfg.text.enabled and tokenizer is not None else None
+    return Reference(texts, np.asarray(embeddings, dtype=np.float32), signals)
+
+
+@dataclass
+class WindowReport:
+    name: str
+    texts: int
+    drift: list[DriftResult]
+    drifted: bool  # the window's verdict over all methods (Bonferroni)
+    text: TextSignals | None
+    shifted: list[dict]
+    embeddings: np.ndarray = field(repr=False)
+    seconds: dict[str, float] = field(default_factory=dict)
+    quality: QualityCheck | None = None
+
+    @property
+    def status(self) -> str:
+        if self.quality is not None and self.quality.alert:
+            return QUALITY_DROP
+        return DRIFT if self.drifted else OK
+
+    def metrics(self) -> dict[str, float]:
+        """Flat metric keys: drift/<method>/<name>, text/<signal>, quality/<name>, window/texts."""
+        metrics: dict[str, float] = {"window/texts": float(self.texts), "drift/drifted": float(self.drifted)}
+        for result in self.drift:
+            metrics.update({f"drift/{result.method}/{k}": v for k, v in result.metrics().items()})
+        if self.text is not None:
+            metrics.update({f"text/{k}": v for k, v in self.text.metrics().items()})
+        if self.quality is not None:
+            metrics.update({f"quality/{k}": v for k, v in self.quality.metrics().items()})
+        return metrics
+
+    def tags(self) -> dict[str, str]:
+        tags = {f"drift.{r.method}": str(r.drifted).lower() for r in self.drift}
+        if self.text is not None:
+            tags.update({f"text.{k}": str(v).lower() for k, v in self.text.alerts.items()})
+        if self.quality is not None:
+            tags["quality.drop"] = str(self.quality.alert).lower()
+        tags["embsel.monitor.status"] = self.status
+        return tags
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "texts": self.texts,
+            "status": self.status,
+            "drifted": self.drifted,
+            "drift": [r.to_dict() for r in self.drift],
+            "text": self.text.to_dict() if self.text is not None else None,
+            "quality": self.quality.to_dict() if self.quality is not None else None,
+            "seconds": self.seconds,
+        }
+
+
+def monitor_window(
+    reference: Reference,
+    texts: list[str],
+    encoder: TextEncoder,
+    *,
+    cfg: MonitorConfig,
+    profile: ProfileConfig,
+    tokenizer: CandidateTokenizer | None = None,
+    name: str = "current",
+    embeddings: np.ndarray | None = None,
+) -> WindowReport:
+    """Encode the window (unless ``embeddings`` are given) and run every check against ``reference``."""
+    if not texts:
+        raise DataError(f"window {name}: the window is empty (no texts); give a window with texts")
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    if embeddings is None:
+        embeddings = np.asarray(encoder.encode(texts, role=None), dtype=np.float32)
+    seconds["encode"] = time.perf_counter() - started
+    check_embeddings(reference.embeddings, embeddings, window=name)
+    started = time.perf_counter()
+    drift = detect_drift(reference.embeddings, embeddings, cfg.drift, window=name)
+    seconds["drift"] = time.perf_counter() - started
+    started = time.perf_counter()
+    signals = None
+    if reference.text_profile is not None and tokenizer is not None:
+        signals = compare_text_profiles(
+            reference.text_profile, text_profile(texts, tokenizer, profile), cfg.text
+        )
+    seconds["text"] = time.perf_counter() - started
+    started = time.perf_counter()
+    shifted = most_shifted(
+        reference.embeddings, reference.texts, embeddings, texts,
+        top=cfg.shifted_examples, neighbours=cfg.neighbours, seed=cfg.drift.seed,
+    )  # fmt: skip
+    seconds["neighbours"] = time.perf_counter() - started
+    return WindowReport(
+        name=name,
+        texts=len(texts),
+        drift=drift,
+        drifted=overall_drift(drift, cfg.drift.alpha),
+        text=signals,
+        shifted=shifted,
+        embeddings=embeddings,
+        seconds=seconds,
+    )

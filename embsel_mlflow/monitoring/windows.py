@@ -1,0 +1,217 @@
+"""Current windows: files, a directory with one file per window, or data configs.
+
+A window is keyed by the digest of its content (every column, so relabelled rows are a new
+window): monitoring the same window twice finds the first result instead of logging it again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from embsel_mlflow.config.schema import DataConfig, TableConfig, TaskType
+from embsel_mlflow.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from embsel_mlflow.config.schema import WindowFilesConfig
+    from embsel_mlflow.data.task_data import TableInfo, TaskData
+
+TEXT_ROLES = ("text", "s1", "s2")  # the columns whose texts are embedded, in this order
+# Roles a window needs to be re-evaluated with the reference's task (its labels, scores).
+LABELLED_ROLES: dict[TaskType, tuple[str, ...]] = {
+    TaskType.classification: ("text", "label"),
+    TaskType.clustering: ("text", "label"),
+    TaskType.sts: ("s1", "s2", "score"),
+    TaskType.pair_classification: ("s1", "s2", "label"),
+}
+ORDERS = ("name", "timestamp")
+
+
+@dataclass
+class Window:
+    name: str
+    texts: list[str]
+    table: TableInfo  # as loaded (roles renamed): the modality guard and the digest read it
+    timestamp: float  # seconds since the epoch: the window's place on the MLflow time axis
+    quality_data: DataConfig | None = None  # how to re-evaluate it (None: unlabelled)
+    digest: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.digest:
+            self.digest = frame_digest(self.table.frame)
+
+
+def frame_digest(frame: pd.DataFrame) -> str:
+    """sha256 of a table's content (column names and every value, row order included)."""
+    import pandas as pd
+
+    digest = hashlib.sha256("\0".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def task_texts(data: TaskData) -> list[str]:
+    """The texts a model embeds for a task dataset (retrieval: its queries)."""
+    from embsel_mlflow.data import task_data as t
+
+    ex = data.examples
+    if isinstance(ex, t.STSExamples | t.PairClassificationExamples):
+        return [*ex.s1, *ex.s2]
+    if isinstance(ex, t.ClassificationExamples):
+        return list(ex.test_texts)
+    if isinstance(ex, t.ClusteringExamples):
+        return list(ex.texts)
+    return list(ex.queries.values())
+
+
+def frame_texts(frame: pd.DataFrame, where: str) -> list[str]:
+    """The non-blank texts of a window's text columns; DataError when it has none."""
+    from embsel_mlflow.data.task_loader import _VISIBLE  # the data layer's own "empty text" rule
+
+    roles = [role for role in TEXT_ROLES if role in frame.columns]
+    if not roles:
+        raise DataError(
+            f"{where}: no text column (columns: {', '.join(map(str, frame.columns))}); name it 'text' "
+            "or map one with current.table.columns.text=<column>"
+        )
+    texts = [
+        str(v) for role in roles for v in frame[role].tolist() if isinstance(v, str) and _VISIBLE.search(v)
+    ]
+    if not texts:
+        raise DataError(f"{where}: the window is empty (no non-blank text); give a window with texts")
+    return texts
+
+
+def file_windows(cfg: WindowFilesConfig, reference: DataConfig) -> list[Window]:
+    """Windows from ``current.paths`` (in the order given) and ``current.dir`` (by name or time)."""
+    from embsel_mlflow.data.loader import resolve_path
+
+    if cfg.order_by not in ORDERS:
+        raise ConfigError(f"current.order_by must be one of {', '.join(ORDERS)}, got {cfg.order_by!r}")
+    paths = [resolve_path(path, cfg.root, "current.paths") for path in cfg.paths]
+    listed: list[Path] = []
+    if cfg.dir:
+        directory = resolve_path(cfg.dir, cfg.root, "current.dir")
+        if not directory.is_dir():
+            raise DataError(f"current.dir: {directory} is not a directory; give the folder of window files")
+        listed = sorted(p for p in directory.glob(cfg.pattern) if p.is_file() and not p.name.startswith("."))
+        if not listed:
+            raise DataError(f"current.dir: no file matches {cfg.pattern!r} in {directory}; add window files")
+    windows = [_file_window(path, cfg, reference) for path in [*paths, *listed]]
+    if cfg.dir and cfg.order_by == "timestamp":
+        column = cfg.timestamp_column
+        if not column:
+            raise ConfigError("current.order_by=timestamp needs current.timestamp_column=<column>")
+        given, from_dir = windows[: len(paths)], windows[len(paths) :]
+        windows = given + sorted(from_dir, key=lambda w: (_first_time(w, column), w.name))
+    return windows
+
+
+def _file_window(path: Path, cfg: WindowFilesConfig, reference: DataConfig) -> Window:
+    from embsel_mlflow.data.loader import load_table
+    from embsel_mlflow.data.task_data import TableInfo
+
+    table = dataclasses.replace(cfg.table, path=str(path))
+    try:
+        frame, source = load_table(table, root=cfg.root, where=f"window {path.name}")
+    except DataError:
+        if _at_most_a_header(path):  # the readers fail on a header alone: say what is wrong
+            raise DataError(
+                f"window {path}: the window is empty (no rows); give a window with texts"
+            ) from None
+        raise
+    if len(frame) == 0:
+        raise DataError(f"window {path}: the window is empty (no rows); give a window with texts")
+    texts = frame_texts(frame, f"window {path}")
+    timestamp = (
+        _last_time(frame, cfg.timestamp_column, path) if cfg.timestamp_column else path.stat().st_mtime
+    )
+    return Window(
+        name=path.stem,
+        texts=texts,
+        table=TableInfo(role=path.stem, source=source, frame=frame),
+        timestamp=timestamp,
+        quality_data=_quality_data(frame, table, reference, path.stem),
+    )
+
+
+def _at_most_a_header(path: Path) -> bool:
+    with path.open("rb") as handle:
+        lines = [line for line in handle.readlines(1 << 16) if line.strip()]
+    return len(lines) <= 1
+
+
+def _times(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
+    import pandas as pd
+
+    if column not in frame.columns:
+        raise DataError(
+            f"{where}: no timestamp column {column!r} (columns: {', '.join(map(str, frame.columns))})"
+        )
+    times = pd.to_datetime(frame[column], utc=True, errors="coerce")
+    if times.isna().all():
+        raise DataError(
+            f"{where}: column {column!r} holds no parseable timestamp (e.g. 2026-01-31T12:00:00Z)"
+        )
+    return times.dropna()
+
+
+def _last_time(frame: pd.DataFrame, column: str, path: Path) -> float:
+    return float(_times(frame, column, f"window {path}").max().timestamp())
+
+
+def _first_time(window: Window, column: str) -> float:
+    return float(_times(window.table.frame, column, f"window {window.table.source}").min().timestamp())
+
+
+def _quality_data(
+    frame: pd.DataFrame, table: TableConfig, reference: DataConfig, name: str
+) -> DataConfig | None:
+    """The reference data config with this window as its evaluation split, when it has the labels.
+
+    Classification keeps the reference's train split (the classifier is fitted there, as evaluate does).
+    """
+    from embsel_mlflow.data.loader import with_reader_defaults
+
+    needed = LABELLED_ROLES.get(TaskType(reference.task))
+    if needed is None or not all(role in frame.columns for role in needed):
+        return None
+    # the reference's reader options belong to its own files: pin them there, not on the window
+    splits = {key: with_reader_defaults(value, reference.reader) for key, value in reference.splits.items()}
+    splits[reference.eval_split] = table
+    return dataclasses.replace(
+        reference, name=f"{reference.name}@{name}", reader=TableConfig(), splits=splits, limit=None
+    )
+
+
+def data_windows(configs: dict[str, DataConfig], reference: DataConfig) -> list[Window]:
+    """Windows given as data configs (``windows=[a,b]``): each is loaded as its task loads it."""
+    import time
+
+    from embsel_mlflow.data.task_loader import load_task_data
+
+    windows = []
+    for name, cfg in configs.items():
+        data = load_task_data(cfg)
+        texts = task_texts(data)
+        if not texts:
+            raise DataError(f"window {name}: the window is empty (no texts); give a window with texts")
+        scored = next((t for t in data.tables if t.role == data.split), data.tables[-1])
+        same_task = (
+            TaskType(cfg.task) == TaskType(reference.task) and TaskType(cfg.task) != TaskType.retrieval
+        )
+        windows.append(
+            Window(
+                name=name,
+                texts=texts,
+                table=scored,
+                timestamp=time.time(),
+                quality_data=cfg if same_task else None,
+            )
+        )
+    return windows

@@ -1,0 +1,217 @@
+"""`embsel monitor` end to end: a tiny model, the bundled demo data, a real sqlite store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from embsel_mlflow.entrypoints import monitor
+
+FAST = ["monitor.drift.permutations=200", "evaluation.n_experiments=2"]
+STRANGE = [f"zq{i}x ### 0x{i:04x} {'@' * (i % 5 + 1)} 9{i}9 ~~ qqq" for i in range(40)]
+
+
+def _monitor(args: list[str], cwd: Path) -> int:
+    """`embsel monitor` in process (the Hydra app included), in ``cwd``."""
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        return monitor.main([*args, f"tracking.uri=sqlite:///{cwd / 'mlflow.db'}"])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        os.chdir(previous)
+
+
+def _runs(cwd: Path) -> list:
+    client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def _demo_test() -> pd.DataFrame:
+    from embsel_mlflow.data.demo import demo_data_dir
+
+    return pd.read_csv(demo_data_dir() / "classification" / "test.csv")
+
+
+def _model(bert: Path) -> list[str]:
+    return ["model=transformers_mean", f"model.name_or_path={bert}", "model.name=tiny_mean"]
+
+
+@pytest.fixture(scope="module")
+def monitored(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Three windows, named against their time order: labelled, shuffled labels, strange texts."""
+    cwd = tmp_path_factory.mktemp("monitor")
+    windows = cwd / "windows"
+    windows.mkdir()
+    same = _demo_test().assign(ts="2026-01-01T00:00:00Z")
+    same.to_csv(windows / "c_same.csv", index=False)
+    labels = same["label"].to_numpy().copy()
+    np.random.default_rng(0).shuffle(labels)
+    while (labels == same["label"].to_numpy()).mean() > 0.3:
+        np.random.default_rng(1).shuffle(labels)
+    same.assign(label=labels, ts="2026-01-02T00:00:00Z").to_csv(windows / "b_shuffled.csv", index=False)
+    pd.DataFrame({"text": STRANGE, "ts": "2026-01-03T06:00:00Z"}).to_csv(
+        windows / "a_strange.csv", index=False
+    )
+    args = [
+        *_model(tiny_bert_dir),
+        "data=demo_classification",
+        "current.dir=windows",
+        "current.order_by=timestamp",
+        "current.timestamp_column=ts",
+        *FAST,
+    ]
+    code = _monitor(args, cwd)
+    return code, cwd, args
+
+
+def test_one_parent_one_child_per_window_with_verdicts(monitored) -> None:
+    code, cwd, _ = monitored
+    assert code == 3  # drift and a quality drop were detected
+    runs = _runs(cwd)
+    assert all(run.info.status == "FINISHED" for run in runs)
+    parents = [r for r in runs if r.data.tags.get(monitor.ROLE_TAG) == monitor.PARENT]
+    assert len(parents) == 1
+    parent = parents[0]
+    children = {
+        r.data.tags["embsel.monitor.window"]: r
+        for r in runs
+        if r.data.tags.get(monitor.ROLE_TAG) == monitor.WINDOW
+    }
+    assert set(children) == {"c_same", "b_shuffled", "a_strange"}
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children.values())
+    # ordered by the timestamp column, not by name
+    assert {name: r.data.tags[monitor.STEP_TAG] for name, r in children.items()} == {
+        "c_same": "0",
+        "b_shuffled": "1",
+        "a_strange": "2",
+    }
+    status = {name: r.data.tags[monitor.STATUS_TAG] for name, r in children.items()}
+    assert status == {"c_same": "ok", "b_shuffled": "quality_drop", "a_strange": "drift"}
+    for child in children.values():
+        assert {f"drift.{m}" for m in ("mean_cosine", "mean_euclidean", "mmd", "classifier", "ks")} <= set(
+            child.data.tags
+        )
+        assert child.data.tags["drift.mmd"] in ("true", "false")
+    assert children["a_strange"].data.tags["drift.mmd"] == "true"
+    assert children["c_same"].data.tags["drift.mmd"] == "false"  # the reference's own texts
+    # quality: the labelled window scores what the reference scores; shuffled labels drop
+    same, shuffled = children["c_same"].data.metrics, children["b_shuffled"].data.metrics
+    assert same["quality/drop"] == pytest.approx(0.0, abs=1e-9) and same["quality/alert"] == 0.0
+    assert shuffled["quality/drop"] > 0.02 and shuffled["quality/alert"] == 1.0
+    assert "test/accuracy" in shuffled  # the evaluation logged what `embsel evaluate` logs
+    assert "quality/main_score" not in children["a_strange"].data.metrics  # unlabelled
+    assert parent.data.tags[monitor.STATUS_TAG] == "drift"  # the latest window's verdict
+    assert "accuracy=" in parent.data.tags[monitor.BASELINE_TAG]
+
+
+def test_parent_holds_the_time_series_and_the_plots(monitored) -> None:
+    _, cwd, _ = monitored
+    client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+    parent = next(r for r in _runs(cwd) if r.data.tags.get(monitor.ROLE_TAG) == monitor.PARENT)
+    history = sorted(client.get_metric_history(parent.info.run_id, "drift/mmd/p_value"), key=lambda m: m.step)
+    assert [m.step for m in history] == [0, 1, 2]
+    expected = [pd.Timestamp(t).value // 10**6 for t in ("2026-01-01", "2026-01-02", "2026-01-03T06:00:00Z")]
+    assert [m.timestamp for m in history] == expected
+    assert history[2].value < 0.05 < history[0].value
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert plots == {"plots/projection.png", "plots/timeseries.png"}
+    child = next(r for r in _runs(cwd) if r.data.tags.get("embsel.monitor.window") == "a_strange")
+    shifted = Path(client.download_artifacts(child.info.run_id, "monitor/shifted_texts.md")).read_text()
+    assert "zq" in shifted and "nearest reference texts" in shifted
+
+
+def test_rerun_of_the_same_windows_logs_nothing_new(monitored, tiny_bert_dir: Path) -> None:
+    code, cwd, args = monitored
+    client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+    before = _runs(cwd)
+    parent = next(r for r in before if r.data.tags.get(monitor.ROLE_TAG) == monitor.PARENT)
+    assert _monitor(args, cwd) == code
+    after = _runs(cwd)
+    assert sorted(r.info.run_id for r in after) == sorted(r.info.run_id for r in before)
+    assert len(client.get_metric_history(parent.info.run_id, "drift/mmd/p_value")) == 3
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+    # a new window continues the same parent's series at the next step
+    (cwd / "windows" / "d_next.csv").write_text(
+        "text,ts\n" + "\n".join(f"{t},2026-01-04" for t in STRANGE[:20])
+    )
+    assert _monitor(args, cwd) == 3
+    history = client.get_metric_history(parent.info.run_id, "drift/mmd/p_value")
+    assert sorted(m.step for m in history) == [0, 1, 2, 3]
+    assert len(_runs(cwd)) == len(before) + 1
+
+
+@pytest.fixture(scope="module")
+def bad_cwd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One store for the bad-input cases (a new sqlite store costs its migrations)."""
+    cwd = tmp_path_factory.mktemp("monitor_bad")
+    np.save(cwd / "ref.npy", np.ones((30, 7), dtype=np.float32))  # 30 reference texts, 7 dims
+    return cwd
+
+
+@pytest.mark.parametrize(
+    ("window", "extra", "message"),
+    [
+        ("text\n", [], "the window is empty"),
+        ("text\n" + "\n".join(f"photos/img_{i:03d}.jpg" for i in range(20)) + "\n", [], "image paths"),
+        (
+            "text\n" + "\n".join(STRANGE) + "\n",
+            ["model_uri=models:/no_such_model@champion"],
+            "cannot load the reference model models:/no_such_model@champion",
+        ),
+        ("text\n" + "\n".join(STRANGE) + "\n", ["monitor.reference_embeddings=ref.npy"], "7 dims but window"),
+    ],
+    ids=["empty", "modality", "model", "dims"],
+)
+def test_bad_input_is_one_line_exit_2_and_a_failed_run(
+    window: str, extra: list[str], message: str, tiny_bert_dir: Path, bad_cwd: Path, capsys
+) -> None:
+    path = bad_cwd / f"window_{abs(hash(message))}.csv"
+    path.write_text(window, encoding="utf-8")
+    model = [] if any(arg.startswith("model_uri") for arg in extra) else _model(tiny_bert_dir)
+    code = _monitor([*model, "data=demo_classification", f"current.paths=[{path}]", *FAST, *extra], bad_cwd)
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert code == 2
+    assert len(errors) == 1 and errors[0].startswith("error: ") and message in errors[0], errors
+    runs = _runs(bad_cwd)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    latest = max(runs, key=lambda r: r.info.end_time or 0)
+    assert latest.info.status == "FAILED" and message in latest.data.tags["error"]
+
+
+def test_registered_champion_is_monitored_with_its_source_run_as_baseline(
+    tiny_st_dir: Path, tmp_path: Path
+) -> None:
+    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.models.factory import build_encoder
+    from embsel_mlflow.selection.champion import register_champion
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("embsel")
+    source = client.create_run(experiment, run_name="select").info.run_id
+    client.log_metric(source, "tiny_st/demo_classification", 0.9)  # what select logs per dataset
+    cfg = ModelConfig(name="tiny_st", name_or_path=str(tiny_st_dir))
+    register_champion(client, source, build_encoder(cfg), "tiny_st", "tiny_embedder", "champion", cfg=cfg)
+    client.set_terminated(source)
+    window = _demo_test()
+    window.to_csv(tmp_path / "labelled.csv", index=False)
+    args = [
+        "model_uri=models:/tiny_embedder@champion",
+        "data=demo_classification",
+        "current.paths=[labelled.csv]",
+    ]
+    code = _monitor([*args, *FAST], tmp_path)
+    runs = _runs(tmp_path)
+    parent = next(r for r in runs if r.data.tags.get(monitor.ROLE_TAG) == monitor.PARENT)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["embsel.monitor.model_version"] == "1"
+    assert parent.data.tags[monitor.BASELINE_TAG] == f"tiny_st/demo_classification=0.9 from run {source}"
+    child = next(r for r in runs if r.data.tags.get(monitor.ROLE_TAG) == monitor.WINDOW)
+    assert child.data.metrics["quality/baseline"] == pytest.approx(0.9)
+    assert code == (3 if child.data.metrics["quality/drop"] > 0.02 else 0)
