@@ -29,6 +29,7 @@ def evaluate_in_run(
     """
     from embsel_mlflow.evaluation import build_task
     from embsel_mlflow.models.cache import cache_counts, cache_metrics
+    from embsel_mlflow.models.memory import release_memory_before_encoding
     from embsel_mlflow.models.variants import variant_tags
     from embsel_mlflow.profiling.link import link_profile
     from embsel_mlflow.profiling.modality import refuse_modality_mismatch
@@ -57,6 +58,7 @@ def evaluate_in_run(
             **variant_tags(identity),
         }
     )
+    release_memory_before_encoding()  # the peak is reached while encoding: start it from the floor
     started = time.perf_counter()
     cached_before = cache_counts(encoder)
     result = build_task(data, job.evaluation).evaluate(encoder)
