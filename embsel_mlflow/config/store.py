@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from embsel_mlflow.config.schema import EvaluateJobConfig, ProfileJobConfig, SelectJobConfig
+from embsel_mlflow.config.schema import EvaluateJobConfig, ProfileJobConfig, SelectJobConfig, TrainJobConfig
 
 # Primary config name -> schema. Each conf/<name>.yaml lists "<name>_schema" first in its
 # defaults, so every key it (and every group option) sets is type-checked at compose time.
@@ -14,6 +14,7 @@ SCHEMAS: dict[str, type] = {
     "evaluate": EvaluateJobConfig,
     "select": SelectJobConfig,
     "profile": ProfileJobConfig,
+    "train": TrainJobConfig,
 }
 # Group -> the group whose options it can select several of at once (``candidates=[a,b]``):
 # each option of the source group is offered under its own key, e.g. candidates.minilm.
