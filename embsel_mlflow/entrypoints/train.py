@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,10 +49,10 @@ def train_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> float
         run.set_tags({"embsel.model": str(model_path), "embsel.dataset": str(data_name), **version_tags()})
         _log_config(run, cfg, overrides, resuming=bool(resume))
         job = to_job_config(cfg, TrainJobConfig, STEP)
-        objective = _train_in_run(run, job, resuming=bool(resume))
+        outcome = train_in_run(run, job, resuming=bool(resume))
         run_id = run.run_id
     print(f"(train run {run_id})")
-    return objective
+    return outcome.objective
 
 
 def _log_config(run: RunLogger, cfg: Any, overrides: list[str], *, resuming: bool) -> None:
@@ -115,7 +116,16 @@ def check_resumable(tracking: TrackingConfig, run_id: str, overrides: list[str])
         raise ConfigError(problem)
 
 
-def _train_in_run(run: RunLogger, job: TrainJobConfig, *, resuming: bool) -> float:
+@dataclass
+class TrainResult:
+    objective: float  # the validation main score of the final model
+    baseline: TaskResult  # the base model on the test split
+    result: TaskResult  # the tuned model on the test split
+    encoder: Any  # the tuned model (a TunedEncoder), in memory
+
+
+def train_in_run(run: RunLogger, job: TrainJobConfig, *, resuming: bool = False) -> TrainResult:
+    """Check, baseline, train, score and log the tuned model into ``run`` (the library call of ``train``)."""
     from embsel_mlflow.data.task_loader import load_task_data
     from embsel_mlflow.evaluation import build_task
     from embsel_mlflow.models.cache import open_cache
@@ -182,7 +192,7 @@ def _train_in_run(run: RunLogger, job: TrainJobConfig, *, resuming: bool) -> flo
         f"{result.main_score:.5f} (baseline {baseline.main_score:.5f}, "
         f"delta {result.main_score - baseline.main_score:+.5f})"
     )
-    return objective
+    return TrainResult(objective, baseline, result, tuned_encoder)
 
 
 def _items(data: TaskData) -> int:

@@ -7,6 +7,7 @@ this module needs no MLflow; transformers' own MLflowCallback stays off (``repor
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import threading
 import time
@@ -29,6 +30,7 @@ SUMMARY_KEYS = {
     "train_steps_per_second": "train/overall_steps_per_second",
     "train_loss": "train/average_loss",
 }
+log = logging.getLogger("embsel.train")
 EVAL_SKIPPED = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"}
 
 
@@ -60,6 +62,7 @@ class MetricsCallback(TrainerCallback):
         logs = logs or {}
         entries = [(STEP_KEYS[k], v, step) for k, v in logs.items() if k in STEP_KEYS]
         if "loss" in logs:
+            log.info("step %d/%d: loss %.4f", step, state.max_steps, logs["loss"])
             now = time.perf_counter()
             steps, seconds = step - self._last_step, now - self._last_time
             if steps > 0 and seconds > 0:

@@ -160,6 +160,9 @@ def fine_tune(
         evaluator=evaluator if args.eval_strategy != "no" else None,
         callbacks=callbacks,
     )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # raw log dicts on the console; MetricsCallback logs a line
     with stop.catching():
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     outcome = TrainingOutcome(global_step=trainer.state.global_step, stopped_by=stop.signum)
