@@ -30,6 +30,7 @@ class ModelKind(StrEnum):
     lsa = "lsa"  # TF-IDF + truncated SVD fitted on the task's own unlabelled texts
     bm25 = "bm25"  # a lexical ranker for retrieval tasks (not an embedding model)
     openai_api = "openai_api"  # an OpenAI-compatible /v1/embeddings endpoint
+    from_run = "from_run"  # the model an `embsel train` run logged (model.run_id)
 
 
 class Pooling(StrEnum):
@@ -139,6 +140,7 @@ class ModelConfig:
     lsa: LsaConfig | None = None
     bm25: Bm25Config | None = None
     api: ApiConfig | None = None  # required for kind=openai_api
+    run_id: str | None = None  # kind=from_run: the train run whose logged model (runs:/<id>/model) to load
 
 
 @dataclass
