@@ -154,8 +154,9 @@ def train_in_run(run: RunLogger, job: TrainJobConfig, *, resuming: bool = False)
     train_tables = [
         t for t in train_data.tables if t.role not in (test_data.split, f"qrels/{test_data.split}")
     ]
-    run.log_datasets(train_tables, dataset_name=job.data.name, log_inputs=job.tracking.log_datasets)
-    run.log_metrics({"train/pairs": float(len(pairs)), "validation/items": float(_items(validation))})
+    if not resuming:  # a resumed run has them (a metric logged twice would repeat its step)
+        run.log_datasets(train_tables, dataset_name=job.data.name, log_inputs=job.tracking.log_datasets)
+        run.log_metrics({"train/pairs": float(len(pairs)), "validation/items": float(_items(validation))})
 
     log.info("loading model '%s' (%s)", job.model.name, job.model.name_or_path)
     encoder = build_encoder(job.model, cache=open_cache(job.cache))
@@ -270,7 +271,8 @@ def _fit(
     model = base.model
     if cfg.hard_negatives.enabled:
         pairs = add_hard_negatives(pairs, base, train_data, cfg.hard_negatives)
-        run.log_metrics({"train/pairs_with_negatives": float(len(pairs))})
+        if not resuming:
+            run.log_metrics({"train/pairs_with_negatives": float(len(pairs))})
     evaluator = TaskEvaluator(validation, job.evaluation, job.model, base.source)
     output_dir = _output_dir(run, job, resuming=resuming)
     run.set_tags({OUTPUT_DIR_TAG: str(output_dir)})

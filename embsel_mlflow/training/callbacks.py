@@ -113,6 +113,8 @@ class StopOnSignal(TrainerCallback):
             return
 
         def _request(signum: int, frame: object) -> None:
+            if self.signum is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # a second Ctrl-C: stop now, without the checkpoint
             self.signum = self.signum or signum
 
         previous = {signum: signal.signal(signum, _request) for signum in self.SIGNALS}
