@@ -70,6 +70,7 @@ def test_compare_prints_one_row_per_run_with_the_chosen_columns_sorted(
         (["--parent", "0123456789abcdef"], "0123456789abcdef"),
         (["--filter", "params.x ~ 1"], "(tracking store: sqlite:///"),
         (["--sort", "nope"], "--sort nope: not a column"),
+        (["--format", "xml"], "invalid choice: 'xml'"),  # a usage mistake: one line too, not argparse's two
     ],
 )
 def test_compare_bad_input_is_one_line(args: list[str], needle: str, capsys: pytest.CaptureFixture) -> None:
@@ -136,9 +137,11 @@ def test_rerun_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     sweep_parent = client.create_run(client.create_experiment("x"), tags=tags).info.run_id
     assert rerun.main(["0123456789abcdef"]) == 2
     assert rerun.main([sweep_parent]) == 2
+    assert rerun.main([sweep_parent, "--tolerance", "tiny"]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
-    assert errors[-2].startswith("error: no run 0123456789abcdef")
-    assert errors[-1].startswith("error: ") and "sweep parent" in errors[-1]
+    assert errors[-3].startswith("error: no run 0123456789abcdef")
+    assert errors[-2].startswith("error: ") and "sweep parent" in errors[-2]
+    assert errors[-1].startswith("error: argument --tolerance: invalid float value: 'tiny'; usage: ")
 
 
 @pytest.mark.slow

@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from embsel_mlflow.config.schema import EvaluateJobConfig, ModelKind, TaskType
+from embsel_mlflow.cli import COMMANDS
+from embsel_mlflow.config.schema import (
+    EvaluateJobConfig,
+    JobConfig,
+    ModelKind,
+    ProfileJobConfig,
+    ScoringJobConfig,
+    SelectJobConfig,
+    TaskType,
+)
 from embsel_mlflow.config.store import compose_config, config_dir, register_configs
 from embsel_mlflow.entrypoints.hydra_app import config_error_message, preflight
 
@@ -79,3 +88,39 @@ def test_config_error_message_is_one_line_for_chained_errors() -> None:
     except ValueError as exc:
         message = config_error_message(exc, "evaluate")
     assert "\n" not in message and "outer" in message and "inner" in message
+
+
+@pytest.mark.parametrize(
+    ("step", "schema", "overrides"),
+    [
+        ("evaluate", EvaluateJobConfig, []),
+        ("select", SelectJobConfig, []),
+        ("profile", ProfileJobConfig, ["data=demo_sts"]),
+    ],
+)
+def test_every_step_types_the_shared_job_fields(step: str, schema: type, overrides: list[str]) -> None:
+    # tracking and profile come from the shared JobConfig base; evaluate/select add evaluation and cache
+    job = OmegaConf.to_object(compose_config(step, [*overrides, "tracking.experiment=x"]))
+    assert isinstance(job, schema) and isinstance(job, JobConfig) and job.tracking.experiment == "x"
+    assert isinstance(job, ScoringJobConfig) == (step != "profile")
+    register_configs()
+    message = preflight(step, [*overrides, "profile.short_text_chars=abc"])
+    assert message is not None and "short_text_chars" in message
+
+
+@pytest.mark.parametrize("step", ["evaluate", "select", "profile"])
+def test_each_step_help_describes_that_step(step: str) -> None:
+    help_node = compose_config(step, with_hydra=True).hydra.help
+    header, footer = help_node.header, help_node.footer
+    assert header.startswith(f"embsel {step}: ") and f"usage: embsel {step} " in header
+    examples = [line.strip() for line in footer.splitlines() if line.strip().startswith(("embsel", "mlflow"))]
+    assert examples and all(f"embsel {step} " in line or f"-e {step} " in line for line in examples)
+    assert ("score one embedding model" in header) == (step == "evaluate")
+
+
+def test_shared_help_header_is_the_steps_line_of_embsel_help() -> None:
+    # a step without a header of its own (evaluate, and any new step) gets its `embsel --help` line
+    for step in ("evaluate", "train"):
+        header = compose_config("evaluate", [f"hydra.job.name={step}"], with_hydra=True).hydra.help.header
+        expected = COMMANDS[step][1] if step in COMMANDS else "an embsel step"
+        assert header.startswith(f"embsel {step}: {expected};")

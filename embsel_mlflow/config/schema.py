@@ -263,15 +263,32 @@ class ProfileConfig:
 
 
 @dataclass
-class EvaluateJobConfig:
+class JobConfig:
+    """What every step's primary config holds: where its runs are tracked, and the profile settings.
+
+    Step schemas subclass it (dataclass fields of a base come first; each has a default, so a
+    step's own fields may follow with or without one).
+    """
+
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    # profile: what it measures; evaluate/select: the modality guard's switch
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+
+
+@dataclass
+class ScoringJobConfig(JobConfig):
+    """A step that scores models as ``evaluate`` does: the task protocol and the embedding cache."""
+
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+
+
+@dataclass
+class EvaluateJobConfig(ScoringJobConfig):
     """Primary config of ``embsel evaluate``."""
 
     model: ModelConfig = MISSING
     data: DataConfig = MISSING
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    cache: CacheConfig = field(default_factory=CacheConfig)
-    profile: ProfileConfig = field(default_factory=ProfileConfig)  # the modality guard's switch
 
 
 @dataclass
@@ -308,20 +325,16 @@ class SelectConfig:
 
 
 @dataclass
-class SelectJobConfig:
+class SelectJobConfig(ScoringJobConfig):
     """Primary config of ``embsel select``: candidates x datasets, each pair as evaluate scores it."""
 
     candidates: dict[str, ModelConfig] = field(default_factory=dict)  # option name -> model config
     datasets: dict[str, DataConfig] = field(default_factory=dict)  # option name -> data config
     select: SelectConfig = field(default_factory=SelectConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    cache: CacheConfig = field(default_factory=CacheConfig)
-    profile: ProfileConfig = field(default_factory=ProfileConfig)  # the modality guard's switch
 
 
 @dataclass
-class ProfileJobConfig:
+class ProfileJobConfig(JobConfig):
     """Primary config of ``embsel profile``: a dataset (or one raw table) against candidate models."""
 
     data: DataConfig | None = None  # a task dataset from conf/data (its tables, column mapping)
@@ -329,8 +342,6 @@ class ProfileJobConfig:
     table: TableConfig = field(default_factory=TableConfig)
     table_root: str = "."
     candidates: dict[str, ModelConfig] = field(default_factory=dict)  # option name -> model config
-    profile: ProfileConfig = field(default_factory=ProfileConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
 @dataclass
@@ -397,13 +408,9 @@ class TrainConfig:
 
 
 @dataclass
-class TrainJobConfig:
+class TrainJobConfig(ScoringJobConfig):
     """Primary config of ``embsel train``: fine-tune one model on one dataset's train split."""
 
     model: ModelConfig = MISSING
     data: DataConfig = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    cache: CacheConfig = field(default_factory=CacheConfig)
-    profile: ProfileConfig = field(default_factory=ProfileConfig)  # the modality guard's switch

@@ -34,6 +34,15 @@ def register_resolvers() -> None:
 
     if not OmegaConf.has_resolver("embsel_demo_data"):
         OmegaConf.register_new_resolver("embsel_demo_data", _demo_data_dir)
+    if not OmegaConf.has_resolver("embsel_step_summary"):
+        OmegaConf.register_new_resolver("embsel_step_summary", _step_summary)
+
+
+def _step_summary(step: str) -> str:
+    """The one-line description ``embsel --help`` gives ``step``: the shared help text's header."""
+    from embsel_mlflow.cli import COMMANDS
+
+    return COMMANDS[step][1] if step in COMMANDS else "an embsel step"
 
 
 def _demo_data_dir() -> str:

@@ -6,20 +6,13 @@ import argparse
 import sys
 
 from embsel_mlflow.config.schema import CacheConfig
-
-USAGE = "embsel cache {info,clear} [--dir DIR]"
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"error: {message}; usage: {USAGE}", file=sys.stderr)
-        raise SystemExit(2)
+from embsel_mlflow.entrypoints.command import command_parser, run_command
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
-        prog="embsel cache",
-        description="Manage the embedding cache shared by every run (default: $EMBSEL_CACHE_DIR, "
+    parser = command_parser(
+        "embsel cache",
+        "Manage the embedding cache shared by every run (default: $EMBSEL_CACHE_DIR, "
         "else the user cache dir, e.g. ~/.cache/embsel).",
     )
     parser.add_argument(
@@ -33,12 +26,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(args: list[str]) -> int:
+    return run_command(_parser(), args, _cache)
+
+
+def _cache(options: argparse.Namespace) -> int:
     from embsel_mlflow.models.cache import EmbeddingCache, cache_dir
 
-    try:
-        options = _parser().parse_args(args)
-    except SystemExit as exit_:  # argparse already printed its message
-        return int(exit_.code or 0)
     root = cache_dir(CacheConfig(dir=options.dir))
     cache = EmbeddingCache(root, max_size_bytes=int(options.max_size_gb * 1024**3))
     if options.action == "info":

@@ -13,21 +13,20 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from embsel_mlflow.errors import ConfigError, EmbselError
+from embsel_mlflow.entrypoints.command import add_tracking_uri, command_parser, run_command
+from embsel_mlflow.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-EXIT_BAD_INPUT = 2
 FORMATS = ("table", "csv", "markdown")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="embsel compare",
-        description="Print a table of MLflow runs: one row per run, the metrics and params you choose.",
-        epilog=__doc__.split("\n\n", 2)[-1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = command_parser(
+        "embsel compare",
+        "Print a table of MLflow runs: one row per run, the metrics and params you choose.",
+        __doc__,
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--experiment", action="append", metavar="NAME", help="experiment(s) to list")
@@ -43,9 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ascending", action="store_true", help="sort ascending (default: descending)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     parser.add_argument("--output", metavar="FILE", help="write the table to FILE instead of stdout")
-    parser.add_argument(
-        "--tracking-uri", metavar="URI", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db"
-    )
+    add_tracking_uri(parser)
     parser.add_argument("--max-results", type=int, default=10_000, metavar="N")
     return parser
 
@@ -124,12 +121,11 @@ def render(table: pd.DataFrame, fmt: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        table = runs_table(search(args), args)
-    except EmbselError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    return run_command(build_parser(), argv, _compare)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    table = runs_table(search(args), args)
     text = render(table, args.format)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:

@@ -19,25 +19,24 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.errors import ConfigError, EmbselError
+from embsel_mlflow.entrypoints.command import add_tracking_uri, command_parser, run_command
+from embsel_mlflow.errors import ConfigError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
 EXIT_NOT_REPRODUCED = 1
-EXIT_BAD_INPUT = 2
 RERUN_TAG = "rerun_of"  # set through tracking.tags, so the replayed step logs it itself
 # Recorded values pinned on the replay, when the original's config has them.
 PINNED_KEYS = ("evaluation.seed", "model.revision")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="embsel rerun",
-        description="Replay a logged run from its recorded config and diff it against the original.",
-        epilog=__doc__.split("\n\n", 2)[-1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = command_parser(
+        "embsel rerun",
+        "Replay a logged run from its recorded config and diff it against the original.",
+        __doc__,
     )
     parser.add_argument("run_id", metavar="RUN_ID")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides applied on top of the recorded ones")
@@ -47,9 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1e-6,
         help="largest absolute metric difference that still counts as equal",
     )
-    parser.add_argument(
-        "--tracking-uri", metavar="URI", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db"
-    )
+    add_tracking_uri(parser)
     return parser
 
 
@@ -165,9 +162,4 @@ def rerun(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return rerun(args)
-    except EmbselError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    return run_command(build_parser(), argv, rerun)

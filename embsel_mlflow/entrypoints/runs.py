@@ -8,52 +8,30 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
-from typing import NoReturn
 
-USAGE = "embsel runs repair [--tracking-uri URI] [--dry-run]"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one ``error:`` line like every other embsel error."""
-
-    def error(self, message: str) -> NoReturn:
-        from embsel_mlflow.errors import ConfigError
-
-        raise ConfigError(f"{message}; usage: {USAGE}")
+from embsel_mlflow.entrypoints.command import CommandParser, add_tracking_uri, command_parser, run_command
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="embsel runs",
-        description="Maintain the runs of a tracking store.",
+    parser = command_parser(
+        "embsel runs",
+        "Maintain the runs of a tracking store.",
         epilog="example: embsel runs repair --tracking-uri sqlite:///mlflow.db",
     )
-    sub = parser.add_subparsers(dest="action", required=True, metavar="repair", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="action", required=True, metavar="repair", parser_class=CommandParser)
     repair = sub.add_parser(
         "repair",
         help="mark RUNNING runs of this host whose process is gone as KILLED",
         description="Mark RUNNING runs of this host whose process is gone as KILLED, with the reason "
         "in their `error` tag. Runs of other hosts and of live processes are left alone.",
     )
-    repair.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="the store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
-    )
+    add_tracking_uri(repair)
     repair.add_argument("--dry-run", action="store_true", help="list the runs, change nothing")
     return parser
 
 
 def main(args: list[str]) -> int:
-    from embsel_mlflow.entrypoints.hydra_app import EXIT_BAD_INPUT, report
-    from embsel_mlflow.errors import EmbselError
-
-    try:
-        options = _parser().parse_args(args)  # --help prints and exits 0
-        return _repair(options.tracking_uri, dry_run=options.dry_run)
-    except EmbselError as exc:
-        report(str(exc))
-        return EXIT_BAD_INPUT
+    return run_command(_parser(), args, lambda opts: _repair(opts.tracking_uri, dry_run=opts.dry_run))
 
 
 def _repair(tracking_uri: str | None, *, dry_run: bool) -> int:

@@ -6,7 +6,7 @@ model2vec model, LSA, an API endpoint and BM25 all look the same from there.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
@@ -139,6 +139,25 @@ def prompted_texts(cfg: ModelConfig, texts: Sequence[str], role: str | None) -> 
         raise ValueError(f"role must be one of {tuple(prompts)}, got {role!r}")
     prompt = prompts[role] or ""
     return [prompt + text for text in texts]
+
+
+def encode_prompted(
+    cfg: ModelConfig,
+    texts: Sequence[str],
+    role: str | None,
+    embed: Callable[[list[str]], Any],
+    embedding_dim: Callable[[], int],
+) -> np.ndarray:
+    """``encode()`` of a candidate without ST prompts: ``cfg``'s prompt for ``role``, then ``embed``.
+
+    No texts give a (0, dim) array without calling ``embed``; rows come back float32 and, when
+    ``cfg.normalize``, L2-normalised.
+    """
+    prompted = prompted_texts(cfg, texts, role)
+    if not prompted:
+        return np.empty((0, embedding_dim()), dtype=np.float32)
+    embeddings = as_float32(embed(prompted), len(prompted))
+    return l2_normalized(embeddings) if cfg.normalize else embeddings
 
 
 def l2_normalized(embeddings: np.ndarray) -> np.ndarray:

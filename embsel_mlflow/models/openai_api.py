@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from embsel_mlflow.errors import ConfigError, ModelError
-from embsel_mlflow.models.base import API, as_float32, l2_normalized, prompted_texts
+from embsel_mlflow.models.base import API, encode_prompted
 from embsel_mlflow.models.resolve import ResolvedModel
 
 if TYPE_CHECKING:
@@ -68,9 +68,11 @@ class ApiEncoder:
     def encode(
         self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
     ) -> np.ndarray:
-        texts = prompted_texts(self._cfg, texts, role)
-        if not texts:
-            return np.empty((0, self.embedding_dim), dtype=np.float32)
+        return encode_prompted(
+            self._cfg, texts, role, lambda prompted: self._embed(prompted, role), lambda: self.embedding_dim
+        )
+
+    def _embed(self, texts: list[str], role: str | None) -> np.ndarray:
         size = self._cfg.batch_size
         batches = [texts[start : start + size] for start in range(0, len(texts), size)]
         body = self._role_bodies[role]
@@ -79,9 +81,9 @@ class ApiEncoder:
         else:
             with ThreadPoolExecutor(max_workers=self._api.concurrency) as pool:
                 results = list(pool.map(lambda batch: self._embed_batch(batch, body), batches))
-        embeddings = as_float32(np.concatenate(results), len(texts))
+        embeddings = np.concatenate(results)
         self._dim = embeddings.shape[1]
-        return l2_normalized(embeddings) if self._cfg.normalize else embeddings
+        return embeddings
 
     def _embed_batch(self, batch: list[str], body: dict[str, Any]) -> np.ndarray:
         import openai

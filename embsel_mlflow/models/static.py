@@ -24,9 +24,7 @@ from embsel_mlflow.errors import ModelError
 from embsel_mlflow.models.base import (
     DISTILLED,
     PretrainedCandidate,
-    as_float32,
-    l2_normalized,
-    prompted_texts,
+    encode_prompted,
 )
 from embsel_mlflow.models.resolve import HUB, LOCAL, ResolvedModel, resolve_model_source, sha256_file
 
@@ -52,17 +50,15 @@ class StaticEncoder(PretrainedCandidate):
     def encode(
         self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
     ) -> np.ndarray:
-        texts = prompted_texts(self._cfg, texts, role)
-        if not texts:
-            return np.empty((0, self.embedding_dim), dtype=np.float32)
-        embeddings = self._model.encode(
-            texts,
-            show_progress_bar=show_progress,
-            max_length=self._cfg.max_seq_length or 512,
-            batch_size=max(self._cfg.batch_size, 1024),  # a table lookup: large batches cost nothing
-        )
-        embeddings = as_float32(embeddings, len(texts))  # model2vec stores float16 vectors
-        return l2_normalized(embeddings) if self._cfg.normalize else embeddings
+        def embed(prompted: list[str]) -> np.ndarray:  # float16 rows: model2vec stores float16 vectors
+            return self._model.encode(
+                prompted,
+                show_progress_bar=show_progress,
+                max_length=self._cfg.max_seq_length or 512,
+                batch_size=max(self._cfg.batch_size, 1024),  # a table lookup: large batches cost nothing
+            )
+
+        return encode_prompted(self._cfg, texts, role, embed, lambda: self.embedding_dim)
 
     @property
     def model(self) -> Model2Vec:
