@@ -162,6 +162,7 @@ def _cli(args: list[str], cwd: Path) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow  # two training processes (~30 s idle); keeps the default suite within its budget
 def test_sigterm_mid_training_is_killed_and_resume_reaches_the_same_final_step(
     tiny_st_dir: Path, tmp_path: Path
 ) -> None:
