@@ -1,4 +1,6 @@
-"""The registered champion as an MLflow pyfunc model (MLflow "models from code").
+"""An embedding model (select's champion, train's result) as an MLflow pyfunc model.
+
+MLflow "models from code": see tracking/embedding_model.py, which logs it.
 
 MLflow copies this file into the logged model, so it imports only what serving needs: a
 sentence-transformers directory (trust_remote_code off, safetensors only) or a model2vec
