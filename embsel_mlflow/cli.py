@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "embsel_mlflow.entrypoints.select",
         "rank candidate models on your datasets: CIs, paired tests, cost, a registered champion",
     ),
+    "train": (
+        "embsel_mlflow.entrypoints.train",
+        "fine-tune a model on a dataset's train split: baseline vs tuned, checkpoints, a servable model",
+    ),
     "profile": (
         "embsel_mlflow.entrypoints.profile",
         "understand your data: column types, duplicates, truncation per candidate, findings",

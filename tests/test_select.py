@@ -217,59 +217,13 @@ def test_champion_loads_in_a_fresh_process_with_equal_embeddings(
     assert "trust_remote_code" not in settings
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_champion_is_served_over_http(selected) -> None:
-    import time
-    import urllib.request
+    from tests.model_server import served_embeddings
 
     _, cwd, _, _ = selected
-    port = _free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}", "HF_HUB_OFFLINE": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "models",
-        "serve",
-        "-m",
-        f"models:/{CHAMPION}@champion",
-        "--env-manager",
-        "local",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
-    server = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations",
-            data=json.dumps({"inputs": TEXTS}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    body = json.loads(response.read())
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"server did not answer: {server.stderr.read().decode()[-2000:]}"
-                    ) from None
-                time.sleep(0.5)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    embeddings = np.asarray(body["predictions"])
+    embeddings = served_embeddings(
+        f"models:/{CHAMPION}@champion", TEXTS, cwd=cwd, tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}"
+    )
     assert embeddings.shape == (len(TEXTS), 32)
 
 

@@ -6,7 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from embsel_mlflow.config.schema import EvaluateJobConfig, MonitorJobConfig, ProfileJobConfig, SelectJobConfig
+from embsel_mlflow.config.schema import (
+    EvaluateJobConfig,
+    MonitorJobConfig,
+    ProfileJobConfig,
+    SelectJobConfig,
+    TrainJobConfig,
+)
 
 # Primary config name -> schema. Each conf/<name>.yaml lists "<name>_schema" first in its
 # defaults, so every key it (and every group option) sets is type-checked at compose time.
@@ -15,6 +21,7 @@ SCHEMAS: dict[str, type] = {
     "select": SelectJobConfig,
     "profile": ProfileJobConfig,
     "monitor": MonitorJobConfig,
+    "train": TrainJobConfig,
 }
 # Group -> the group whose options it can select several of at once (``candidates=[a,b]``):
 # each option of the source group is offered under its own key, e.g. candidates.minilm.

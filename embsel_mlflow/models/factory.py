@@ -33,6 +33,9 @@ def build_encoder(
     calibration = _calibration(cfg, calibration_data)
     kind = ModelKind(cfg.kind)
     model: EmbeddingModel
+    if kind is ModelKind.from_run:
+        cfg = _logged_model_config(cfg, cache)
+        kind = ModelKind.sentence_transformers
     if kind in (ModelKind.sentence_transformers, ModelKind.transformers):
         from embsel_mlflow.models.encoder import load_encoder
 
@@ -86,3 +89,40 @@ def _stored_as(
 
     fmt = embedding_format(cfg.variant, model.embedding_dim, calibration, model.encode)
     return model if fmt is None else StoredEmbeddingEncoder(model, fmt)
+
+
+def _logged_model_config(cfg: ModelConfig, cache: EmbeddingCache | None) -> ModelConfig:
+    """A from_run candidate as the sentence-transformers directory its run logged (downloaded once).
+
+    Prompts and normalisation not set in ``cfg`` come from the logged model's settings. The
+    download goes through the tracking layer (this module imports no MLflow itself).
+    """
+    import dataclasses
+    import tempfile
+    from pathlib import Path
+
+    from embsel_mlflow.errors import ConfigError
+    from embsel_mlflow.tracking.embedding_model import fetch_logged_model
+
+    if not cfg.run_id:
+        raise ConfigError("model=from_run needs model.run_id=<id of a train run that logged a model>")
+    root = (
+        cache.models_dir / "from_run" if cache is not None else Path(tempfile.mkdtemp(prefix="embsel-run-"))
+    )
+    weights, settings = fetch_logged_model(cfg.run_id, root)
+    if settings.get("backend") != "sentence_transformers":
+        raise ConfigError(
+            f"run {cfg.run_id} logged a {settings.get('backend')} model; from_run loads transformers"
+        )
+    prompts = settings.get("prompts", {})
+    return dataclasses.replace(
+        cfg,
+        kind=ModelKind.sentence_transformers,
+        name_or_path=str(weights),
+        offline=None,
+        revision=None,
+        query_prompt=cfg.query_prompt or prompts.get("query"),
+        document_prompt=cfg.document_prompt or prompts.get("document"),
+        symmetric_prompt=cfg.symmetric_prompt or prompts.get("symmetric"),
+        normalize=cfg.normalize or bool(settings.get("normalize")),
+    )

@@ -172,3 +172,35 @@ def register_embedding_model(
     if alias:
         client.set_registered_model_alias(registered_name, alias, version)
     return str(version)
+
+
+def fetch_logged_model(
+    run_id: str, directory: Path, *, artifact_path: str = "model", tracking_uri: str | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """Download the weights of a model ``log_embedding_model`` logged in run ``run_id``.
+
+    Returns (the weights directory under ``directory``, the settings: prompts, normalisation, backend).
+    """
+    from mlflow.artifacts import download_artifacts
+
+    from embsel_mlflow.tracking.store import resolve_tracking_uri
+
+    target = directory / run_id
+    weights, settings_file = target / "artifacts" / "weights", target / "artifacts" / "settings.json"
+    if not settings_file.is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        try:
+            download_artifacts(
+                run_id=run_id,
+                artifact_path=f"{artifact_path}/artifacts",
+                dst_path=str(target),
+                tracking_uri=resolve_tracking_uri(tracking_uri),
+            )
+        except Exception as exc:
+            raise ModelError(
+                f"cannot load the model logged in run {run_id} ({type(exc).__name__}); pass the id of a "
+                "train run that logged a model (runs:/<id>/model) in this tracking store"
+            ) from exc
+    if not settings_file.is_file():
+        raise ModelError(f"run {run_id} has no embsel model at {artifact_path}/; pass the id of a train run")
+    return weights, json.loads(settings_file.read_text())

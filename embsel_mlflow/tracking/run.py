@@ -71,8 +71,8 @@ def tracked_run(
     """Yield a logger for one run: the one ``mlflow run`` created (MLFLOW_RUN_ID) or a new one.
 
     With ``parent_run_id`` the run is always new, nested under that run in its experiment.
-    ``reopen_run_id`` names an ended run to log into again (``monitor``'s long-lived parent run
-    per monitored model): it is RUNNING while this process works and ends as any run does.
+    ``reopen_run_id`` continues an ended run, RUNNING again with its error cleared: ``train.resume``,
+    and ``monitor``'s long-lived parent run per monitored model.
     The store is checked before anything else (StoreError); runs of this host whose process is
     gone are closed KILLED first.
     """
@@ -83,12 +83,10 @@ def tracked_run(
     client = open_store(uri)
     with contextlib.suppress(Exception):  # best effort: a repair problem must not stop this run
         close_orphaned_runs(client)
-    if attached:
+    if reopen_run_id:
+        run_id = reopen_run(client, reopen_run_id)
+    elif attached:
         run_id = _attachable_run(client, attached)
-        RunLogger(client, run_id).set_tags(process_tags())
-    elif reopen_run_id:
-        client.update_run(reopen_run_id, status="RUNNING")
-        run_id = reopen_run_id
         RunLogger(client, run_id).set_tags(process_tags())
     elif parent_run_id:
         experiment_id = client.get_run(parent_run_id).info.experiment_id
@@ -114,6 +112,16 @@ def tracked_run(
 
 
 INTERRUPTED = "interrupted by the user (KeyboardInterrupt)"
+
+
+def reopen_run(client, run_id: str) -> str:
+    """Mark an ended run RUNNING again (a resumed training), without its error and failure note."""
+    client.update_run(run_id, status="RUNNING")
+    for key in ("error", "mlflow.note.content"):
+        with contextlib.suppress(Exception):  # absent tags
+            client.delete_tag(run_id, key)
+    RunLogger(client, run_id).set_tags(process_tags())
+    return run_id
 
 
 def _attachable_run(client, run_id: str) -> str:

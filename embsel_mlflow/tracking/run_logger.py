@@ -71,6 +71,15 @@ class RunLogger:
         for batch in _chunks(entries, MAX_METRICS_PER_BATCH):
             self.client.log_batch(self.run_id, metrics=batch)
 
+    def log_metric_steps(self, entries: Iterable[tuple[str, float, int]]) -> None:
+        """Metric histories, e.g. a training loss curve: (key, value, step) entries in batches."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(key, float(value), now, int(step)) for key, value, step in entries]
+        for batch in _chunks(metrics, MAX_METRICS_PER_BATCH):
+            self.client.log_batch(self.run_id, metrics=batch)
+
     @property
     def experiment_id(self) -> str:
         return self.client.get_run(self.run_id).info.experiment_id

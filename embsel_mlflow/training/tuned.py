@@ -1,0 +1,21 @@
+"""A fine-tuned model as a candidate: the base model's encoder with an identity of its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from embsel_mlflow.models.encoder import Encoder
+
+
+class TunedEncoder(Encoder):
+    """Encodes like the base candidate; its identity names the training run, so the embedding
+    cache and the logged-model link never mix it up with the base model."""
+
+    def __init__(self, base: Encoder, run_id: str, step: int) -> None:
+        super().__init__(base.model, base.config, base.source)
+        self.run_id = run_id
+        self.step = step
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity, "fine_tuned_in_run": self.run_id, "fine_tuned_steps": self.step}
