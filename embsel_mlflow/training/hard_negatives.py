@@ -28,6 +28,10 @@ def add_hard_negatives(
             f"{pairs.kind.value} pairs: "
             "set train.hard_negatives.enabled=false"
         )
+    if cfg.sampling_strategy not in ("top", "random"):
+        raise ConfigError(
+            f"train.hard_negatives.sampling_strategy={cfg.sampling_strategy!r} is unknown; use top or random"
+        )
     corpus = list(data.examples.corpus.values()) if isinstance(data.examples, RetrievalExamples) else None
     mined = mine_hard_negatives(
         pairs.to_dataset(),
@@ -39,7 +43,7 @@ def add_hard_negatives(
         range_max=cfg.range_max,
         relative_margin=cfg.relative_margin,
         num_negatives=cfg.num_negatives,
-        sampling_strategy=cfg.sampling_strategy,
+        sampling_strategy=cfg.sampling_strategy,  # type: ignore[arg-type]  # checked above
         query_prompt=encoder.prompt("query"),
         corpus_prompt=encoder.prompt("document"),
         batch_size=cfg.batch_size,

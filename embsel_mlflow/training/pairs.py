@@ -141,6 +141,7 @@ def hold_out(data: TaskData, fraction: float, seed: int) -> tuple[TaskData, Task
         order = rng.permutation(count)
         return np.sort(order[held:]), np.sort(order[:held])
 
+    parts: tuple[Any, Any]
     if isinstance(examples, RetrievalExamples):
         query_ids = list(examples.qrels)
         keep, held = split(len(query_ids))
@@ -160,10 +161,12 @@ def hold_out(data: TaskData, fraction: float, seed: int) -> tuple[TaskData, Task
 
         def rows(indices: np.ndarray) -> Any:
             values = np.asarray(getattr(examples, field))[indices]
-            return type(examples)(
-                **{"s1": [examples.s1[i] for i in indices], "s2": [examples.s2[i] for i in indices]},
-                **{field: values},
-            )
+            columns: dict[str, Any] = {
+                "s1": [examples.s1[i] for i in indices],
+                "s2": [examples.s2[i] for i in indices],
+                field: values,
+            }
+            return type(examples)(**columns)
 
         parts = rows(keep), rows(held)
     elif isinstance(examples, ClassificationExamples):
