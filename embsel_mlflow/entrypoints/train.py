@@ -229,11 +229,14 @@ def _output_dir(run: RunLogger, job: TrainJobConfig, *, resuming: bool) -> Path:
         return Path(run.client.get_run(run.run_id).data.tags[OUTPUT_DIR_TAG])
     if job.train.output_dir:
         return Path(job.train.output_dir).resolve() / run.run_id
-    try:
-        from hydra.core.hydra_config import HydraConfig
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf.errors import MissingMandatoryValue
 
+    try:
         return Path(HydraConfig.get().runtime.output_dir).resolve() / "checkpoints"
-    except ValueError:  # called as a library, outside a Hydra app
+    # Called as a library: outside a Hydra app (ValueError), or after an earlier in-process app
+    # left Hydra's config behind without a run dir (MissingMandatoryValue).
+    except (ValueError, MissingMandatoryValue):
         return Path("outputs", STEP, run.run_id).resolve()
 
 
