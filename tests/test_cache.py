@@ -54,6 +54,16 @@ def test_second_encode_is_all_hits_with_identical_values(tiny_st_dir: Path, cach
     assert np.array_equal(again.encode(TEXTS), cold) and again.misses == 0
 
 
+def test_repeated_texts_come_back_identical_cold_and_warm(tiny_st_dir: Path, cache: EmbeddingCache) -> None:
+    # A text given twice lands in differently padded batches; the warm run must still equal the cold.
+    texts = [*TEXTS, "x " * 40, TEXTS[0], TEXTS[2]]
+    encoder = build_encoder(_cfg(tiny_st_dir), cache=cache)
+    cold = encoder.encode(texts)
+    assert np.array_equal(cold[0], cold[len(TEXTS) + 1]) and np.array_equal(cold[2], cold[-1])
+    warm = encoder.encode(texts)
+    assert encoder.misses == len(texts) and encoder.hits == len(texts) and np.array_equal(cold, warm)
+
+
 def test_partial_hits_encode_only_the_new_texts(tiny_st_dir: Path, cache: EmbeddingCache) -> None:
     encoder = build_encoder(_cfg(tiny_st_dir), cache=cache)
     encoder.encode(TEXTS[:2])

@@ -342,6 +342,11 @@ class CachedEncoder:
                 self._inner.encode(texts, role=role, show_progress=show_progress), len(texts)
             )
             self._store(role, hashes, embeddings)
+            # A text given twice was encoded twice, in batches padded differently (float noise in
+            # the last bits); return the stored row for every copy, so a warm run is bit-identical.
+            first = {digest: row for row, digest in reversed(list(enumerate(hashes)))}
+            if len(first) < len(hashes):
+                embeddings = embeddings[[first[digest] for digest in hashes]]
             return embeddings
         first_rows = {hashes[i]: i for i in reversed(missing)}  # one encoding per distinct text
         new_texts = [texts[i] for i in first_rows.values()]
@@ -353,7 +358,7 @@ class CachedEncoder:
         return _stack([found[digest] for digest in hashes], new.shape[1])
 
     def _store(self, role: str | None, hashes: list[bytes], embeddings: np.ndarray) -> None:
-        unique = {digest: row for row, digest in enumerate(hashes)}
+        unique = {digest: row for row, digest in reversed(list(enumerate(hashes)))}  # first copy
         rows = list(unique.values())
         try:
             self._cache.put(self.model_key, role, list(unique), embeddings[rows])
