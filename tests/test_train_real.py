@@ -10,7 +10,8 @@ from mlflow import MlflowClient
 
 from embsel_mlflow.entrypoints import train as train_entrypoint
 
-pytestmark = pytest.mark.slow
+# ~90 min on 2 busy cores: a by-hand benchmark (`pytest -m bench`), outside CI's time budget.
+pytestmark = pytest.mark.bench
 ZERO_SHOT_NDCG_AT_10 = 0.64508  # `embsel evaluate data=scifact`, the published number
 
 

@@ -409,13 +409,15 @@ def test_openvino_extra_resolves_without_changing_torch_or_transformers(tmp_path
     assert not planned & {"torch", "transformers", "sentence-transformers", "torchvision", "numpy"}
 
 
-@pytest.mark.slow
+@pytest.mark.bench  # every variant on full STS-B + SciFact: a by-hand run (`pytest -m bench`)
 def test_real_variants_bar(shared_data_dir: Path, tmp_path: Path) -> None:
     """minilm on STS-B + SciFact: bf16, int8/binary embeddings and OpenVINO int8 against fp32.
 
     Quality bars only: throughput ratios on a shared machine are measured (interleaved) and
     reported by benchmarks/bench_variants.py.
     """
+    pytest.importorskip("openvino", reason="the OpenVINO variant needs the [openvino] extra")
+    pytest.importorskip("nncf", reason="int8 static calibration needs the [openvino] extra")
     import importlib.util
 
     from embsel_mlflow.config.schema import CacheConfig
