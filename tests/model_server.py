@@ -1,4 +1,5 @@
-"""Serve an MLflow model with `mlflow models serve --env-manager local` on 127.0.0.1 and ask it once."""
+"""An MLflow model in another process: loaded with pyfunc in a fresh interpreter, or served with
+`mlflow models serve --env-manager local` on 127.0.0.1 and asked once."""
 
 from __future__ import annotations
 
@@ -20,6 +21,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def fresh_process_embeddings(model_uri: str, texts: list[str], *, cwd: Path, tracking_uri: str) -> np.ndarray:
+    """``mlflow.pyfunc.load_model(model_uri).predict(texts)`` in a fresh interpreter (nothing cached)."""
+    code = (
+        "import json, mlflow, numpy as np\n"
+        f"model = mlflow.pyfunc.load_model({model_uri!r})\n"
+        f"print(json.dumps(np.asarray(model.predict({texts!r})).tolist()))\n"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return np.asarray(json.loads(proc.stdout.strip().splitlines()[-1]), dtype=np.float32)
 
 
 def served_embeddings(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -200,17 +199,11 @@ def test_champion_loads_in_a_fresh_process_with_equal_embeddings(
     expected = _embed_in_process(
         tiny_bert_dir if winner == "transformers_mean" else tiny_st_dir, winner, TEXTS
     )
-    code = (
-        "import json, sys, mlflow, numpy as np\n"
-        f"model = mlflow.pyfunc.load_model('models:/{CHAMPION}@champion')\n"
-        f"print(json.dumps(np.asarray(model.predict({TEXTS!r})).tolist()))\n"
+    from tests.model_server import fresh_process_embeddings
+
+    loaded = fresh_process_embeddings(
+        f"models:/{CHAMPION}@champion", TEXTS, cwd=cwd, tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}"
     )
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    loaded = np.asarray(json.loads(proc.stdout.strip().splitlines()[-1]), dtype=np.float32)
     assert loaded.shape == expected.shape
     assert np.abs(loaded - expected).max() < 1e-5
     settings = Path(_store(cwd).download_artifacts(parent.info.run_id, "champion/MLmodel")).read_text()

@@ -3,7 +3,6 @@ process and HTTP), SIGTERM + resume, and bad input that fails before any trainin
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -110,17 +109,11 @@ def test_training_curve_params_and_system_metrics(trained) -> None:
 
 def test_logged_model_loads_in_a_fresh_process_equal_to_the_trained_one(trained) -> None:
     cwd, run, _, in_memory = trained
-    code = (
-        "import json, mlflow, numpy as np\n"
-        f"model = mlflow.pyfunc.load_model('runs:/{run.info.run_id}/model')\n"
-        f"print(json.dumps(np.asarray(model.predict({TEXTS!r})).tolist()))\n"
+    from tests.model_server import fresh_process_embeddings
+
+    loaded = fresh_process_embeddings(
+        f"runs:/{run.info.run_id}/model", TEXTS, cwd=cwd, tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}"
     )
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    loaded = np.asarray(json.loads(proc.stdout.strip().splitlines()[-1]), dtype=np.float32)
     assert loaded.shape == in_memory.shape
     assert np.abs(loaded - in_memory).max() < 1e-5
     mlmodel = Path(_client(cwd).download_artifacts(run.info.run_id, "model/MLmodel")).read_text()
