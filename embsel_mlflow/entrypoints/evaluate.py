@@ -118,7 +118,12 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
             model = reuse.shared(
                 "model",
                 (job.model, job.cache, calibrated_on),
-                lambda: build_encoder(job.model, cache=open_cache(job.cache), calibration_data=[job.data]),
+                lambda: build_encoder(
+                    job.model,
+                    cache=open_cache(job.cache),
+                    calibration_data=[job.data],
+                    tracking_uri=job.tracking.uri,  # where a from_run model's run is
+                ),
             )
             encoder = model.for_dataset(data)
             result = evaluate_in_run(run, job, data, encoder)

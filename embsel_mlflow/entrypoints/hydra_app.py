@@ -266,6 +266,19 @@ def _redact_hydra_files() -> None:
                 path.write_text(masked, encoding="utf-8")
 
 
+def app_output_dir() -> Path | None:
+    """The running Hydra app's output dir; None when called as a library."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf.errors import MissingMandatoryValue
+
+    try:
+        return Path(HydraConfig.get().runtime.output_dir).resolve()
+    # Outside a Hydra app (ValueError), or after an earlier in-process app left Hydra's config
+    # behind without a run dir (MissingMandatoryValue).
+    except (ValueError, MissingMandatoryValue):
+        return None
+
+
 def to_job_config(cfg: Any, schema: type[T], step: str) -> T:
     """Resolve interpolations and convert to the typed dataclass; errors become one line."""
     from omegaconf import OmegaConf

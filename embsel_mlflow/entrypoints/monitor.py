@@ -230,7 +230,7 @@ def _load_model(
             "no model to monitor: give model=<config> (e.g. model=minilm) or model_uri=models:/NAME@champion"
         )
     log.info("loading model '%s' (%s)", job.model.name, job.model.name_or_path)
-    encoder = build_encoder(job.model, cache=open_cache(job.cache))
+    encoder = build_encoder(job.model, cache=open_cache(job.cache), tracking_uri=job.tracking.uri)
     if not encoder.registrable:
         raise ModelError(
             f"model {job.model.name} ({job.model.kind}) is not a fixed embedding model (fitted per dataset, "

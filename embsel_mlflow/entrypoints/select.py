@@ -21,10 +21,11 @@ from embsel_mlflow.entrypoints.hydra_app import EXIT_BAD_INPUT, run_app, to_job_
 from embsel_mlflow.errors import ConfigError, EmbselError
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import DataConfig, ModelConfig
+    from embsel_mlflow.config.schema import DataConfig, ModelConfig, TrainConfig
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.evaluation.base import TaskResult
     from embsel_mlflow.selection import Selection
+    from embsel_mlflow.selection.finetune import FineTune
     from embsel_mlflow.tracking.run_logger import RunLogger
 
 STEP = "select"
@@ -66,7 +67,6 @@ class ChildRunTracker:
     def pair(self, candidate: str, model: ModelConfig, data: DataConfig) -> Iterator[ChildScope]:
         from omegaconf import OmegaConf
 
-        from embsel_mlflow.models.variants import variant_name
         from embsel_mlflow.tracking.config_logging import log_config
         from embsel_mlflow.tracking.run import tracked_run
         from embsel_mlflow.tracking.system_tags import version_tags
@@ -84,12 +84,22 @@ class ChildRunTracker:
                     "embsel.model": model.name,
                     "embsel.dataset": data.name,
                     "embsel.candidate": candidate,
-                    **({"embsel.variant": variant_name(model)} if "/" in candidate else {}),
+                    **_candidate_tags(candidate, model),
                     **version_tags(),
                 }
             )
             log_config(run, OmegaConf.structured(pair_job), self.overrides)
             yield ChildScope(run, pair_job)
+
+
+def _candidate_tags(candidate: str, model: ModelConfig) -> dict[str, str]:
+    """A from_run candidate (a tuned model) names its train run; a variant names its settings."""
+    from embsel_mlflow.config.schema import ModelKind
+    from embsel_mlflow.models.variants import variant_name
+
+    if ModelKind(model.kind) is ModelKind.from_run:
+        return {"embsel.model_run_id": str(model.run_id)}
+    return {"embsel.variant": variant_name(model)} if "/" in candidate else {}
 
 
 def _evaluate_job(job: SelectJobConfig, model: ModelConfig, data: DataConfig) -> EvaluateJobConfig:
@@ -112,6 +122,7 @@ def select_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> floa
     from embsel_mlflow.models.cache import open_cache
     from embsel_mlflow.selection import select_models
     from embsel_mlflow.selection.decision import MEAN
+    from embsel_mlflow.selection.finetune import check_finetune
     from embsel_mlflow.selection.measurement_cache import MeasurementCache
     from embsel_mlflow.selection.runner import default_loader
     from embsel_mlflow.tracking.config_logging import log_config
@@ -126,21 +137,22 @@ def select_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> floa
             raise ConfigError("no candidates: choose model configs, e.g. candidates=[minilm,static_minilm]")
         if not job.datasets:
             raise ConfigError("no datasets: choose data configs, e.g. datasets=[stsb,scifact]")
-        tracker = ChildRunTracker(parent.run_id, job, overrides)
+        check_finetune(job.select.finetune_top_k, job.datasets, job.train)
         cache = open_cache(job.cache)
-        selection = select_models(
-            job.candidates,
-            job.datasets,
-            job.select,
-            job.evaluation,
-            tracker=tracker,
-            load_model=default_loader(cache, calibration_data=list(job.datasets.values())),
-            measurements=(
+        scoring: dict[str, Any] = {  # how every candidate is evaluated, the tuned ones included
+            "tracker": ChildRunTracker(parent.run_id, job, overrides),
+            "load_model": default_loader(
+                cache, calibration_data=list(job.datasets.values()), tracking_uri=job.tracking.uri
+            ),
+            "measurements": (
                 MeasurementCache(cache.measurements_dir, reuse=job.select.efficiency.reuse)
                 if cache is not None
                 else None
             ),
-        )
+        }
+        selection = select_models(job.candidates, job.datasets, job.select, job.evaluation, **scoring)
+        if job.select.finetune_top_k:
+            selection = finetune_top_k(parent, selection, job, overrides, **scoring)
         log_decision(parent, selection, job)
         problems = _register(parent, selection, job)
         selection.run.kept_models.clear()
@@ -154,6 +166,105 @@ def select_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> floa
     return float(selection.decision.scores[winner][MEAN]) if winner else float("nan")
 
 
+def finetune_top_k(
+    parent: RunLogger, selection: Selection, job: SelectJobConfig, overrides: list[str], **scoring: Any
+) -> Selection:
+    """``select.finetune_top_k``: fine-tune the K best candidates on each dataset's train split, each
+    in a child ``train`` run (``embsel train``'s code), then rank the tuned models with the others."""
+    import dataclasses
+
+    from embsel_mlflow.config.schema import ModelKind
+    from embsel_mlflow.selection import add_candidates
+    from embsel_mlflow.selection.finetune import SUFFIX, FineTune, finetune_choices, tuned_name
+
+    parent.log_text(selection.markdown, "zero_shot/leaderboard.md")  # kept if training is interrupted
+    several = len(job.datasets) > 1
+    tuned: dict[str, ModelConfig] = {}
+    for name in finetune_choices(selection, job.select.finetune_top_k):
+        base = selection.run.candidates[name].config
+        for data_name, data in job.datasets.items():
+            finetune = FineTune(name, data_name, tuned_name(name, data_name, several_datasets=several))
+            selection.run.finetunes.append(finetune)
+            _finetune(parent, finetune, base, data, job, overrides)
+            if finetune.error is None:
+                # the base's prompts, normalisation and batching; the weights the child run logged
+                tuned[finetune.tuned] = dataclasses.replace(
+                    base,
+                    name=f"{base.name}-{SUFFIX}",
+                    name_or_path=ModelKind.from_run.value,
+                    kind=ModelKind.from_run,
+                    run_id=finetune.run_id,
+                    token=None,
+                )
+    if not tuned:
+        return selection
+    return add_candidates(selection, tuned, job.datasets, job.select, job.evaluation, **scoring)
+
+
+def _finetune(
+    parent: RunLogger,
+    finetune: FineTune,
+    model: ModelConfig,
+    data: DataConfig,
+    job: SelectJobConfig,
+    overrides: list[str],
+) -> None:
+    """One fine-tune as a child ``train`` run; a failure is recorded there and in ``finetune``."""
+    from omegaconf import OmegaConf
+
+    from embsel_mlflow.config.schema import TrainJobConfig
+    from embsel_mlflow.entrypoints import train
+    from embsel_mlflow.tracking.config_logging import log_config
+    from embsel_mlflow.tracking.run import one_line, tracked_run
+    from embsel_mlflow.tracking.system_tags import version_tags
+
+    train_job = TrainJobConfig(
+        model=model,
+        data=data,
+        train=_finetune_settings(job, parent.run_id),
+        tracking=job.tracking,
+        evaluation=job.evaluation,
+        cache=job.cache,
+        profile=job.profile,
+    )
+    log.info("fine-tuning '%s' on '%s' (select.finetune_top_k)", finetune.candidate, finetune.dataset)
+    try:
+        with tracked_run(
+            job.tracking,
+            entry_point=train.STEP,
+            run_name=f"finetune {finetune.candidate}@{finetune.dataset}",
+            parent_run_id=parent.run_id,
+        ) as run:
+            finetune.run_id = run.run_id
+            run.set_tags(
+                {
+                    "embsel.model": model.name,
+                    "embsel.dataset": data.name,
+                    "embsel.finetune_of": finetune.candidate,  # a fine-tune, not a scored pair
+                    "embsel.finetuned_candidate": finetune.tuned,
+                    **version_tags(),
+                }
+            )
+            log_config(run, OmegaConf.structured(train_job), overrides)
+            train.train_in_run(run, train_job)
+    except EmbselError as exc:  # the child is FAILED with the reason; the other fine-tunes go on
+        finetune.error = one_line(exc)
+        log.error("fine-tuning %s on %s failed: %s", finetune.candidate, finetune.dataset, exc)
+
+
+def _finetune_settings(job: SelectJobConfig, parent_run_id: str) -> TrainConfig:
+    """``job.train``, checkpointing each fine-tune in a folder of its own (``<dir>/<child run id>``)."""
+    import dataclasses
+    from pathlib import Path
+
+    from embsel_mlflow.entrypoints.hydra_app import app_output_dir
+
+    if job.train.output_dir:
+        return job.train
+    base = app_output_dir() or Path("outputs", STEP, parent_run_id).resolve()
+    return dataclasses.replace(job.train, output_dir=str(base / "finetune"))
+
+
 def _run_name(cfg: Any) -> str:
     from omegaconf import OmegaConf
 
@@ -165,6 +276,9 @@ def _problems(selection: Selection) -> list[str]:
     problems = []
     if selection.failures:
         problems.append(f"{len(selection.failures)} pair(s) failed: " + "; ".join(selection.failures))
+    if selection.finetune_failures:
+        failed = selection.finetune_failures
+        problems.append(f"{len(failed)} fine-tune(s) failed: " + "; ".join(failed))
     if selection.decision.winner is None:
         problems.append(selection.decision.problem or "no recommendation")
     return problems
@@ -197,6 +311,7 @@ def log_decision(parent: RunLogger, selection: Selection, job: SelectJobConfig) 
             "comparisons": comparisons,
             "violations": decision.violations,
             "children": {f"{o.candidate}@{o.dataset}": o.run_id for o in selection.run.outcomes},
+            "finetunes": [vars(f) for f in selection.run.finetunes],
         },
         "decision.json",
     )
@@ -225,8 +340,9 @@ def _description(selection: Selection) -> str:
     from embsel_mlflow.selection import variant_lines
 
     text = f"**Recommendation:** {selection.decision.recommendation}\n\n"
-    if selection.failures:
-        text += "**Failed:** " + "; ".join(selection.failures) + "\n\n"
+    failures = selection.failures + [f"fine-tune {line}" for line in selection.finetune_failures]
+    if failures:
+        text += "**Failed:** " + "; ".join(failures) + "\n\n"
     variants = variant_lines(selection.decision)
     if variants:
         text += "\n".join(variants) + "\n\n"

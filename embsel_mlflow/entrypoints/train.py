@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.config.schema import EvaluateJobConfig, TrackingConfig, TrainJobConfig
-from embsel_mlflow.entrypoints.hydra_app import run_app, to_job_config
+from embsel_mlflow.entrypoints.hydra_app import app_output_dir, run_app, to_job_config
 from embsel_mlflow.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ def train_in_run(run: RunLogger, job: TrainJobConfig, *, resuming: bool = False)
         run.log_metrics({"train/pairs": float(len(pairs)), "validation/items": float(_items(validation))})
 
     log.info("loading model '%s' (%s)", job.model.name, job.model.name_or_path)
-    encoder = build_encoder(job.model, cache=open_cache(job.cache))
+    encoder = build_encoder(job.model, cache=open_cache(job.cache), tracking_uri=job.tracking.uri)
     base = _trainable(encoder, job.model.name)
 
     # Baseline: the same evaluator as `evaluate`, on the same test split (cached embeddings are exact).
@@ -229,15 +229,8 @@ def _output_dir(run: RunLogger, job: TrainJobConfig, *, resuming: bool) -> Path:
         return Path(run.client.get_run(run.run_id).data.tags[OUTPUT_DIR_TAG])
     if job.train.output_dir:
         return Path(job.train.output_dir).resolve() / run.run_id
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf.errors import MissingMandatoryValue
-
-    try:
-        return Path(HydraConfig.get().runtime.output_dir).resolve() / "checkpoints"
-    # Called as a library: outside a Hydra app (ValueError), or after an earlier in-process app
-    # left Hydra's config behind without a run dir (MissingMandatoryValue).
-    except (ValueError, MissingMandatoryValue):
-        return Path("outputs", STEP, run.run_id).resolve()
+    app_dir = app_output_dir()
+    return app_dir / "checkpoints" if app_dir else Path("outputs", STEP, run.run_id).resolve()
 
 
 def _log_training_arguments(run: RunLogger, arguments: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ def build_encoder(
     *,
     cache: EmbeddingCache | None = None,
     calibration_data: Sequence[DataConfig] = (),
+    tracking_uri: str | None = None,
 ) -> EmbeddingModel:
     """Load (or distil, or prepare to fit) the candidate ``cfg`` describes, as its variant.
 
@@ -26,6 +27,8 @@ def build_encoder(
     (BM25 ranks without embeddings and is never cached). Call ``for_dataset(data)`` on the
     result before evaluating it: LSA fits there, and BM25 refuses non-retrieval tasks there.
     ``calibration_data``: the datasets whose calibration split calibrates int8 variants.
+    ``tracking_uri``: the store a from_run model's run is in (None: $MLFLOW_TRACKING_URI, else
+    sqlite:///mlflow.db), i.e. the job's ``tracking.uri``.
     """
     from embsel_mlflow.models.variants import check_variant
 
@@ -34,7 +37,7 @@ def build_encoder(
     kind = ModelKind(cfg.kind)
     model: EmbeddingModel
     if kind is ModelKind.from_run:
-        cfg = _logged_model_config(cfg, cache)
+        cfg = _logged_model_config(cfg, cache, tracking_uri)
         kind = ModelKind.sentence_transformers
     if kind in (ModelKind.sentence_transformers, ModelKind.transformers):
         from embsel_mlflow.models.encoder import load_encoder
@@ -91,7 +94,9 @@ def _stored_as(
     return model if fmt is None else StoredEmbeddingEncoder(model, fmt)
 
 
-def _logged_model_config(cfg: ModelConfig, cache: EmbeddingCache | None) -> ModelConfig:
+def _logged_model_config(
+    cfg: ModelConfig, cache: EmbeddingCache | None, tracking_uri: str | None
+) -> ModelConfig:
     """A from_run candidate as the sentence-transformers directory its run logged (downloaded once).
 
     Prompts and normalisation not set in ``cfg`` come from the logged model's settings. The
@@ -109,7 +114,7 @@ def _logged_model_config(cfg: ModelConfig, cache: EmbeddingCache | None) -> Mode
     root = (
         cache.models_dir / "from_run" if cache is not None else Path(tempfile.mkdtemp(prefix="embsel-run-"))
     )
-    weights, settings = fetch_logged_model(cfg.run_id, root)
+    weights, settings = fetch_logged_model(cfg.run_id, root, tracking_uri=tracking_uri)
     if settings.get("backend") != "sentence_transformers":
         raise ConfigError(
             f"run {cfg.run_id} logged a {settings.get('backend')} model; from_run loads transformers"

@@ -39,6 +39,11 @@ class Selection:
         """One line per failed (candidate, dataset) pair."""
         return [f"{o.candidate}@{o.dataset}: {o.error}" for o in self.run.failed]
 
+    @property
+    def finetune_failures(self) -> list[str]:
+        """One line per failed fine-tune (``select.finetune_top_k``)."""
+        return [f"{f.candidate}@{f.dataset}: {f.error}" for f in self.run.finetunes if f.error]
+
     def summary(self) -> str:
         """What the terminal shows: the leaderboard, the recommendation, speed, failures."""
         from embsel_mlflow.selection.decision import fastest
@@ -55,6 +60,9 @@ class Selection:
         lines += variant_lines(self.decision)
         if self.failures:
             lines.append(f"failed ({len(self.failures)}): " + "; ".join(self.failures))
+        if self.finetune_failures:
+            failed = self.finetune_failures
+            lines.append(f"fine-tunes failed ({len(failed)}): " + "; ".join(failed))
         return "\n".join(lines)
 
 
@@ -99,8 +107,6 @@ def select_models(
     ``measurements`` keeps efficiency measurements for reuse (see ``measurement_cache``).
     """
     from embsel_mlflow.config.schema import EvaluationConfig, SelectConfig
-    from embsel_mlflow.selection.decision import decide
-    from embsel_mlflow.selection.leaderboard import leaderboard_frame, leaderboard_markdown
     from embsel_mlflow.selection.runner import run_selection
     from embsel_mlflow.selection.statistics import CORRECTIONS
 
@@ -121,9 +127,51 @@ def select_models(
         measurements=measurements,
     )
     run.baselines = baselines
+    return conclude(run, cfg)
+
+
+def conclude(run: SelectionRun, cfg: SelectConfig) -> Selection:
+    """The decision and the leaderboard of the pairs evaluated so far."""
+    from embsel_mlflow.selection.decision import decide
+    from embsel_mlflow.selection.leaderboard import leaderboard_frame, leaderboard_markdown
+
     decision = decide(run, cfg)
     frame = leaderboard_frame(run, decision)
     return Selection(run, decision, frame, leaderboard_markdown(frame, decision.datasets))
+
+
+def add_candidates(
+    selection: Selection,
+    candidates: Mapping[str, ModelConfig],
+    datasets: Mapping[str, DataConfig],
+    cfg: SelectConfig,
+    evaluation: EvaluationConfig,
+    *,
+    tracker: PairTracker | None = None,
+    load_model: Callable[[ModelConfig], Any] | None = None,
+    measurements: MeasurementCache | None = None,
+) -> Selection:
+    """``selection`` ranked again with more candidates (``select.finetune_top_k``'s tuned models).
+
+    Only the new candidates are evaluated; the bootstrap resamples are seeded per dataset, so
+    the zero-shot candidates keep their intervals and the paired tests cover every candidate.
+    """
+    from embsel_mlflow.selection.runner import run_selection
+
+    added = run_selection(
+        candidates,
+        datasets,
+        cfg,
+        evaluation,
+        tracker=tracker,
+        load_model=load_model,
+        measurements=measurements,
+    )
+    run = selection.run
+    run.candidates.update(added.candidates)
+    run.outcomes += added.outcomes
+    run.kept_models.update(added.kept_models)
+    return conclude(run, cfg)
 
 
 def _check(cfg: SelectConfig, corrections: tuple[str, ...]) -> None:

@@ -75,6 +75,11 @@ def leaderboard_frame(selection: SelectionRun, decision: Decision) -> pd.DataFra
                 if info.kind == "bm25"
                 else "fitted per dataset: cannot be registered"
             )
+        notes += [
+            f"fine-tuned from {f.candidate} on {f.dataset}'s train split (run {f.run_id})"
+            for f in selection.finetunes
+            if f.tuned == name
+        ]
         failed = [o for o in selection.outcomes if o.candidate == name and o.error]
         notes += [f"{o.dataset} FAILED: {o.error}" for o in failed]
         if name == decision.winner:

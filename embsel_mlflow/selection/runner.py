@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from embsel_mlflow.config.schema import DataConfig, EvaluationConfig, ModelConfig, SelectConfig
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.evaluation.base import TaskResult
+    from embsel_mlflow.selection.finetune import FineTune
 
 log = logging.getLogger("embsel.select")
 
@@ -66,6 +67,7 @@ class SelectionRun:
     baselines: dict[str, str] = field(default_factory=dict)  # variant -> its candidate's fp32 variant
     # Registrable candidates kept loaded (only when the winner is to be registered): no second load.
     kept_models: dict[str, Any] = field(default_factory=dict)
+    finetunes: list[FineTune] = field(default_factory=list)  # select.finetune_top_k's trainings
 
     def outcome(self, candidate: str, dataset: str) -> PairOutcome:
         return next(o for o in self.outcomes if o.candidate == candidate and o.dataset == dataset)
@@ -122,17 +124,18 @@ class PlainTracker:
 
 
 def default_loader(
-    cache: Any = None, calibration_data: Sequence[DataConfig] = ()
+    cache: Any = None, calibration_data: Sequence[DataConfig] = (), tracking_uri: str | None = None
 ) -> Callable[[ModelConfig], Any]:
     """Build a candidate with the model factory (every kind), through ``cache`` when given.
 
-    ``calibration_data``: the datasets whose calibration split calibrates int8 variants.
+    ``calibration_data``: the datasets whose calibration split calibrates int8 variants;
+    ``tracking_uri``: the store of from_run candidates' runs.
     """
 
     def load(cfg: ModelConfig) -> Any:
         from embsel_mlflow.models.factory import build_encoder
 
-        return build_encoder(cfg, cache=cache, calibration_data=calibration_data)
+        return build_encoder(cfg, cache=cache, calibration_data=calibration_data, tracking_uri=tracking_uri)
 
     return load
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from embsel_mlflow.config.schema import TaskType
 from embsel_mlflow.data.task_data import (
     ClassificationExamples,
     PairClassificationExamples,
@@ -34,6 +35,14 @@ class PairKind(StrEnum):
     scored = "scored"  # (sentence1, sentence2, score in [0, 1])
     labelled = "labelled"  # (sentence1, sentence2, label 0/1)
 
+
+# The pairs build_pairs makes of each task's train split (clustering data has none).
+TASK_PAIRS = {
+    TaskType.retrieval: PairKind.positive,
+    TaskType.sts: PairKind.scored,
+    TaskType.pair_classification: PairKind.labelled,
+    TaskType.classification: PairKind.positive,
+}
 
 # What each kind holds, for messages.
 KIND_COLUMNS = {
