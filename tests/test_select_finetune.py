@@ -14,6 +14,7 @@ from embsel_mlflow.config.schema import DataConfig, TableConfig, TaskType, Train
 from embsel_mlflow.errors import ConfigError
 from embsel_mlflow.selection.finetune import check_finetune
 from tests.test_select import FAST, _runs, _select, _store, _tiny_candidates
+from tests.test_select_errors import _parent_and_children
 
 CANDIDATES = ("transformers_mean", "e5_base")
 # A few training steps: the demo retrieval set has one split, so it trains on its test qrels (the
@@ -28,13 +29,6 @@ TRAIN = [
 ]
 
 
-def _parent_and_children(cwd: Path):
-    runs = _runs(cwd)
-    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    return parent, children
-
-
 @pytest.fixture(scope="module")
 def finetuned(tiny_bert_dir: Path, tiny_st_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     cwd = tmp_path_factory.mktemp("select_finetune")
@@ -47,8 +41,8 @@ def finetuned(tiny_bert_dir: Path, tiny_st_dir: Path, tmp_path_factory: pytest.T
     ]
     code = _select(args, cwd)
     parent, children = _parent_and_children(cwd)
-    (tune,) = [c for c in children if "embsel.finetune_of" in c.data.tags]
-    pairs = {c.info.run_name: c for c in children if c is not tune}
+    (tune,) = [c for c in children.values() if "embsel.finetune_of" in c.data.tags]
+    pairs = {name: c for name, c in children.items() if c is not tune}
     return code, cwd, parent, tune, pairs
 
 
@@ -126,13 +120,15 @@ def test_a_failing_fine_tune_fails_its_child_and_the_selection_still_decides(
         *FAST,
     ]
     assert _select(args, tmp_path) == 2
-    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    err = capsys.readouterr().err
+    assert "select.finetune_top_k=3, but 1 candidate(s) can be fine-tuned: training all of them" in err
+    (line,) = [line for line in err.splitlines() if line.startswith("error: ")]
     assert "1 fine-tune(s) failed" in line and "fewer than one batch" in line
     parent, children = _parent_and_children(tmp_path)
-    (tune,) = [c for c in children if "embsel.finetune_of" in c.data.tags]
+    tune = children.pop("finetune e5_base@demo_retrieval")
     assert tune.info.status == "FAILED" and "fewer than one batch" in tune.data.tags["error"]
     assert parent.info.status == "FAILED" and parent.data.tags["embsel.winner"] == "e5_base"
-    assert all(c.info.status == "FINISHED" for c in children if c is not tune)
+    assert [c.info.status for c in children.values()] == ["FINISHED"]  # the zero-shot pair
 
 
 def _data(task: TaskType, splits: tuple[str, ...] = ("train", "test")) -> dict[str, DataConfig]:

@@ -194,6 +194,8 @@ def finetune_top_k(
                     name_or_path=ModelKind.from_run.value,
                     kind=ModelKind.from_run,
                     run_id=finetune.run_id,
+                    offline=None,
+                    revision=None,
                     token=None,
                 )
     if not tuned:

@@ -146,27 +146,17 @@ def add_candidates(
     datasets: Mapping[str, DataConfig],
     cfg: SelectConfig,
     evaluation: EvaluationConfig,
-    *,
-    tracker: PairTracker | None = None,
-    load_model: Callable[[ModelConfig], Any] | None = None,
-    measurements: MeasurementCache | None = None,
+    **scoring: Any,
 ) -> Selection:
     """``selection`` ranked again with more candidates (``select.finetune_top_k``'s tuned models).
 
-    Only the new candidates are evaluated; the bootstrap resamples are seeded per dataset, so
-    the zero-shot candidates keep their intervals and the paired tests cover every candidate.
+    Only the new candidates are evaluated (``scoring``: ``run_selection``'s tracker, loader and
+    measurements); the bootstrap resamples are seeded per dataset, so the earlier candidates keep
+    their intervals and the paired tests cover every candidate.
     """
     from embsel_mlflow.selection.runner import run_selection
 
-    added = run_selection(
-        candidates,
-        datasets,
-        cfg,
-        evaluation,
-        tracker=tracker,
-        load_model=load_model,
-        measurements=measurements,
-    )
+    added = run_selection(candidates, datasets, cfg, evaluation, **scoring)
     run = selection.run
     run.candidates.update(added.candidates)
     run.outcomes += added.outcomes
