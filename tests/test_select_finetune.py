@@ -12,7 +12,7 @@ import pytest
 
 from embsel_mlflow.config.schema import DataConfig, TableConfig, TaskType, TrainConfig
 from embsel_mlflow.errors import ConfigError
-from embsel_mlflow.selection.finetune import check_finetune
+from embsel_mlflow.selection.finetune import check_finetune, tuned_name
 from tests.test_select import FAST, _runs, _select, _store, _tiny_candidates
 from tests.test_select_errors import _parent_and_children
 
@@ -151,3 +151,8 @@ def test_check_finetune_refuses_what_would_fail_every_fine_tune(top_k, datasets,
     with pytest.raises(ConfigError, match=re.escape(expected)):
         check_finetune(top_k, datasets, train)
     check_finetune(0, datasets, train)  # off: nothing to check
+
+
+def test_tuned_names_say_the_dataset_only_when_there_are_several() -> None:
+    assert tuned_name("minilm", "scifact", several_datasets=False) == "minilm/finetuned"
+    assert tuned_name("minilm", "scifact", several_datasets=True) == "minilm/finetuned-scifact"

@@ -4,6 +4,8 @@ Each child logs exactly what ``embsel evaluate`` logs for its pair (``evaluate_i
 config through ``log_config``), plus its ``efficiency/*`` metrics. The parent holds the
 decision: leaderboard (markdown, CSV, MLflow table), the quality-vs-throughput plot, the
 recommendation (tag, run description, terminal) and, with ``select.register``, the champion.
+With ``select.finetune_top_k=K`` the K best candidates are fine-tuned first, each in a child
+``train`` run, and ranked again with the others as ``from_run`` candidates.
 """
 
 from __future__ import annotations
