@@ -76,6 +76,11 @@ def test_the_tuned_candidate_is_ranked_from_the_model_its_run_logged(finetuned) 
     # loaded from runs:/<tune>/model, it scores what the in-memory tuned model scored in the train run
     assert child.data.metrics["main_score"] == pytest.approx(tune.data.metrics["test/main_score"], abs=1e-5)
     assert parent.data.metrics[f"{tuned}/demo_retrieval"] == pytest.approx(child.data.metrics["main_score"])
+    # it costs what its base costs: the base's efficiency, not a second (noisy) timing
+    base = pairs[f"{tune.data.tags['embsel.finetune_of']}@demo_retrieval"]
+    for key in ("efficiency/texts_per_second", "efficiency/latency_p95_ms"):
+        assert child.data.metrics[key] == base.data.metrics[key]
+    assert child.data.tags["embsel.efficiency_measured_at"] == base.data.tags["embsel.efficiency_measured_at"]
 
     client = _store(cwd)
     board = pd.read_csv(client.download_artifacts(parent.info.run_id, "leaderboard.csv"))

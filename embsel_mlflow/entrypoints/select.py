@@ -177,7 +177,13 @@ def finetune_top_k(
 
     from embsel_mlflow.config.schema import ModelKind
     from embsel_mlflow.selection import add_candidates
-    from embsel_mlflow.selection.finetune import SUFFIX, FineTune, finetune_choices, tuned_name
+    from embsel_mlflow.selection.finetune import (
+        SUFFIX,
+        BaseEfficiency,
+        FineTune,
+        finetune_choices,
+        tuned_name,
+    )
 
     parent.log_text(selection.markdown, "zero_shot/leaderboard.md")  # kept if training is interrupted
     several = len(job.datasets) > 1
@@ -202,6 +208,8 @@ def finetune_top_k(
                 )
     if not tuned:
         return selection
+    # a tuned model costs what its base costs: its base's efficiency, not a second timing
+    scoring = {**scoring, "measurements": BaseEfficiency.of(selection, job.datasets)}
     return add_candidates(selection, tuned, job.datasets, job.select, job.evaluation, **scoring)
 
 

@@ -11,15 +11,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.config.schema import ModelKind, TaskType
 from embsel_mlflow.errors import ConfigError
 from embsel_mlflow.selection.decision import MEAN
+from embsel_mlflow.selection.efficiency import uncached
+from embsel_mlflow.selection.measurement_cache import measure_now
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import DataConfig, TrainConfig
+    from embsel_mlflow.config.schema import DataConfig, EfficiencyConfig, TrainConfig
+    from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.selection import Selection
+    from embsel_mlflow.selection.efficiency import Efficiency
+    from embsel_mlflow.selection.measurement_cache import Provenance
 
 log = logging.getLogger("embsel.select")
 
@@ -37,6 +42,38 @@ class FineTune:
     tuned: str  # the tuned model's candidate name in the final ranking
     run_id: str | None = None
     error: str | None = None  # the one-line reason the fine-tune failed
+
+
+@dataclass
+class BaseEfficiency:
+    """The efficiency of tuned candidates: their base's on each dataset, not timed again.
+
+    Fine-tuning changes the weights, not the architecture, size or dtype, so a tuned model costs
+    what its base costs. Timing it again minutes later, after training, on a machine whose load
+    has changed would turn noise into the decision's tie-break ("4x faster" than its own base).
+    """
+
+    measured: dict[tuple[str, str], tuple[Efficiency, Provenance]]  # (train run id, data name) -> base's
+
+    @classmethod
+    def of(cls, selection: Selection, datasets: Mapping[str, DataConfig]) -> BaseEfficiency:
+        measured = {}
+        for finetune in selection.run.finetunes:
+            for option, data in datasets.items():
+                outcome = selection.run.outcome(finetune.candidate, option)
+                if finetune.run_id and outcome.efficiency and outcome.efficiency_provenance:
+                    measured[finetune.run_id, data.name] = (outcome.efficiency, outcome.efficiency_provenance)
+        return cls(measured)
+
+    def measure(
+        self, model: Any, data: TaskData, cfg: EfficiencyConfig, *, billed_tokens: int | None = None
+    ) -> tuple[Efficiency, Provenance]:
+        run_id = getattr(getattr(uncached(model), "config", None), "run_id", None)
+        found = self.measured.get((str(run_id), data.name))
+        if found is None:  # not a tuned model of this selection: time it
+            return measure_now(model, data, cfg, billed_tokens=billed_tokens)
+        log.info("efficiency of the tuned model on %s: its base candidate's (same architecture)", data.name)
+        return found
 
 
 def tuned_name(candidate: str, dataset: str, *, several_datasets: bool) -> str:

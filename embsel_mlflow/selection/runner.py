@@ -18,10 +18,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from embsel_mlflow.config.schema import TaskType
 from embsel_mlflow.errors import ConfigError, EmbselError
 from embsel_mlflow.selection.efficiency import Efficiency, is_ranker, tokens_used
-from embsel_mlflow.selection.measurement_cache import MeasurementCache, Provenance, measure_now
+from embsel_mlflow.selection.measurement_cache import Provenance, measure_now
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import DataConfig, EvaluationConfig, ModelConfig, SelectConfig
+    from embsel_mlflow.config.schema import (
+        DataConfig,
+        EfficiencyConfig,
+        EvaluationConfig,
+        ModelConfig,
+        SelectConfig,
+    )
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.evaluation.base import TaskResult
     from embsel_mlflow.selection.finetune import FineTune
@@ -75,6 +81,14 @@ class SelectionRun:
     @property
     def failed(self) -> list[PairOutcome]:
         return [o for o in self.outcomes if o.error is not None]
+
+
+class Measurements(Protocol):
+    """Where a pair's efficiency comes from: a ``MeasurementCache``, or a tuned model's base."""
+
+    def measure(
+        self, model: Any, data: TaskData, cfg: EfficiencyConfig, *, billed_tokens: int | None = None
+    ) -> tuple[Efficiency, Provenance]: ...
 
 
 class PairScope(Protocol):
@@ -156,7 +170,7 @@ def run_selection(
     *,
     tracker: PairTracker | None = None,
     load_model: Callable[[ModelConfig], Any] | None = None,
-    measurements: MeasurementCache | None = None,
+    measurements: Measurements | None = None,
 ) -> SelectionRun:
     """Evaluate every candidate on every dataset and measure its efficiency there.
 
@@ -220,7 +234,7 @@ def _evaluate_pair(
     data_cfg: DataConfig,
     data: Any,
     cfg: SelectConfig,
-    measurements: MeasurementCache | None,
+    measurements: Measurements | None,
 ) -> None:
     log.info("evaluating '%s' on '%s'", outcome.candidate, outcome.dataset)
     try:
