@@ -249,3 +249,10 @@ def test_many_class_confusions_are_named_and_pair_plot_marks_the_threshold() -> 
     scores = {"cosine_ap": 1.0, "cosine_accuracy_threshold": 0.5}
     figure = result_figure(_result("pair_classification", pairs, scores, "cosine_ap"), "m")
     assert [line.get_xdata()[0] for line in figure.axes[0].get_lines()] == [0.5]
+
+
+def test_select_params_hold_the_train_settings_only_when_it_fine_tunes() -> None:
+    config = {"select": {"finetune_top_k": 0, "alpha": 0.05}, "train": {"learning_rate": 2e-5, "epochs": 1}}
+    assert "train" not in readable_config(config)
+    tuning = readable_config({**config, "select": {"finetune_top_k": 1, "alpha": 0.05}})
+    assert tuning["train"] == {"learning_rate": 2e-5, "epochs": 1}

@@ -75,6 +75,8 @@ def readable_config(resolved: Mapping[str, Any]) -> dict[str, Any]:
         data["splits"] = {k: v for k, v in data["splits"].items() if k in used}
     if task and task != "classification":
         data.pop("train_split", None)
+    if "select" in config and not config["select"].get("finetune_top_k"):
+        config.pop("train", None)  # select trains nothing unless finetune_top_k > 0
     model = config.get("model", {})
     if model.get("kind") == "sentence_transformers":
         model.pop("pooling", None)  # the saved model's own pooling applies
