@@ -341,7 +341,13 @@ def onnx_session(path: Path) -> Any:
     """An ONNX Runtime CPU session for ``path`` (the pyfunc builds the same one)."""
     import onnxruntime as ort
 
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    # ORT's idle threads spin-wait for the next run by default, which slowed a torch model timed
+    # right after it in the same process 4.6x (single queries, 2 cores): measured interleaved
+    # ratios and select's timing of other candidates would be skewed, so they sleep instead
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def onnx_forward(session: Any) -> Any:

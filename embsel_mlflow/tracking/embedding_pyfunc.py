@@ -98,7 +98,10 @@ def _sentence_transformer(path: str, variant: dict) -> Any:
         import onnxruntime as ort
         from transformers.modeling_outputs import BaseModelOutput
 
-        session = ort.InferenceSession(f"{path}/onnx/model.onnx", providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()  # idle threads sleep instead of spinning, as in evaluation
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        session = ort.InferenceSession(f"{path}/onnx/model.onnx", options, providers=["CPUExecutionProvider"])
         inputs = [port.name for port in session.get_inputs()]
 
         def onnx_forward(**features: Any) -> Any:
