@@ -352,7 +352,10 @@ def test_slurm_launcher_config_composes_onto_submitit() -> None:
 def test_sigterm_closes_the_parent_and_the_running_child_killed(tmp_path: Path, tiny_bert_dir: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    args = ["evaluate", "-m", "data=demo_sts,demo_pair_classification,demo_classification,demo_clustering"]
+    # 8 jobs: the signal comes after the first child finished, with jobs still to run even when
+    # polling the store lags under load
+    data = "data=demo_sts,demo_pair_classification,demo_classification,demo_clustering"
+    args = ["evaluate", "-m", data, "model.max_seq_length=16,32"]
     command = [sys.executable, "-m", "embsel_mlflow", *args, *_tiny(tiny_bert_dir), *QUIET]
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
@@ -367,4 +370,4 @@ def test_sigterm_closes_the_parent_and_the_running_child_killed(tmp_path: Path, 
     (parent,), children = _split(_runs(uri))
     assert parent.info.status == "KILLED" and "SIGTERM" in parent.data.tags["error"]
     assert "RUNNING" not in {c.info.status for c in children}
-    assert len(children) < 4  # the sweep stopped
+    assert len(children) < 8  # the sweep stopped

@@ -148,3 +148,22 @@ def test_sigterm_ends_the_run_killed_not_running(store_uri: str, tmp_path: Path)
     assert proc.wait(timeout=30) != 0
     got = MlflowClient(store_uri).get_run(ready.read_text())
     assert (got.info.status, got.data.tags["error"]) == ("KILLED", "terminated by SIGTERM")
+
+
+def test_a_signal_while_a_run_closes_waits_for_the_close_then_stops_the_process(store_uri: str) -> None:
+    """SIGTERM during the FINISHED write: the run still ends FINISHED, and the signal is not lost."""
+    import os
+    import signal
+
+    from embsel_mlflow.tracking.run import RunTerminated, signals_held, terminate_on_signals
+
+    client = MlflowClient(store_uri)
+    with pytest.raises(RunTerminated), terminate_on_signals():
+        with tracked_run(TrackingConfig(uri=store_uri), entry_point="e", run_name="r") as run:
+            pass
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives mid-close: held, not raised here
+            held_through = client.get_run(run.run_id).info.status
+        pytest.fail("the held SIGTERM was lost")  # pragma: no cover
+    assert held_through == "FINISHED"
+    assert client.get_run(run.run_id).info.status == "FINISHED"

@@ -61,6 +61,7 @@ class _OpenSweep:
 # Parent run id -> the open sweep, in the process that runs the sweep (never pickled).
 _open: dict[str, _OpenSweep] = {}
 _last_outcome: SweepOutcome | None = None
+_aborted = False  # a parent was closed early (signal, error)
 
 
 class SweepFailed(Exception):
@@ -126,28 +127,34 @@ class MlflowSweepCallback(Callback):
         from omegaconf import OmegaConf
 
         from embsel_mlflow.sweeps import reuse
+        from embsel_mlflow.tracking.run import signals_held
 
-        sweep = _open.pop(self.parent_run_id or "", None)
         reuse.leave_sweep()
+        # The parent stays in _open until it is closed: a signal or error before that point
+        # reaches closing_sweeps, which closes it (KILLED or FAILED).
+        sweep = _open.get(self.parent_run_id or "")
         if sweep is None:
             return
         direction = str(OmegaConf.select(config, "hydra.sweeper.direction", default="maximize"))
         try:
             outcome = SweepOutcome(jobs_table(child_runs(sweep.run.client, sweep.run.run_id)), direction)
             _log_outcome(sweep.run, outcome, self.swept)
-        except BaseException as exc:
-            sweep.stack.__exit__(type(exc), exc, exc.__traceback__)
+        except Exception as exc:  # Hydra only warns about a callback's error: close the parent here
+            with signals_held():
+                _abort(sweep.run.run_id, exc, killed=False)
             raise
         _last_outcome = outcome
-        print(f"{outcome.summary_line()}  (parent run {sweep.run.run_id})")
         failures = outcome.failure_lines()
+        with signals_held():  # closing: a signal now waits until the parent is closed
+            del _open[sweep.run.run_id]
+            if failures:
+                reason = f"{len(failures)} of {len(outcome.jobs)} jobs failed: " + "; ".join(failures)
+                sweep.stack.__exit__(SweepFailed, SweepFailed(reason), None)
+            else:
+                sweep.stack.close()
+        print(f"{outcome.summary_line()}  (parent run {sweep.run.run_id})")
         if failures:
-            reason = f"{len(failures)} of {len(outcome.jobs)} jobs failed: " + "; ".join(failures)
             print(f"error: {reason}", file=sys.stderr)
-            failed = SweepFailed(reason)
-            sweep.stack.__exit__(SweepFailed, failed, None)
-        else:
-            sweep.stack.close()
 
     # -- one job (in the job's process: in-process, a joblib worker, a SLURM job) -----------
 
@@ -253,8 +260,10 @@ def last_outcome() -> SweepOutcome | None:
 
 
 def sweep_exit_code() -> int:
-    """The CLI's exit code after a sweep: 1 when any job failed, else 0."""
-    return 1 if _last_outcome is not None and len(_last_outcome.failed) else 0
+    """The CLI's exit code after a sweep: 1 when any job failed or the parent could not be summed up."""
+    if _last_outcome is None:
+        return 1 if _aborted else 0
+    return 1 if len(_last_outcome.failed) else 0
 
 
 @contextlib.contextmanager
@@ -264,20 +273,25 @@ def closing_sweeps() -> Iterator[None]:
     Ctrl-C or SIGTERM ends it KILLED, anything else FAILED; its children still RUNNING (a worker
     killed mid-job) end the same way.
     """
-    global _last_outcome
-    _last_outcome = None
+    global _last_outcome, _aborted
+    _last_outcome, _aborted = None, False
     try:
         yield
     except BaseException as exc:
+        from embsel_mlflow.tracking.run import signals_held
+
         killed = isinstance(exc, KeyboardInterrupt)
-        for parent_id in list(_open):
-            _abort(parent_id, exc, killed)
+        with signals_held():  # a second Ctrl-C must not stop the closing halfway
+            for parent_id in list(_open):
+                _abort(parent_id, exc, killed)
         raise
 
 
 def _abort(parent_id: str, exc: BaseException, killed: bool) -> None:
     from embsel_mlflow.tracking.run import one_line
 
+    global _aborted
+    _aborted = True
     sweep = _open.pop(parent_id)
     client = sweep.run.client
     if killed:  # RunTerminated names its signal

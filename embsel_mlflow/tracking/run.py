@@ -108,7 +108,8 @@ def tracked_run(
         _end(logger, "FAILED", one_line(exc))
         raise
     else:
-        logger.client.set_terminated(run_id, "FINISHED")
+        with signals_held():
+            logger.client.set_terminated(run_id, "FINISHED")
 
 
 INTERRUPTED = "interrupted by the user (KeyboardInterrupt)"
@@ -180,24 +181,36 @@ def terminate_on_signals() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """While a run is being closed, Ctrl-C and termination signals wait (they would leave it RUNNING)."""
+def signals_held() -> Iterator[None]:
+    """While a run is being closed, Ctrl-C and termination signals wait, then arrive.
+
+    A signal in the middle of the closing writes would leave the run RUNNING; ignoring it
+    instead would lose the user's request to stop (a sweep would go on). So the first one is
+    held and raised again once the block is done, under the handlers that were there before.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    held: list[int] = []
+
+    def _hold(signum: int, frame: object) -> None:
+        held.append(signum)
+
     signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in signums}
+    previous = {signum: signal.signal(signum, _hold) for signum in signums}
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if held:
+            signal.raise_signal(held[0])
 
 
 def _end(logger: RunLogger, status: str, reason: str) -> None:
     """Close the run with a small budget: a broken store must neither hide the original error
     nor keep the process retrying for minutes (a store that is gone leaves the run to repair)."""
-    with _signals_deferred(), quick_store_calls():
+    with signals_held(), quick_store_calls():
         try:
             # The description (mlflow.note.content) is what the run page shows first.
             shown = redact(reason)
