@@ -39,6 +39,8 @@ def _cfg(path: str = "unused", **variant) -> ModelConfig:
         ({"backend": "openvino"}, "openvino"),
         ({"backend": "openvino", "quantization": "int8_static"}, "openvino-int8"),
         ({"quantization": "int8_dynamic"}, "int8dyn"),
+        ({"backend": "onnx"}, "onnx"),
+        ({"backend": "onnx", "quantization": "int8_dynamic"}, "onnx-int8dyn"),
         ({"embedding_dtype": "int8"}, "int8-emb"),
         ({"embedding_dtype": "binary"}, "binary-emb"),
         ({"truncate_dim": 128}, "trunc128"),
@@ -92,8 +94,17 @@ def _build(cfg: ModelConfig, datasets: list[DataConfig] | None = None):
     return build_encoder(cfg, calibration_data=datasets or [])
 
 
-def test_onnx_is_refused_naming_why() -> None:
-    with pytest.raises(ConfigError, match=r"backend=onnx is not available: .*transformers<4\.58"):
+def test_missing_onnx_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    # None in sys.modules is how Python marks a module absent: `import onnxruntime` fails, as
+    # on a machine without the extra
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(
+        ConfigError,
+        match=r"^model\.variant\.backend=onnx needs onnxruntime.*, which is not installed: "
+        r'pip install "embsel-mlflow\[onnx\]"$',
+    ):
         _build(_cfg(backend="onnx"))
 
 
@@ -115,6 +126,8 @@ def test_missing_openvino_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch)
     [
         ({"quantization": "int8_static"}, "int8_static needs model.variant.backend=openvino"),
         ({"quantization": "int8_dynamic", "precision": "bf16"}, "int8_dynamic quantizes fp32 weights"),
+        ({"backend": "onnx", "quantization": "int8_static"}, "int8_static is not offered on backend=onnx"),
+        ({"backend": "onnx", "precision": "bf16"}, "backend=onnx runs its fp32 export"),
     ],
 )
 def test_invalid_combinations_are_refused(settings: dict, message: str) -> None:
@@ -250,7 +263,9 @@ def variant_selection(tiny_st_dir: Path, tmp_path_factory: pytest.TempPathFactor
         "candidates.e5_base.name=tiny",
         f"candidates.e5_base.variant.calibration.path={calibration}",
         "datasets=[demo_sts,demo_retrieval]",
-        "select.variants={precision: [bf16], embedding_dtype: [int8, binary], backend: [onnx]}",
+        # onnx runs where the [onnx] extra is installed; onnx-int8 (int8_static) is refused everywhere
+        "select.variants={precision: [bf16], embedding_dtype: [int8, binary], backend: [onnx], "
+        "quantization: [int8_static]}",
         "select.max_quality_drop=1.0",
         f"tracking.uri=sqlite:///{cwd / 'mlflow.db'}",
         *FAST,
@@ -273,16 +288,29 @@ def variant_selection(tiny_st_dir: Path, tmp_path_factory: pytest.TempPathFactor
 def test_each_variant_is_a_child_and_a_refused_one_fails_alone(variant_selection) -> None:
     code, _, parent, children = variant_selection
     by_name = {c.info.run_name: c for c in children}
+    import importlib.util
+
+    onnx_installed = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx", "onnxscript"))
     variants = ["e5_base/fp32", "e5_base/bf16", "e5_base/int8-emb", "e5_base/binary-emb"]
-    for variant in variants:
+    for variant in [*variants, *(["e5_base/onnx"] if onnx_installed else [])]:
         for dataset in ("demo_sts", "demo_retrieval"):
             child = by_name[f"{variant}@{dataset}"]
             assert child.info.status == "FINISHED", child.data.tags.get("error")
-    for dataset in ("demo_sts", "demo_retrieval"):
-        failed = by_name[f"e5_base/onnx@{dataset}"]
-        assert failed.info.status == "FAILED"
-        assert "backend=onnx is not available" in failed.data.tags["error"]
-        assert "\n" not in failed.data.tags["error"]
+    refused = {"e5_base/onnx-int8": "int8_static is not offered on backend=onnx"}
+    if not onnx_installed:
+        refused["e5_base/onnx"] = 'which is not installed: pip install "embsel-mlflow[onnx]"'
+    for variant, reason in refused.items():
+        for dataset in ("demo_sts", "demo_retrieval"):
+            failed = by_name[f"{variant}@{dataset}"]
+            assert failed.info.status == "FAILED"
+            assert reason in failed.data.tags["error"]
+            assert "\n" not in failed.data.tags["error"]
+    if onnx_installed:  # the fp32 export scores as the torch model does, and says what ran
+        onnx = by_name["e5_base/onnx@demo_sts"]
+        fp32 = by_name["e5_base/fp32@demo_sts"].data.metrics["main_score"]
+        assert onnx.data.metrics["main_score"] == pytest.approx(fp32, abs=1e-4)
+        assert '"backend": "onnx"' in onnx.data.tags["embsel.variant.runtime"]
+        assert '"precision": "float32"' in onnx.data.tags["embsel.variant.runtime"]
     assert code == 2 and parent.info.status == "FAILED"
     assert by_name["e5_base/bf16@demo_sts"].data.tags["embsel.variant"] == "bf16"
     calibration = by_name["e5_base/int8-emb@demo_sts"].data.tags["embsel.variant.calibration"]
@@ -315,7 +343,8 @@ def test_leaderboard_shows_deltas_against_fp32(variant_selection) -> None:
     row = next(line for line in markdown.splitlines() if line.startswith("| e5_base/int8-emb "))
     assert "demo_sts " in row and "(p=" in row
     decision = json.loads(Path(client.download_artifacts(parent.info.run_id, "decision.json")).read_text())
-    assert decision["winner"] in {"e5_base/fp32", "e5_base/bf16", "e5_base/int8-emb", "e5_base/binary-emb"}
+    finished = {"e5_base/fp32", "e5_base/bf16", "e5_base/int8-emb", "e5_base/binary-emb", "e5_base/onnx"}
+    assert decision["winner"] in finished
     assert "| B/vector | MB/1M docs |" in markdown
 
 
@@ -387,7 +416,10 @@ def test_bf16_and_int8_champions_match_in_a_fresh_process(tiny_st_dir: Path, tmp
 
 
 @pytest.mark.slow
-def test_openvino_extra_resolves_without_changing_torch_or_transformers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra_name", ["openvino", "onnx"])
+def test_backend_extra_resolves_without_changing_torch_or_transformers(
+    extra_name: str, tmp_path: Path
+) -> None:
     """`pip install --dry-run` of the pinned extra (needs PyPI): nothing of the core stack moves."""
     import json
     import subprocess
@@ -396,7 +428,7 @@ def test_openvino_extra_resolves_without_changing_torch_or_transformers(tmp_path
 
     extra = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"][
         "optional-dependencies"
-    ]["openvino"]
+    ][extra_name]
     report = tmp_path / "report.json"
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", str(report), *extra],
@@ -505,11 +537,12 @@ def test_evaluate_takes_the_variant_keys(tiny_st_dir: Path, tmp_path: Path, monk
 
     binary_args = ["model.variant.embedding_dtype=binary", "model.variant.rescore_multiplier=0"]
     assert exit_code([*common, *binary_args]) == 0
-    assert exit_code([*common, "model.variant.backend=onnx"]) == 2
+    assert exit_code([*common, "model.variant.backend=onnx", "model.variant.quantization=int8_static"]) == 2
     client = MlflowClient(uri)
     experiments = [e.experiment_id for e in client.search_experiments()]
     binary, onnx = client.search_runs(experiments, order_by=["start_time"])[-2:]
     assert binary.info.status == "FINISHED"
     assert binary.data.params["model.variant.embedding_dtype"] == "binary"
     assert '"embedding_dtype": "binary"' in binary.data.tags["embsel.variant.stored_embeddings"]
-    assert onnx.info.status == "FAILED" and "backend=onnx is not available" in onnx.data.tags["error"]
+    assert onnx.info.status == "FAILED"
+    assert "int8_static is not offered on backend=onnx" in onnx.data.tags["error"]

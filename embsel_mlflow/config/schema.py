@@ -47,7 +47,7 @@ class Precision(StrEnum):
 
 class Backend(StrEnum):
     torch = "torch"  # the model as loaded (nothing to install)
-    onnx = "onnx"  # extra [onnx]; see models/backends.py for why it is refused on the pinned stack
+    onnx = "onnx"  # extra [onnx]: ONNX Runtime, exported offline from the local weights
     openvino = "openvino"  # extra [openvino]: exported offline from the local weights
 
 

@@ -31,12 +31,15 @@ REQUIREMENTS = {
     "sentence_transformers": ("sentence-transformers", "transformers", "torch", "safetensors"),
     "model2vec": ("model2vec", "safetensors", "tokenizers"),
 }
+# What a variant's exported transformer runs on (model.variant.backend), besides the above.
+VARIANT_RUNTIMES = {"openvino": ("openvino",), "onnx": ("onnxruntime",)}
 
 
-def pip_requirements(backend: str) -> list[str]:
+def pip_requirements(backend: str, variant_backend: str = "torch") -> list[str]:
     """Exact versions of what the logged model needs (local version tags like +cpu dropped)."""
     pins = []
-    for package in ("mlflow", *REQUIREMENTS[backend], "numpy", "pandas"):
+    runtime = VARIANT_RUNTIMES.get(variant_backend, ())
+    for package in ("mlflow", *REQUIREMENTS[backend], *runtime, "numpy", "pandas"):
         try:
             pins.append(f"{package}=={metadata.version(package).split('+')[0]}")
         except metadata.PackageNotFoundError:
@@ -109,7 +112,8 @@ def save_embedding_model(
     weights = directory / "weights"
     backend = _saved_weights(model, name, weights)
     settings_file = directory / "settings.json"
-    settings_file.write_text(json.dumps(embedding_settings(model, cfg, name, backend), indent=2))
+    settings = embedding_settings(model, cfg, name, backend)
+    settings_file.write_text(json.dumps(settings, indent=2))
     signature = ModelSignature(
         inputs=Schema([ColSpec("string")]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, int(inner.embedding_dim)))]),
@@ -124,7 +128,7 @@ def save_embedding_model(
             artifacts={"model": str(weights), "settings": str(settings_file)},
             signature=signature,
             input_example=list(INPUT_EXAMPLE) if input_example else None,
-            pip_requirements=pip_requirements(backend),
+            pip_requirements=pip_requirements(backend, settings["variant"].get("backend", "torch")),
         )
     return path
 

@@ -60,7 +60,7 @@ class EmbeddingModel(PythonModel):
 
 
 def _sentence_transformer(path: str, variant: dict) -> Any:
-    """The saved model, run as the variant was evaluated: precision, int8 dynamic, OpenVINO."""
+    """The saved model, run as the variant was evaluated: precision, int8 dynamic, OpenVINO, ONNX."""
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -94,6 +94,21 @@ def _sentence_transformer(path: str, variant: dict) -> Any:
             return BaseModelOutput(last_hidden_state=torch.from_numpy(hidden))
 
         transformer.model.forward = forward
+    if backend == "onnx":  # the same session and forward as embsel_mlflow.models.backends
+        import onnxruntime as ort
+        from transformers.modeling_outputs import BaseModelOutput
+
+        options = ort.SessionOptions()  # idle threads sleep instead of spinning, as in evaluation
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        session = ort.InferenceSession(f"{path}/onnx/model.onnx", options, providers=["CPUExecutionProvider"])
+        inputs = [port.name for port in session.get_inputs()]
+
+        def onnx_forward(**features: Any) -> Any:
+            hidden = session.run(None, {name: features[name].cpu().numpy() for name in inputs})[0]
+            return BaseModelOutput(last_hidden_state=torch.from_numpy(hidden))
+
+        transformer.model.forward = onnx_forward
     return model
 
 
