@@ -88,6 +88,7 @@ def test_default_run_is_offline_minilm_on_the_demo_and_finishes(run_cli, tmp_pat
     assert f"cosine_spearman = {metrics['main_score']:.5f}" in result.stdout
 
 
+@pytest.mark.slow  # keeps the default suite under 10 minutes; CI runs -m slow too
 def test_multirun_gives_one_finished_child_run_per_job_for_every_task(
     run_cli, tmp_path: Path, tiny_bert_dir: Path
 ) -> None:

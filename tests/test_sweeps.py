@@ -187,6 +187,7 @@ def test_joblib_sweep_on_a_live_tracking_server(run_cli, server: str, tiny_bert_
     _assert_one_parent_eight_finished_children(_runs(server), result)
 
 
+@pytest.mark.slow  # keeps the default suite under 10 minutes; CI runs -m slow too
 def test_under_mlflow_run_the_parent_is_the_run_mlflow_run_created(
     tmp_path: Path, tiny_bert_dir: Path
 ) -> None:
