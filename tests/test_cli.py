@@ -156,7 +156,17 @@ BAD_INPUT = {
 }
 
 
-@pytest.mark.parametrize("files,overrides,needle", BAD_INPUT.values(), ids=BAD_INPUT.keys())
+# the loader's unit tests check these messages in-process; the process-level copies run in -m slow
+SLOW_BAD_INPUT = {"empty text", "non-numeric score", "qrels with unknown ids", "unknown model offline"}
+
+
+@pytest.mark.parametrize(
+    "files,overrides,needle",
+    [
+        pytest.param(*case, id=name, marks=[pytest.mark.slow] if name in SLOW_BAD_INPUT else [])
+        for name, case in BAD_INPUT.items()
+    ],
+)
 def test_bad_input_gives_one_line_error_nonzero_exit_and_a_failed_run(
     run_cli, tmp_path: Path, files, overrides: list[str], needle: str
 ) -> None:
@@ -176,6 +186,7 @@ def test_bad_input_gives_one_line_error_nonzero_exit_and_a_failed_run(
     assert run.data.tags["error"] == errors[0].removeprefix("error: ")
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_results_json_matches_logged_metrics(run_cli, tmp_path: Path, tiny_bert_dir: Path) -> None:
     result = run_cli("evaluate", "data=demo_retrieval", *_tiny(tiny_bert_dir), "evaluation.k_values=[1, 5]")
     assert result.returncode == 0, result.stderr

@@ -762,6 +762,7 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_server_dying_mid_run_fails_in_seconds_and_repair_closes_the_run(tmp_path: Path) -> None:
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"

@@ -100,6 +100,7 @@ def test_append_and_delete_overrides(finished) -> None:
     assert "note" in run.data.tags and "drop" not in run.data.tags
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_bad_override_under_mlflow_run_fails_that_one_run(tmp_path: Path) -> None:
     proc, runs = _mlflow_run(tmp_path, "model.nmae=x")
     assert proc.returncode != 0

@@ -66,6 +66,32 @@ def test_onnx_fp32_equals_torch_and_the_export_is_cached(
     assert not list((cache_dir / "models" / "onnx").glob("embsel-onnx-*"))  # no leftovers
 
 
+def test_onnx_encodes_with_torch_on_one_thread(tiny_st_dir: Path, cache_dir: Path) -> None:
+    """ORT's pool does the work: torch (pooling only) is held to one thread, then restored."""
+    import torch
+
+    from embsel_mlflow.models.cache import EmbeddingCache
+    from embsel_mlflow.models.factory import build_encoder
+
+    encoder = build_encoder(_cfg(tiny_st_dir, backend="onnx"), cache=EmbeddingCache(cache_dir)).inner
+    transformer = encoder.model[0]
+    session_forward = transformer.model.forward
+    seen: list[int] = []
+
+    def forward(**features):
+        seen.append(torch.get_num_threads())
+        return session_forward(**features)
+
+    transformer.model.forward = forward
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        encoder.encode(TEXTS, batch_size=2)
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_onnx_int8_dynamic_is_close_and_smaller(
     tiny_st_dir: Path, cache_dir: Path, torch_reference: np.ndarray
 ) -> None:

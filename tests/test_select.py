@@ -210,6 +210,7 @@ def test_champion_loads_in_a_fresh_process_with_equal_embeddings(
     assert "trust_remote_code" not in settings
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_champion_is_served_over_http(selected) -> None:
     from tests.model_server import served_embeddings
 
@@ -220,6 +221,7 @@ def test_champion_is_served_over_http(selected) -> None:
     assert embeddings.shape == (len(TEXTS), 32)
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_mlflow_run_entry_point_nests_children_under_its_run(tiny_bert_dir: Path, tmp_path: Path) -> None:
     from tests.test_mlflow_run import _mlflow_run
 
@@ -276,6 +278,7 @@ def _quality_and_efficiency(run) -> dict[str, float]:
     }
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_repeat_selection_reuses_measurements_and_loads_each_candidate_once(
     selected, tiny_bert_dir: Path, tiny_st_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -84,6 +84,7 @@ def test_failing_candidates_fail_their_children_and_the_others_complete(
     assert "leaderboard.md" in {a.path for a in _store(tmp_path).list_artifacts(parent.info.run_id)}
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_constraints_that_exclude_everyone(
     tmp_path: Path, tiny_bert_dir: Path, tiny_st_dir: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -102,6 +103,7 @@ def test_constraints_that_exclude_everyone(
     assert parent.data.tags["embsel.recommendation"].startswith("no recommendation: no candidate meets")
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_ranker_is_not_applicable_to_sts_in_a_mixed_selection(
     tmp_path: Path, tiny_bert_dir: Path, capsys: pytest.CaptureFixture
 ) -> None:

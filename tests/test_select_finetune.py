@@ -46,6 +46,7 @@ def finetuned(tiny_bert_dir: Path, tiny_st_dir: Path, tmp_path_factory: pytest.T
     return code, cwd, parent, tune, pairs
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_the_best_zero_shot_candidate_is_fine_tuned_in_a_child_train_run(finetuned) -> None:
     code, _, parent, tune, pairs = finetuned
     assert code == 0 and parent.info.status == "FINISHED"
@@ -67,6 +68,7 @@ def test_the_best_zero_shot_candidate_is_fine_tuned_in_a_child_train_run(finetun
     assert all(p.info.status == "FINISHED" for p in pairs.values())
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_the_tuned_candidate_is_ranked_from_the_model_its_run_logged(finetuned) -> None:
     _, cwd, parent, tune, pairs = finetuned
     tuned = tune.data.tags["embsel.finetuned_candidate"]
@@ -113,6 +115,7 @@ def test_a_dataset_without_a_train_split_is_refused_before_anything_runs(
     assert parent.info.status == "FAILED" and "'train' split" in parent.data.tags["error"]
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_a_failing_fine_tune_fails_its_child_and_the_selection_still_decides(
     tmp_path: Path, tiny_st_dir: Path, capsys: pytest.CaptureFixture
 ) -> None:

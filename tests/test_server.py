@@ -17,6 +17,7 @@ def server(tmp_path: Path):
         yield url
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_evaluate_logs_everything_to_a_tracking_server(run_cli, server: str, tiny_st_dir: Path) -> None:
     env = {"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1", **os.environ}
     result = run_cli(

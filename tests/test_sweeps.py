@@ -173,6 +173,7 @@ def _assert_one_parent_eight_finished_children(runs: list, result) -> None:
     assert parents[0].data.params["sweep.launcher.n_jobs"] == "4"
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_joblib_sweep_on_a_fresh_sqlite_store(run_cli, tmp_path: Path, tiny_bert_dir: Path) -> None:
     result = _parallel_sweep(run_cli, tiny_bert_dir)
     _assert_one_parent_eight_finished_children(_runs(f"sqlite:///{tmp_path / 'mlflow.db'}"), result)
@@ -216,6 +217,7 @@ def _optuna_args(model_dir: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_optuna_sweep_is_six_child_runs_with_the_best_trial_on_the_parent(
     run_cli, tmp_path: Path, tiny_bert_dir: Path
 ) -> None:
@@ -234,6 +236,7 @@ def test_optuna_sweep_is_six_child_runs_with_the_best_trial_on_the_parent(
     assert parent.data.tags["optuna.best_trial_number"] == best.data.tags["embsel.sweep.trial_number"]
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_failed_trial_is_told_to_optuna_as_failed(run_cli, tmp_path: Path, tiny_bert_dir: Path) -> None:
     import optuna
 
@@ -316,6 +319,7 @@ def restore_logging():
     root.setLevel(level)
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_basic_launcher_sweep_loads_the_shared_model_once(
     tmp_path: Path, tiny_bert_dir: Path, restore_logging: None, capsys: pytest.CaptureFixture
 ) -> None:

@@ -107,6 +107,7 @@ def test_training_curve_params_and_system_metrics(trained) -> None:
     assert not any(key.startswith("eval_ndcg") for key in run.data.metrics)  # transformers' own names
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_logged_model_loads_in_a_fresh_process_equal_to_the_trained_one(trained) -> None:
     cwd, run, _, in_memory = trained
     from tests.model_server import fresh_process_embeddings
@@ -126,6 +127,7 @@ def test_logged_model_loads_in_a_fresh_process_equal_to_the_trained_one(trained)
     assert version.run_id == run.info.run_id
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_logged_model_is_served_over_http(trained) -> None:
     from tests.model_server import served_embeddings
 

@@ -72,6 +72,7 @@ def _row_text(page, run_name: str) -> str:
     return " ".join(part.inner_text() for part in page.locator(f"[role=row][row-index='{index}']").all())
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_runs_table_and_failed_run_read_well_in_chromium(
     server: str, browser_page, tiny_st_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

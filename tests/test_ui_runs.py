@@ -189,6 +189,7 @@ def test_under_mlflow_run_project_tags_stay_and_a_generated_name_is_replaced(
     assert {k: run.data.tags[k] for k in project_tags} == project_tags
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_plain_evaluate_prints_no_python_warnings(run_cli, tiny_st_dir: Path) -> None:
     result = run_cli("evaluate", f"model.name_or_path={tiny_st_dir}", "model.name=tiny")
     assert result.returncode == 0, result.stderr

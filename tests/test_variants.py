@@ -135,6 +135,28 @@ def test_invalid_combinations_are_refused(settings: dict, message: str) -> None:
         _build(_cfg(**settings))
 
 
+def test_backends_with_their_own_threads_hold_torch_to_one() -> None:
+    """OpenVINO/ONNX encode with torch on one thread (it only pools); torch keeps its threads."""
+    import torch
+
+    from embsel_mlflow.models.backends import torch_threads_for
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = {}
+        for backend in ("torch", None, "openvino", "onnx"):
+            with torch_threads_for(backend):
+                seen[backend] = torch.get_num_threads()
+        with pytest.raises(RuntimeError, match="boom"), torch_threads_for("openvino"):
+            raise RuntimeError("boom")
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == {"torch": 2, None: 2, "openvino": 1, "onnx": 1}
+    assert after == 2
+
+
 def test_variants_of_other_kinds_are_refused() -> None:
     cfg = ModelConfig(name="lsa", name_or_path="lsa", kind=ModelKind.lsa, precision="bf16")
     with pytest.raises(ConfigError, match="has no variants"):
@@ -285,6 +307,7 @@ def variant_selection(tiny_st_dir: Path, tmp_path_factory: pytest.TempPathFactor
     return code, client, parent, children
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_each_variant_is_a_child_and_a_refused_one_fails_alone(variant_selection) -> None:
     code, _, parent, children = variant_selection
     by_name = {c.info.run_name: c for c in children}
@@ -317,6 +340,7 @@ def test_each_variant_is_a_child_and_a_refused_one_fails_alone(variant_selection
     assert "calibration.txt" in calibration and '"texts": 20' in calibration  # what calibrated it
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_variant_children_price_quality_speed_and_bytes(variant_selection) -> None:
     _, _, _, children = variant_selection
     by_name = {c.info.run_name: c for c in children}
@@ -334,6 +358,7 @@ def test_variant_children_price_quality_speed_and_bytes(variant_selection) -> No
     assert abs(int8 - by_name["e5_base/fp32@demo_sts"].data.metrics["main_score"]) < 0.1
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_leaderboard_shows_deltas_against_fp32(variant_selection) -> None:
     import json
 
@@ -363,6 +388,7 @@ def test_quality_drop_beyond_the_limit_is_flagged() -> None:
 # --- the champion runs as its variant ran ---------------------------------------------------
 
 
+@pytest.mark.slow  # process-level; the default suite stays under 10 minutes, CI runs -m slow too
 def test_bf16_and_int8_champions_match_in_a_fresh_process(tiny_st_dir: Path, tmp_path: Path) -> None:
     import json
     import subprocess

@@ -100,6 +100,27 @@ def _modules_needed(backend: Backend, quantization: Quantization) -> list[str]:
     return ["onnxruntime", "onnx", "onnxscript"]  # run, quantize, export (torch's dynamo exporter)
 
 
+@contextmanager
+def torch_threads_for(backend: str | None) -> Iterator[None]:
+    """Torch on one intra-op thread while a backend with its own thread pool encodes.
+
+    Under OpenVINO or ONNX Runtime, torch only pools and normalises; its OpenMP threads, which
+    spin on after each small op, took cores from the backend's threads: OpenVINO int8 encoded
+    STS-B texts 15% faster with torch on one thread (1522 against 1319 texts/s, 2 cores).
+    """
+    if backend not in (Backend.openvino.value, Backend.onnx.value):
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def needs_calibration(cfg: ModelConfig) -> bool:
     return Quantization(cfg.variant.quantization) is Quantization.int8_static
 

@@ -82,14 +82,17 @@ class Encoder(PretrainedCandidate):
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
         if len(texts) == 0:
             return np.empty((0, self.embedding_dim), dtype=np.float32)
-        embeddings = self._encode_fns[role](
-            texts,
-            prompt=self._configured_prompt(role),
-            batch_size=batch_size or self._cfg.batch_size,
-            show_progress_bar=show_progress,
-            normalize_embeddings=self._normalize,
-            convert_to_numpy=True,
-        )
+        from embsel_mlflow.models.backends import torch_threads_for
+
+        with torch_threads_for((self._variant or {}).get("backend")):
+            embeddings = self._encode_fns[role](
+                texts,
+                prompt=self._configured_prompt(role),
+                batch_size=batch_size or self._cfg.batch_size,
+                show_progress_bar=show_progress,
+                normalize_embeddings=self._normalize,
+                convert_to_numpy=True,
+            )
         return np.asarray(embeddings, dtype=np.float32)  # no copy when already float32 (fp32 models)
 
     def prompt(self, role: str | None) -> str | None:

@@ -12,6 +12,8 @@ candidate's role prompt.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import mlflow
@@ -49,13 +51,15 @@ class EmbeddingModel(PythonModel):
                 norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
                 embeddings = embeddings / np.maximum(norms, 1e-12)
             return embeddings
-        embeddings = self.model.encode(
-            texts,
-            prompt=prompt,
-            normalize_embeddings=settings["normalize"],
-            batch_size=settings["batch_size"],
-            convert_to_numpy=True,
-        )
+        variant = settings.get("variant") or {}
+        with _torch_threads_for(variant.get("backend", "torch")):
+            embeddings = self.model.encode(
+                texts,
+                prompt=prompt,
+                normalize_embeddings=settings["normalize"],
+                batch_size=settings["batch_size"],
+                convert_to_numpy=True,
+            )
         return _stored(np.asarray(embeddings, dtype=np.float32), settings.get("variant") or {})
 
 
@@ -110,6 +114,23 @@ def _sentence_transformer(path: str, variant: dict) -> Any:
 
         transformer.model.forward = onnx_forward
     return model
+
+
+@contextmanager
+def _torch_threads_for(backend: str) -> Iterator[None]:
+    """Torch on one thread while OpenVINO or ONNX Runtime encodes, as in evaluation
+    (embsel_mlflow.models.backends.torch_threads_for: its spinning threads slow the backend)."""
+    if backend not in ("openvino", "onnx"):
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _stored(embeddings: np.ndarray, variant: dict) -> np.ndarray:
