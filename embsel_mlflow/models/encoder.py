@@ -12,6 +12,7 @@ import numpy as np
 from embsel_mlflow.config.schema import ModelKind, Precision
 from embsel_mlflow.config.schema import Pooling as PoolingMode
 from embsel_mlflow.errors import ConfigError, ModelError
+from embsel_mlflow.models.backends import torch_threads_for
 from embsel_mlflow.models.base import PretrainedCandidate
 from embsel_mlflow.models.device import resolve_device
 from embsel_mlflow.models.resolve import (
@@ -82,8 +83,6 @@ class Encoder(PretrainedCandidate):
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
         if len(texts) == 0:
             return np.empty((0, self.embedding_dim), dtype=np.float32)
-        from embsel_mlflow.models.backends import torch_threads_for
-
         with torch_threads_for((self._variant or {}).get("backend")):
             embeddings = self._encode_fns[role](
                 texts,

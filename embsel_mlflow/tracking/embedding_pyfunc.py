@@ -60,7 +60,7 @@ class EmbeddingModel(PythonModel):
                 batch_size=settings["batch_size"],
                 convert_to_numpy=True,
             )
-        return _stored(np.asarray(embeddings, dtype=np.float32), settings.get("variant") or {})
+        return _stored(np.asarray(embeddings, dtype=np.float32), variant)
 
 
 def _sentence_transformer(path: str, variant: dict) -> Any:
