@@ -139,7 +139,7 @@ def test_backends_with_their_own_threads_hold_torch_to_one() -> None:
     """OpenVINO/ONNX encode with torch on one thread (it only pools); torch keeps its threads."""
     import torch
 
-    from embsel_mlflow.models.backends import torch_threads_for
+    from embsel_mlflow.models.exported_forward import torch_threads_for
 
     threads = torch.get_num_threads()
     torch.set_num_threads(2)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.config.schema import Backend, Precision, Quantization
 from embsel_mlflow.errors import ConfigError
+from embsel_mlflow.models.exported_forward import onnx_forward, onnx_session, openvino_forward
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -100,27 +101,6 @@ def _modules_needed(backend: Backend, quantization: Quantization) -> list[str]:
     return ["onnxruntime", "onnx", "onnxscript"]  # run, quantize, export (torch's dynamo exporter)
 
 
-@contextmanager
-def torch_threads_for(backend: str | None) -> Iterator[None]:
-    """Torch on one intra-op thread while a backend with its own thread pool encodes.
-
-    Under OpenVINO or ONNX Runtime, torch only pools and normalises; its OpenMP threads, which
-    spin on after each small op, took cores from the backend's threads: OpenVINO int8 encoded
-    STS-B texts 15% faster with torch on one thread (1522 against 1319 texts/s, 2 cores).
-    """
-    if backend not in (Backend.openvino.value, Backend.onnx.value):
-        yield
-        return
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def needs_calibration(cfg: ModelConfig) -> bool:
     return Quantization(cfg.variant.quantization) is Quantization.int8_static
 
@@ -181,8 +161,6 @@ def _to_openvino(
     key: str,
 ) -> dict[str, Any]:
     import openvino as ov
-    import torch
-    from transformers.modeling_outputs import BaseModelOutput
 
     transformer: Any = model[0]
     quantization = Quantization(cfg.variant.quantization)
@@ -195,23 +173,13 @@ def _to_openvino(
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             ov.save_model(ov_model, cached, compress_to_fp16=False)
-    hint = _OV_PRECISION[Precision(cfg.precision)]
-    compiled = ov.Core().compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
-    ran = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
-    names = [port.get_any_name() for port in compiled.inputs]
-    torch_dtype = next(transformer.model.parameters()).dtype
-
-    def forward(**features: Any) -> BaseModelOutput:
-        inputs = {name: features[name].numpy() for name in names}
-        hidden = compiled(inputs)[0]
-        return BaseModelOutput(last_hidden_state=torch.from_numpy(hidden).to(torch_dtype))
-
+    forward, ran = openvino_forward(ov_model, _OV_PRECISION[Precision(cfg.precision)])
     transformer.model.forward = forward  # ST keeps tokenising, pooling and normalising
     transformer.embsel_openvino_model = ov_model  # saved beside the weights for serving
     size = cached.with_suffix(".bin").stat().st_size if cached is not None else None
     return {
         "backend": "openvino",
-        "precision": ran.lower().replace("<type: '", "").replace("'>", ""),
+        "precision": ran,
         "quantization": quantization.value,
         "ir_bytes": size,
     }
@@ -277,7 +245,7 @@ def _to_onnx(model: SentenceTransformer, quantization: Quantization, cached: Pat
                 directory.rename(cached)
             except OSError:
                 shutil.rmtree(directory, ignore_errors=True)
-    session = onnx_session(cached / ONNX_FILE)
+    session = onnx_session(str(cached / ONNX_FILE))
     transformer.model.forward = onnx_forward(session)  # ST keeps tokenising, pooling and normalising
     transformer.embsel_onnx_dir = cached  # copied beside the weights for serving
     return {
@@ -356,33 +324,6 @@ def _token_embeddings(model: Any) -> Any:
             return self.model(**features, return_dict=True)[0]  # no pooler output in the graph
 
     return TokenEmbeddings().eval()
-
-
-def onnx_session(path: Path) -> Any:
-    """An ONNX Runtime CPU session for ``path`` (the pyfunc builds the same one)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    # ORT's idle threads spin-wait for the next run by default, which slowed a torch model timed
-    # right after it in the same process 4.6x (single queries, 2 cores): measured interleaved
-    # ratios and select's timing of other candidates would be skewed, so they sleep instead
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def onnx_forward(session: Any) -> Any:
-    """A transformer ``forward`` that runs ``session``: features in, ``last_hidden_state`` out."""
-    import torch
-    from transformers.modeling_outputs import BaseModelOutput
-
-    names = [port.name for port in session.get_inputs()]
-
-    def forward(**features: Any) -> BaseModelOutput:
-        hidden = session.run(None, {name: features[name].cpu().numpy() for name in names})[0]
-        return BaseModelOutput(last_hidden_state=torch.from_numpy(hidden))
-
-    return forward
 
 
 def backend_key(identity: dict[str, Any]) -> str:

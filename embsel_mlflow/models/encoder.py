@@ -12,9 +12,9 @@ import numpy as np
 from embsel_mlflow.config.schema import ModelKind, Precision
 from embsel_mlflow.config.schema import Pooling as PoolingMode
 from embsel_mlflow.errors import ConfigError, ModelError
-from embsel_mlflow.models.backends import torch_threads_for
 from embsel_mlflow.models.base import PretrainedCandidate
 from embsel_mlflow.models.device import resolve_device
+from embsel_mlflow.models.exported_forward import torch_threads_for
 from embsel_mlflow.models.resolve import (
     HUB,
     ResolvedModel,

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from embsel_mlflow.config.schema import ModelConfig
 
 PYFUNC_FILE = Path(__file__).with_name("embedding_pyfunc.py")
+# The pyfunc's one import of this package's code, logged beside it (MLflow puts it on sys.path)
+FORWARD_FILE = Path(__file__).parents[1] / "models" / "exported_forward.py"
 INPUT_EXAMPLE = ["A short sentence to embed.", "Another text, one embedding per row."]
 REQUIREMENTS = {
     "sentence_transformers": ("sentence-transformers", "transformers", "torch", "safetensors"),
@@ -125,6 +127,7 @@ def save_embedding_model(
         mlflow.pyfunc.save_model(
             path=str(path),
             python_model=str(PYFUNC_FILE),
+            code_paths=[str(FORWARD_FILE)],
             artifacts={"model": str(weights), "settings": str(settings_file)},
             signature=signature,
             input_example=list(INPUT_EXAMPLE) if input_example else None,

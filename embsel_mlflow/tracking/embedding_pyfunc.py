@@ -2,7 +2,8 @@
 
 MLflow "models from code": see tracking/embedding_model.py, which logs it.
 
-MLflow copies this file into the logged model, so it imports only what serving needs: a
+MLflow copies this file into the logged model, so it imports only what serving needs
+(and ``exported_forward.py``, logged beside it): a
 sentence-transformers directory (trust_remote_code off, safetensors only) or a model2vec
 static model. ``predict(texts)`` returns float32 embeddings, one row per text, exactly as the
 candidate encoded them in evaluation; ``params={"role": "query"}`` (or "document") applies the
@@ -12,8 +13,6 @@ candidate's role prompt.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import mlflow
@@ -52,7 +51,9 @@ class EmbeddingModel(PythonModel):
                 embeddings = embeddings / np.maximum(norms, 1e-12)
             return embeddings
         variant = settings.get("variant") or {}
-        with _torch_threads_for(variant.get("backend", "torch")):
+        from exported_forward import torch_threads_for  # see _sentence_transformer
+
+        with torch_threads_for(variant.get("backend", "torch")):
             embeddings = self.model.encode(
                 texts,
                 prompt=prompt,
@@ -81,56 +82,20 @@ def _sentence_transformer(path: str, variant: dict) -> Any:
         transformer.model = torch.ao.quantization.quantize_dynamic(
             transformer.model, {torch.nn.Linear}, dtype=torch.qint8
         )
+    # Logged beside this file (code_paths), on sys.path once MLflow loads the model (not while it
+    # saves it): the same OpenVINO and ONNX Runtime forwards as evaluation.
+    from exported_forward import onnx_forward, onnx_session, openvino_forward
+
     if backend == "openvino":
         import openvino as ov
-        from transformers.modeling_outputs import BaseModelOutput
 
-        core = ov.Core()
-        compiled = core.compile_model(
-            core.read_model(f"{path}/openvino/model.xml"),
-            "CPU",
-            {"INFERENCE_PRECISION_HINT": variant.get("ov_precision", "f32")},
+        forward, _ = openvino_forward(
+            ov.Core().read_model(f"{path}/openvino/model.xml"), variant.get("ov_precision", "f32")
         )
-        names = [port.get_any_name() for port in compiled.inputs]
-
-        def forward(**features: Any) -> Any:
-            hidden = compiled({name: features[name].numpy() for name in names})[0]
-            return BaseModelOutput(last_hidden_state=torch.from_numpy(hidden))
-
         transformer.model.forward = forward
-    if backend == "onnx":  # the same session and forward as embsel_mlflow.models.backends
-        import onnxruntime as ort
-        from transformers.modeling_outputs import BaseModelOutput
-
-        options = ort.SessionOptions()  # idle threads sleep instead of spinning, as in evaluation
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        session = ort.InferenceSession(f"{path}/onnx/model.onnx", options, providers=["CPUExecutionProvider"])
-        inputs = [port.name for port in session.get_inputs()]
-
-        def onnx_forward(**features: Any) -> Any:
-            hidden = session.run(None, {name: features[name].cpu().numpy() for name in inputs})[0]
-            return BaseModelOutput(last_hidden_state=torch.from_numpy(hidden))
-
-        transformer.model.forward = onnx_forward
+    if backend == "onnx":
+        transformer.model.forward = onnx_forward(onnx_session(f"{path}/onnx/model.onnx"))
     return model
-
-
-@contextmanager
-def _torch_threads_for(backend: str) -> Iterator[None]:
-    """Torch on one thread while OpenVINO or ONNX Runtime encodes, as in evaluation
-    (embsel_mlflow.models.backends.torch_threads_for: its spinning threads slow the backend)."""
-    if backend not in ("openvino", "onnx"):
-        yield
-        return
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _stored(embeddings: np.ndarray, variant: dict) -> np.ndarray:
