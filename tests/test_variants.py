@@ -10,11 +10,14 @@ import pytest
 from mlflow import MlflowClient
 
 from embsel_mlflow.config.schema import (
+    Backend,
     CalibrationConfig,
     DataConfig,
     EmbeddingDtype,
     ModelConfig,
     ModelKind,
+    Precision,
+    Quantization,
     VariantConfig,
 )
 from embsel_mlflow.errors import ConfigError
@@ -65,7 +68,9 @@ def test_expansion_one_axis_at_a_time_with_baselines() -> None:
         "minilm/fp32",
         "minilm/bf16",
         "minilm/openvino",
+        "minilm/openvino-bf16",  # OpenVINO variants run at each listed precision too
         "minilm/openvino-int8",
+        "minilm/openvino-int8-bf16",
         "minilm/int8-emb",
         "minilm/binary-emb",
         "minilm/trunc256",
@@ -73,6 +78,15 @@ def test_expansion_one_axis_at_a_time_with_baselines() -> None:
     ]
     assert set(baselines.values()) == {"minilm/fp32"} and "lsa" not in baselines
     assert expanded["minilm/openvino-int8"].variant.calibration == CalibrationConfig()
+    int8_bf16 = expanded["minilm/openvino-int8-bf16"]
+    assert (int8_bf16.precision, int8_bf16.variant.backend, int8_bf16.variant.quantization) == (
+        Precision.bf16,
+        Backend.openvino,
+        Quantization.int8_static,
+    )
+    # listed alone, static int8 means OpenVINO: at each listed precision as well
+    alone, _ = expand_variants({"minilm": _cfg()}, {"precision": ["bf16"], "quantization": ["int8_static"]})
+    assert list(alone) == ["minilm/fp32", "minilm/bf16", "minilm/openvino-int8", "minilm/openvino-int8-bf16"]
     assert expand_variants({"minilm": _cfg()}, {}) == ({"minilm": _cfg()}, {})
 
 

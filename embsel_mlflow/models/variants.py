@@ -5,7 +5,9 @@ A variant is the candidate's ``ModelConfig`` with ``precision`` and ``variant.*`
 axis; each candidate expands into its fp32 baseline plus one variant per listed value, one
 axis at a time (``minilm/fp32``, ``minilm/bf16``, ``minilm/int8-emb``, ...). A quantization is
 applied on every listed non-torch backend (``minilm/openvino-int8``), else on torch, except
-``int8_static``, which only OpenVINO has.
+``int8_static``, which only OpenVINO has. OpenVINO variants also run at each listed precision
+(``minilm/openvino-bf16``, ``minilm/openvino-int8-bf16``: under int8, the layers it leaves,
+such as attention and normalisation, run at that precision).
 """
 
 from __future__ import annotations
@@ -136,6 +138,7 @@ def _one_axis_at_a_time(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
     }
     found: list[dict[str, Any]] = [{}]
     backends = [b for b in axes.get("backend", []) if b != Backend.torch.value]
+    precisions = [p for p in map(_plain, axes.get("precision", [])) if p != Precision.fp32.value]
     for axis in AXES:
         for value in axes.get(axis, []):
             value = _plain(value)
@@ -144,10 +147,18 @@ def _one_axis_at_a_time(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
             if axis == "quantization":
                 # static int8 exists only on OpenVINO: asked for alone, it means openvino-int8
                 fallback = Backend.openvino.value if value == Quantization.int8_static.value else None
-                on = backends or [fallback]
-                found += [{"quantization": value, **({"backend": b} if b else {})} for b in on]
+                for backend in backends or [fallback]:
+                    found.append({"quantization": value, **({"backend": backend} if backend else {})})
+                    if backend == Backend.openvino.value:
+                        # OpenVINO runs what int8 leaves (attention, norms) at model.precision
+                        found += [
+                            {"quantization": value, "backend": backend, "precision": precision}
+                            for precision in precisions
+                        ]
             else:
                 found.append({axis: value})
+                if axis == "backend" and value == Backend.openvino.value:
+                    found += [{"backend": value, "precision": precision} for precision in precisions]
     return found
 
 
