@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -423,11 +424,14 @@ def test_bf16_and_int8_champions_match_in_a_fresh_process(tiny_st_dir: Path, tmp
         "bf16": _cfg(str(tiny_st_dir), precision="bf16"),
         "int8": _cfg(str(tiny_st_dir), embedding_dtype="int8", calibration=on_file),
     }
-    expected, run_id = {}, ""
+    if importlib.util.find_spec("openvino") and importlib.util.find_spec("nncf"):  # the [openvino] extra
+        ov = {"backend": "openvino", "quantization": "int8_static", "calibration": on_file}
+        variants["ov"] = _cfg(str(tiny_st_dir), precision="bf16", **ov)
+    expected, run_ids = {}, {}
     for name, cfg in variants.items():
         model = build_encoder(cfg)
         expected[name] = model.encode(texts)
-        run_id = client.create_run(experiment).info.run_id  # one champion per run (artifact path)
+        run_id = run_ids[name] = client.create_run(experiment).info.run_id  # one champion per run
         register_champion(client, run_id, model, f"tiny/{name}", f"champion_{name}", "champion", cfg=cfg)
     reference = build_encoder(_cfg(str(tiny_st_dir))).encode(texts)
     assert np.abs(expected["bf16"] - reference).max() > 0  # bf16 really ran in bf16
@@ -435,7 +439,7 @@ def test_bf16_and_int8_champions_match_in_a_fresh_process(tiny_st_dir: Path, tmp
         "import json, mlflow, numpy as np\n"
         f"texts = {texts!r}\n"
         "load = lambda n: mlflow.pyfunc.load_model(f'models:/champion_{n}@champion')\n"
-        "out = {n: np.asarray(load(n).predict(texts)).tolist() for n in ('bf16', 'int8')}\n"
+        f"out = {{n: np.asarray(load(n).predict(texts)).tolist() for n in {list(variants)!r}}}\n"
         "print(json.dumps(out))\n"
     )
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "HF_HUB_OFFLINE": "1"}
@@ -446,8 +450,10 @@ def test_bf16_and_int8_champions_match_in_a_fresh_process(tiny_st_dir: Path, tmp
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     assert np.abs(np.asarray(loaded["bf16"], dtype=np.float32) - expected["bf16"]).max() < 1e-3
     assert np.array_equal(np.asarray(loaded["int8"], dtype=np.float32), expected["int8"])
+    if "ov" in variants:  # the saved int8 OpenVINO model, at the same bf16 hint
+        assert np.abs(np.asarray(loaded["ov"], dtype=np.float32) - expected["ov"]).max() < 1e-6
     settings = json.loads(
-        Path(client.download_artifacts(run_id, "champion/artifacts/settings.json")).read_text()
+        Path(client.download_artifacts(run_ids["int8"], "champion/artifacts/settings.json")).read_text()
     )
     assert settings["variant"]["embedding_dtype"] == "int8" and len(settings["variant"]["ranges"]) == 2
 
