@@ -636,8 +636,20 @@ def _wait_for_run(proc: subprocess.Popen, find_run) -> str:
 
 def _start(cwd: Path, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        args, cwd=cwd, env=env or _subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        args,
+        cwd=cwd,
+        env=env or _subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    """Ctrl-C's default action in the child, as in a terminal: a shell starts background jobs
+    (``pytest &`` in a script) with SIGINT ignored, and the child would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _open_run(store: Store):

@@ -546,7 +546,11 @@ def test_openvino_variants_run_pinned_to_the_asked_precision(tiny_st_dir: Path, 
     fp32 = build_encoder(_cfg(str(tiny_st_dir), backend="openvino"), cache=cache)
     assert fp32.identity["variant"]["runtime"]["precision"] == "float32"  # not OpenVINO's bf16 default
     assert np.abs(fp32.encode(texts) - reference).max() < 1e-4
-    assert list((tmp_path / "cache" / "models" / "openvino").glob("*/model.xml"))  # export kept
+    exports = list((tmp_path / "cache" / "models" / "openvino").glob("*/model.xml"))
+    assert len(exports) == 1  # export kept
+    bf16 = build_encoder(_cfg(str(tiny_st_dir), backend="openvino", precision="bf16"), cache=cache)
+    assert bf16.identity != fp32.identity  # another model for the embedding cache...
+    assert list((tmp_path / "cache" / "models" / "openvino").glob("*/model.xml")) == exports  # ...one export
     static = _cfg(
         str(tiny_st_dir),
         backend="openvino",

@@ -327,8 +327,13 @@ def _token_embeddings(model: Any) -> Any:
 
 
 def backend_key(identity: dict[str, Any]) -> str:
-    """Where an exported model is kept: the model identity (weights, variant, calibration)."""
-    text = json.dumps(identity, sort_keys=True, default=str)
+    """Where an exported model is kept: the model identity (weights, variant, calibration).
+
+    Not its precision: exports are made from the fp32 weights, and OpenVINO takes the precision
+    as a run-time hint, so ``openvino-int8`` and ``openvino-int8-bf16`` share one calibrated model.
+    """
+    exported = {key: value for key, value in identity.items() if key != "precision"}
+    text = json.dumps(exported, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
