@@ -148,18 +148,20 @@ def _one_axis_at_a_time(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
                 # static int8 exists only on OpenVINO: asked for alone, it means openvino-int8
                 fallback = Backend.openvino.value if value == Quantization.int8_static.value else None
                 for backend in backends or [fallback]:
-                    found.append({"quantization": value, **({"backend": backend} if backend else {})})
-                    if backend == Backend.openvino.value:
-                        # OpenVINO runs what int8 leaves (attention, norms) at model.precision
-                        found += [
-                            {"quantization": value, "backend": backend, "precision": precision}
-                            for precision in precisions
-                        ]
+                    found += _at_precisions(
+                        {"quantization": value, **({"backend": backend} if backend else {})}, precisions
+                    )
             else:
-                found.append({axis: value})
-                if axis == "backend" and value == Backend.openvino.value:
-                    found += [{"backend": value, "precision": precision} for precision in precisions]
+                found += _at_precisions({axis: value}, precisions)
     return found
+
+
+def _at_precisions(settings: dict[str, Any], precisions: list[str]) -> list[dict[str, Any]]:
+    """``settings``, and on OpenVINO the same at each listed precision (OpenVINO runs what int8
+    leaves, such as attention and normalisation, at ``model.precision``)."""
+    if settings.get("backend") != Backend.openvino.value:
+        return [settings]
+    return [settings, *({**settings, "precision": precision} for precision in precisions)]
 
 
 def _with(cfg: ModelConfig, settings: dict[str, Any]) -> ModelConfig:
