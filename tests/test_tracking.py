@@ -167,3 +167,39 @@ def test_a_signal_while_a_run_closes_waits_for_the_close_then_stops_the_process(
         pytest.fail("the held SIGTERM was lost")  # pragma: no cover
     assert held_through == "FINISHED"
     assert client.get_run(run.run_id).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_a_signal_inside_omegaconf_is_raised_once_omegaconf_returned(signum: str) -> None:
+    """A signal while Hydra composes a sweep's next job: OmegaConf's cleanup must not turn it into
+    an AttributeError (a traceback, exit 1 and a FAILED parent instead of KILLED)."""
+    import os
+    import signal
+    import threading
+    from dataclasses import dataclass, field
+
+    from omegaconf import OmegaConf
+
+    from embsel_mlflow.tracking.run import terminate_on_signals
+
+    @dataclass
+    class Runtime:
+        config_sources: list = field(default_factory=list)
+
+    cfg = OmegaConf.structured(Runtime)
+    sources = [{"path": f"pkg://conf{i}", "provider": "main", "schema": "pkg"} for i in range(20)]
+    expected = KeyboardInterrupt  # RunTerminated is one too; its reason is checked below
+    for delay in (0.001, 0.004, 0.009, 0.016, 0.025):
+        timer = threading.Timer(delay, os.kill, (os.getpid(), getattr(signal, signum)))
+        with pytest.raises(expected) as raised, terminate_on_signals():
+            timer.start()
+            while True:  # mostly inside OmegaConf, as Hydra's composition is
+                cfg.config_sources = sources
+                for _ in range(20000):
+                    pass
+        frame = raised.tb
+        while frame.tb_next is not None:
+            frame = frame.tb_next
+        assert "omegaconf" not in frame.tb_frame.f_code.co_filename
+        assert signum != "SIGTERM" or getattr(raised.value, "reason", "") == "terminated by SIGTERM"
+        assert len(cfg.config_sources) in (0, len(sources))  # no half-built list left behind

@@ -12,6 +12,7 @@ import getpass
 import os
 import signal
 import threading
+import types
 from collections.abc import Iterator
 
 from embsel_mlflow.config.schema import TrackingConfig
@@ -156,22 +157,59 @@ class RunTerminated(KeyboardInterrupt):
         return SIGNAL_EXIT_CODES.get(self.signum, 128 + self.signum)
 
 
+# Libraries whose objects an exception raised in the middle of their code leaves broken: OmegaConf's
+# flag_override cleanup then raises AttributeError in place of the interrupt, and Hydra turns that
+# into a traceback and exit 1 (a signal that lands while Hydra composes a sweep's next job).
+_UNSAFE_TO_INTERRUPT = frozenset({"omegaconf"})
+_REDELIVERY_S = 0.01
+_MAX_REDELIVERIES = 500  # 5 s: a signal is never held longer than that
+
+
+def _in_unsafe_code(frame: types.FrameType | None) -> bool:
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).partition(".")[0] in _UNSAFE_TO_INTERRUPT:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _redeliver_later(signum: int) -> None:
+    timer = threading.Timer(_REDELIVERY_S, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
+
+
 @contextlib.contextmanager
 def terminate_on_signals() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into RunTerminated so the run is closed (KILLED), not left RUNNING.
+    """Turn SIGTERM and SIGHUP into RunTerminated, and Ctrl-C into KeyboardInterrupt, so the run is
+    closed (KILLED), not left RUNNING.
 
-    After the first signal, further ones are ignored: the run must get the time to close.
+    A signal that lands inside OmegaConf is delivered again 10 ms later, until it lands where the
+    exception can unwind cleanly. After the first SIGTERM or SIGHUP further ones are ignored: the
+    run must get the time to close. A SIGINT the process ignores (started with nohup or `&`) stays ignored.
     """
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be installed from the main thread
         return
-    signums = (signal.SIGTERM, signal.SIGHUP)
+    terminating = (signal.SIGTERM, signal.SIGHUP)
+    redeliveries = 0
 
-    def _raise(signum: int, frame: object) -> None:
-        for other in signums:
+    def _raise(signum: int, frame: types.FrameType | None) -> None:
+        nonlocal redeliveries
+        if redeliveries < _MAX_REDELIVERIES and _in_unsafe_code(frame):
+            redeliveries += 1
+            _redeliver_later(signum)
+            return
+        redeliveries = 0
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        for other in terminating:
             signal.signal(other, signal.SIG_IGN)
         raise RunTerminated(signum)
 
+    signums = [*terminating]
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signums.append(signal.SIGINT)
     previous = {signum: signal.signal(signum, _raise) for signum in signums}
     try:
         yield
