@@ -215,3 +215,52 @@ def test_registered_champion_is_monitored_with_its_source_run_as_baseline(
     child = next(r for r in runs if r.data.tags.get(monitor.ROLE_TAG) == monitor.WINDOW)
     assert child.data.metrics["quality/baseline"] == pytest.approx(0.9)
     assert code == (3 if child.data.metrics["quality/drop"] > 0.02 else 0)
+
+
+def test_retrieval_windows_given_as_data_configs_are_rescored(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    """Judged queries (qrels) in a window: nDCG@10 against the reference's; shuffled qrels alert."""
+    import random
+
+    from embsel_mlflow.data.demo import demo_data_dir
+
+    demo = demo_data_dir() / "retrieval"
+    header, *rows = (demo / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()
+    pairs = [row.split("\t") for row in rows]
+    docs = [doc for _, doc, _ in pairs]
+    random.Random(0).shuffle(docs)
+    shuffled = [f"{query}\t{doc}\t{score}" for (query, _, score), doc in zip(pairs, docs, strict=True)]
+    (tmp_path / "shuffled_qrels.tsv").write_text("\n".join([header, *shuffled]) + "\n", encoding="utf-8")
+    (tmp_path / "conf" / "data").mkdir(parents=True)
+    (tmp_path / "conf" / "data" / "judged_week.yaml").write_text(
+        f"name: judged_week\ntask: retrieval\nroot: {demo}\n"
+        "corpus: {path: corpus.jsonl, columns: {id: _id}}\n"
+        "queries: {path: queries.jsonl, columns: {id: _id}}\n"
+        f"splits:\n  test: {{path: {tmp_path / 'shuffled_qrels.tsv'}, "
+        "columns: {query_id: query-id, doc_id: corpus-id}}\n",
+        encoding="utf-8",
+    )
+    args = [
+        *_model(tiny_bert_dir),
+        "data=demo_retrieval",
+        "windows=[demo_retrieval,judged_week]",
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        *FAST,
+    ]
+    code = _monitor(args, tmp_path)
+    children = {
+        r.data.tags["embsel.monitor.window"]: r
+        for r in _runs(tmp_path)
+        if r.data.tags.get(monitor.ROLE_TAG) == monitor.WINDOW
+    }
+    same, judged = children["demo_retrieval"], children["judged_week"]
+    baseline = same.data.metrics["quality/baseline"]
+    assert same.data.metrics["quality/main_score"] == pytest.approx(baseline)  # the reference's own qrels
+    assert same.data.tags["embsel.monitor.status"] == "ok"
+    assert judged.data.metrics["quality/baseline"] == pytest.approx(baseline)
+    assert (
+        judged.data.metrics["quality/drop"] > 0.1
+        and judged.data.tags["embsel.monitor.status"] == "quality_drop"
+    )
+    # scored by the retrieval evaluator, as `evaluate` logs it
+    assert judged.data.metrics["test/ndcg_at_10"] == pytest.approx(judged.data.metrics["quality/main_score"])
+    assert code == 3

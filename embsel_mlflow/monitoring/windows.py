@@ -202,9 +202,7 @@ def data_windows(configs: dict[str, DataConfig], reference: DataConfig) -> list[
         if not texts:
             raise DataError(f"window {name}: the window is empty (no texts); give a window with texts")
         scored = next((t for t in data.tables if t.role == data.split), data.tables[-1])
-        same_task = (
-            TaskType(cfg.task) == TaskType(reference.task) and TaskType(cfg.task) != TaskType.retrieval
-        )
+        same_task = TaskType(cfg.task) == TaskType(reference.task)
         windows.append(
             Window(
                 name=name,
