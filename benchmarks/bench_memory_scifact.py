@@ -90,11 +90,14 @@ def _ours(batch_size: int) -> dict:
             # user cache would skip the encoding and make this side look far better than it is)
             f"cache.dir={store}/cache",
         ]
+        saved, sys.argv = sys.argv, ["embsel", *args]
         try:
-            cli.main(args)
+            cli.main()  # as the `embsel` command runs (argv None: the process is the command)
         except SystemExit as exc:
             if exc.code:
                 raise RuntimeError(f"embsel evaluate exited with {exc.code}") from None
+        finally:
+            sys.argv = saved
         from mlflow import MlflowClient
 
         client = MlflowClient(f"sqlite:///{store}/mlflow.db")

@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     except EmbselError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    if argv is None:  # this process is the command: its collection policy is ours to set
+        _collect_less_often()
     module = importlib.import_module(COMMANDS[command][0])
     try:
         code = module.main(rest)
@@ -121,6 +123,19 @@ def main(argv: list[str] | None = None) -> None:
         if argv is None:  # this process is the command, and it is ending
             _skip_exit_collection()
     sys.exit(code)
+
+
+# Python's default, a young collection every 700 new container objects, leads to a full collection
+# about a dozen times while torch, transformers and mlflow import, each pass longer as the heap
+# grows (about 2 s of a 10 s `embsel evaluate`). At 10,000 that is one or two passes; young
+# reference cycles are freed a little later (peak memory: benchmarks/bench_memory_scifact.py).
+GC_GENERATION0_THRESHOLD = 10_000
+
+
+def _collect_less_often() -> None:
+    import gc
+
+    gc.set_threshold(GC_GENERATION0_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _skip_exit_collection() -> None:

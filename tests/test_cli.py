@@ -36,6 +36,28 @@ def test_help_is_fast_because_nothing_heavy_is_imported() -> None:
     assert out.strip() == "[]"
 
 
+@pytest.mark.parametrize("as_command", [True, False])
+def test_only_the_command_process_collects_garbage_less_often(as_command: bool) -> None:
+    """`embsel` (argv None) sets generation 0's threshold; a library call of cli.main keeps Python's."""
+    from embsel_mlflow.cli import GC_GENERATION0_THRESHOLD
+
+    code = (
+        "import atexit, contextlib, gc, io, sys\n"
+        "default = gc.get_threshold()[0]\n"
+        "atexit.register(lambda: print('threshold', default, gc.get_threshold()[0], file=sys.stderr))\n"
+        "sys.argv = ['embsel', 'evaluate', '--cfg', 'job']\n"
+        "from embsel_mlflow import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    cli.main({'' if as_command else 'sys.argv[1:]'})\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    default, after = map(int, result.stderr.split("threshold ")[-1].split())
+    assert (
+        after == (GC_GENERATION0_THRESHOLD if as_command else default) and default < GC_GENERATION0_THRESHOLD
+    )
+
+
 def test_help_and_unknown_command(run_cli) -> None:
     result = run_cli("--help")
     assert result.returncode == 0 and "evaluate" in result.stdout
