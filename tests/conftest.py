@@ -6,6 +6,7 @@ import gc
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,18 +58,42 @@ def _language_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return unpacked_model_dir()
 
 
+OUTER_MLFLOW_VARIABLES = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_RUN_ID",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_EXPERIMENT_NAME",
+)
+
+
+def _isolate(patch: pytest.MonkeyPatch, cache: Path, language_model_dir: Path) -> None:
+    """No outer MLflow run or store, and an embedding cache of our own, never the user's."""
+    for var in OUTER_MLFLOW_VARIABLES:
+        patch.delenv(var, raising=False)
+    patch.setenv("EMBSEL_CACHE_DIR", str(cache))
+    # Only the language model (immutable, 68 MB unpacked) is shared: every process that profiles
+    # (evaluate links a profile) would otherwise unpack it again (~1 s).
+    (cache / "models" / "py3langid").mkdir(parents=True, exist_ok=True)
+    link = cache / "models" / "py3langid" / language_model_dir.name
+    if not link.exists():
+        link.symlink_to(language_model_dir)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_session(tmp_path_factory: pytest.TempPathFactory, _language_model_dir: Path) -> Iterator[None]:
+    """What module and session fixtures see: they are set up before a test's own isolation below."""
+    with pytest.MonkeyPatch.context() as patch:
+        _isolate(patch, tmp_path_factory.mktemp("session-cache"), _language_model_dir)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, _language_model_dir: Path) -> None:
-    """No test may write into the repo or a user's store, or attach to an outer MLflow run."""
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        monkeypatch.delenv(var, raising=False)
-    # The embedding cache too: each test starts cold, and ~/.cache stays untouched. Only the
-    # language model (immutable, 68 MB unpacked) is shared: every process that profiles (evaluate
-    # links a profile) would otherwise unpack it again (~1 s).
-    cache = tmp_path / "embsel-cache"
-    monkeypatch.setenv("EMBSEL_CACHE_DIR", str(cache))
-    (cache / "models" / "py3langid").mkdir(parents=True)
-    (cache / "models" / "py3langid" / _language_model_dir.name).symlink_to(_language_model_dir)
+    """No test may write into the repo or a user's store, or attach to an outer MLflow run.
+
+    Each test starts with a cold embedding cache of its own, and in its tmp dir.
+    """
+    _isolate(monkeypatch, tmp_path / "embsel-cache", _language_model_dir)
     monkeypatch.chdir(tmp_path)
 
 
