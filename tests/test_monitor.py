@@ -264,3 +264,60 @@ def test_retrieval_windows_given_as_data_configs_are_rescored(tiny_bert_dir: Pat
     # scored by the retrieval evaluator, as `evaluate` logs it
     assert judged.data.metrics["test/ndcg_at_10"] == pytest.approx(judged.data.metrics["quality/main_score"])
     assert code == 3
+
+
+def test_judged_query_window_files_are_rescored_against_the_reference_corpus(
+    tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    """One row per query and judged document (a click log): drift on the distinct queries, nDCG@10
+    against the reference's corpus; the reference's own judgments score the baseline, shuffled ones alert."""
+    import json
+
+    from embsel_mlflow.data.demo import demo_data_dir
+
+    demo = demo_data_dir() / "retrieval"
+    queries = {
+        q["_id"]: q["text"] for q in map(json.loads, (demo / "queries.jsonl").read_text().splitlines())
+    }
+    qrels = pd.read_csv(demo / "qrels" / "test.tsv", sep="\t", dtype=str)
+    judged = pd.DataFrame({"query": qrels["query-id"].map(queries), "clicked": qrels["corpus-id"]})
+    assert len(judged) > judged["query"].nunique()  # some queries have several judged documents
+    judged.to_csv(tmp_path / "a_week1.csv", index=False)
+    shuffled = judged.assign(clicked=judged["clicked"].sample(frac=1, random_state=0).to_numpy())
+    shuffled.to_csv(tmp_path / "b_week2.csv", index=False)
+    args = [
+        *_model(tiny_bert_dir),
+        "data=demo_retrieval",
+        "current.paths=[a_week1.csv,b_week2.csv]",
+        "+current.table.columns.text=query",
+        "+current.table.columns.doc_id=clicked",
+        *FAST,
+    ]
+    code = _monitor(args, tmp_path)
+    children = {
+        r.data.tags["embsel.monitor.window"]: r
+        for r in _runs(tmp_path)
+        if r.data.tags.get(monitor.ROLE_TAG) == monitor.WINDOW
+    }
+    week1, week2 = children["a_week1"].data, children["b_week2"].data
+    assert week1.metrics["window/texts"] == judged["query"].nunique()
+    assert week1.metrics["quality/main_score"] == pytest.approx(week1.metrics["quality/baseline"])
+    assert week1.tags["embsel.monitor.status"] == "ok"
+    assert week2.metrics["quality/drop"] > 0.1 and week2.tags["embsel.monitor.status"] == "quality_drop"
+    assert week2.metrics["test/ndcg_at_10"] == pytest.approx(week2.metrics["quality/main_score"])
+    written = list((tmp_path / "embsel-cache" / "judged-queries").glob("*/qrels.tsv"))
+    assert len(written) == 2  # one per window, named by its digest
+    assert code == 3
+
+
+def test_a_judged_document_outside_the_reference_corpus_is_one_line_exit_2(
+    tiny_bert_dir: Path, tmp_path: Path, capsys
+) -> None:
+    texts = [f"query number {i} about cells" for i in range(6)]
+    pd.DataFrame({"text": texts, "doc_id": ["d01"] * 5 + ["not_in_corpus"]}).to_csv(
+        tmp_path / "w.csv", index=False
+    )
+    code = _monitor([*_model(tiny_bert_dir), "data=demo_retrieval", "current.paths=[w.csv]", *FAST], tmp_path)
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert code == 2 and len(errors) == 1 and "'not_in_corpus'" in errors[0] and "w.csv" in errors[0]
+    assert {r.info.status for r in _runs(tmp_path)} == {"FAILED"}

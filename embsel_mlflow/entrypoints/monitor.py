@@ -110,12 +110,14 @@ def monitor_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> flo
 
 def _monitor(job: MonitorJobConfig, parent: RunLogger, key: str, tmp: Path) -> list[str]:
     from embsel_mlflow.data.task_loader import load_task_data
+    from embsel_mlflow.models.cache import cache_dir
     from embsel_mlflow.monitoring.runner import prepare_reference
     from embsel_mlflow.monitoring.sampling import subsample_indices
     from embsel_mlflow.monitoring.windows import data_windows, file_windows, task_texts
     from embsel_mlflow.profiling.modality import refuse_media_tables, refuse_modality_mismatch
 
-    windows = [*file_windows(job.current, job.data), *data_windows(job.windows, job.data)]
+    judged_dir = cache_dir(job.cache) / "judged-queries"  # where judged retrieval windows' qrels go
+    windows = [*file_windows(job.current, job.data, judged_dir), *data_windows(job.windows, job.data)]
     if not windows:
         raise ConfigError(
             "no window to monitor: give current.paths=[file,...], current.dir=<folder of window files> "

@@ -14,6 +14,11 @@ from typing import TYPE_CHECKING
 
 from embsel_mlflow.config.schema import DataConfig, TableConfig, TaskType
 from embsel_mlflow.errors import ConfigError, DataError
+from embsel_mlflow.monitoring.judged_queries import (
+    check_judged_documents,
+    is_judged_queries,
+    judged_queries_data,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,8 +92,11 @@ def frame_texts(frame: pd.DataFrame, where: str) -> list[str]:
     return texts
 
 
-def file_windows(cfg: WindowFilesConfig, reference: DataConfig) -> list[Window]:
-    """Windows from ``current.paths`` (in the order given) and ``current.dir`` (by name or time)."""
+def file_windows(cfg: WindowFilesConfig, reference: DataConfig, judged_dir: Path) -> list[Window]:
+    """Windows from ``current.paths`` (in the order given) and ``current.dir`` (by name or time).
+
+    Judged-query windows of a retrieval reference write their queries and qrels under ``judged_dir``.
+    """
     from embsel_mlflow.data.loader import resolve_path
 
     if cfg.order_by not in ORDERS:
@@ -102,17 +110,23 @@ def file_windows(cfg: WindowFilesConfig, reference: DataConfig) -> list[Window]:
         listed = sorted(p for p in directory.glob(cfg.pattern) if p.is_file() and not p.name.startswith("."))
         if not listed:
             raise DataError(f"current.dir: no file matches {cfg.pattern!r} in {directory}; add window files")
-    windows = [_file_window(path, cfg, reference) for path in [*paths, *listed]]
+    windows = [_file_window(path, cfg, reference, judged_dir) for path in [*paths, *listed]]
     if cfg.dir and cfg.order_by == "timestamp":
         column = cfg.timestamp_column
         if not column:
             raise ConfigError("current.order_by=timestamp needs current.timestamp_column=<column>")
         given, from_dir = windows[: len(paths)], windows[len(paths) :]
         windows = given + sorted(from_dir, key=lambda w: (_first_time(w, column), w.name))
+    judged = [
+        (f"window {w.table.source}", w.table.frame)
+        for w in windows
+        if is_judged_queries(w.table.frame, reference)
+    ]
+    check_judged_documents(judged, reference)
     return windows
 
 
-def _file_window(path: Path, cfg: WindowFilesConfig, reference: DataConfig) -> Window:
+def _file_window(path: Path, cfg: WindowFilesConfig, reference: DataConfig, judged_dir: Path) -> Window:
     from embsel_mlflow.data.loader import load_table
     from embsel_mlflow.data.task_data import TableInfo
 
@@ -128,6 +142,12 @@ def _file_window(path: Path, cfg: WindowFilesConfig, reference: DataConfig) -> W
     if len(frame) == 0:
         raise DataError(f"window {path}: the window is empty (no rows); give a window with texts")
     texts = frame_texts(frame, f"window {path}")
+    digest = frame_digest(frame)
+    quality_data = _quality_data(frame, table, reference, path.stem)
+    if is_judged_queries(frame, reference):  # drift on its distinct queries, not once per judged doc
+        texts, quality_data = judged_queries_data(
+            frame, reference, path.stem, judged_dir / digest, f"window {path}"
+        )
     timestamp = (
         _last_time(frame, cfg.timestamp_column, path) if cfg.timestamp_column else path.stat().st_mtime
     )
@@ -136,7 +156,8 @@ def _file_window(path: Path, cfg: WindowFilesConfig, reference: DataConfig) -> W
         texts=texts,
         table=TableInfo(role=path.stem, source=source, frame=frame),
         timestamp=timestamp,
-        quality_data=_quality_data(frame, table, reference, path.stem),
+        quality_data=quality_data,
+        digest=digest,
     )
 
 
