@@ -269,8 +269,9 @@ def test_retrieval_windows_given_as_data_configs_are_rescored(tiny_bert_dir: Pat
 def test_judged_query_window_files_are_rescored_against_the_reference_corpus(
     tiny_bert_dir: Path, tmp_path: Path
 ) -> None:
-    """One row per query and judged document (a click log): drift on the distinct queries, nDCG@10
-    against the reference's corpus; the reference's own judgments score the baseline, shuffled ones alert."""
+    """One row per query and judged document (a click log): drift on the distinct queries, nDCG@10 of
+    the judged ones against the reference's corpus; the reference's own judgments score the baseline,
+    shuffled ones alert."""
     import json
 
     from embsel_mlflow.data.demo import demo_data_dir
@@ -282,7 +283,8 @@ def test_judged_query_window_files_are_rescored_against_the_reference_corpus(
     qrels = pd.read_csv(demo / "qrels" / "test.tsv", sep="\t", dtype=str)
     judged = pd.DataFrame({"query": qrels["query-id"].map(queries), "clicked": qrels["corpus-id"]})
     assert len(judged) > judged["query"].nunique()  # some queries have several judged documents
-    judged.to_csv(tmp_path / "a_week1.csv", index=False)
+    unjudged = pd.DataFrame({"query": ["a query nobody clicked a result of"], "clicked": [None]})
+    pd.concat([judged, unjudged]).to_csv(tmp_path / "a_week1.csv", index=False)
     shuffled = judged.assign(clicked=judged["clicked"].sample(frac=1, random_state=0).to_numpy())
     shuffled.to_csv(tmp_path / "b_week2.csv", index=False)
     args = [
@@ -300,7 +302,7 @@ def test_judged_query_window_files_are_rescored_against_the_reference_corpus(
         if r.data.tags.get(monitor.ROLE_TAG) == monitor.WINDOW
     }
     week1, week2 = children["a_week1"].data, children["b_week2"].data
-    assert week1.metrics["window/texts"] == judged["query"].nunique()
+    assert week1.metrics["window/texts"] == judged["query"].nunique() + 1  # its distinct queries
     assert week1.metrics["quality/main_score"] == pytest.approx(week1.metrics["quality/baseline"])
     assert week1.tags["embsel.monitor.status"] == "ok"
     assert week2.metrics["quality/drop"] > 0.1 and week2.tags["embsel.monitor.status"] == "quality_drop"

@@ -25,12 +25,13 @@ JUDGED_ROLES = ("text", "doc_id")  # a query and one document judged relevant to
 
 
 def is_judged_queries(frame: pd.DataFrame, reference: DataConfig) -> bool:
+    """A window of judged queries: a retrieval reference, and a query text and a doc_id per row."""
     return TaskType(reference.task) == TaskType.retrieval and all(
         role in frame.columns for role in JUDGED_ROLES
     )
 
 
-def query_ids(frame: pd.DataFrame) -> list[str]:
+def _query_ids(frame: pd.DataFrame) -> list[str]:
     """Each row's query id: its ``query_id``, else a digest of its text (one id per distinct query)."""
     if "query_id" in frame.columns:
         return frame["query_id"].astype(str).tolist()
@@ -39,19 +40,19 @@ def query_ids(frame: pd.DataFrame) -> list[str]:
 
 def judged_queries_data(
     frame: pd.DataFrame, reference: DataConfig, name: str, directory: Path, where: str
-) -> tuple[list[str], DataConfig]:
-    """(the window's distinct query texts, the reference data with this window's queries and qrels).
+) -> DataConfig:
+    """The reference data with this window's judged queries and qrels (rows without a doc_id are
+    queries nobody judged: left out of the score, still in the drift tests).
 
     The queries and qrels are written to ``directory`` (named by the window's digest), so the run's
     data parameters name files that stay there to inspect.
     """
     import pandas as pd
 
-    judged = frame.dropna(subset=list(JUDGED_ROLES))
-    judged = judged[judged["text"].astype(str).str.strip() != ""]
+    judged = _judged_rows(frame)
     if judged.empty:
         raise DataError(f"{where}: no row has both a query text and a doc_id; give judged queries")
-    ids = query_ids(judged)
+    ids = _query_ids(judged)
     queries = pd.DataFrame({"_id": ids, "text": judged["text"].astype(str).tolist()}).drop_duplicates()
     conflicting = queries[queries["_id"].duplicated()]
     if not conflicting.empty:
@@ -67,7 +68,15 @@ def judged_queries_data(
     queries_path, qrels_path = directory / "queries.jsonl", directory / "qrels.tsv"
     queries.to_json(queries_path, orient="records", lines=True, force_ascii=False)
     qrels.to_csv(qrels_path, sep="\t", index=False)
-    return queries["text"].tolist(), _with_queries(reference, name, queries_path, qrels_path)
+    return _with_queries(reference, name, queries_path, qrels_path)
+
+
+def _judged_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows with a query and a judged document (a blank doc_id: a query nobody judged)."""
+    filled = frame[list(JUDGED_ROLES)].notna().all(axis=1)
+    for role in JUDGED_ROLES:
+        filled &= frame[role].astype(str).str.strip() != ""
+    return frame[filled]
 
 
 def _corpus(reference: DataConfig) -> TableConfig:
@@ -109,7 +118,7 @@ def check_judged_documents(windows: list[tuple[str, pd.DataFrame]], reference: D
     corpus, source = load_table(_corpus(reference), root=reference.root, required=["id"], where="data.corpus")
     known = set(corpus["id"].astype(str))
     for where, frame in windows:
-        unknown = sorted(set(frame["doc_id"].dropna().astype(str)) - known)
+        unknown = sorted(set(_judged_rows(frame)["doc_id"].astype(str)) - known)
         if unknown:
             raise DataError(
                 f"{where}: {len(unknown)} doc_id value(s) are not documents of the reference corpus "

@@ -144,10 +144,9 @@ def _file_window(path: Path, cfg: WindowFilesConfig, reference: DataConfig, judg
     texts = frame_texts(frame, f"window {path}")
     digest = frame_digest(frame)
     quality_data = _quality_data(frame, table, reference, path.stem)
-    if is_judged_queries(frame, reference):  # drift on its distinct queries, not once per judged doc
-        texts, quality_data = judged_queries_data(
-            frame, reference, path.stem, judged_dir / digest, f"window {path}"
-        )
+    if is_judged_queries(frame, reference):
+        texts = list(dict.fromkeys(texts))  # drift on its distinct queries, not once per judged doc
+        quality_data = judged_queries_data(frame, reference, path.stem, judged_dir / digest, f"window {path}")
     timestamp = (
         _last_time(frame, cfg.timestamp_column, path) if cfg.timestamp_column else path.stat().st_mtime
     )
