@@ -143,10 +143,12 @@ def _file_window(path: Path, cfg: WindowFilesConfig, reference: DataConfig, judg
         raise DataError(f"window {path}: the window is empty (no rows); give a window with texts")
     texts = frame_texts(frame, f"window {path}")
     digest = frame_digest(frame)
-    quality_data = _quality_data(frame, table, reference, path.stem)
+    quality_data: DataConfig | None
     if is_judged_queries(frame, reference):
         texts = list(dict.fromkeys(texts))  # drift on its distinct queries, not once per judged doc
         quality_data = judged_queries_data(frame, reference, path.stem, judged_dir / digest, f"window {path}")
+    else:
+        quality_data = _quality_data(frame, table, reference, path.stem)
     timestamp = (
         _last_time(frame, cfg.timestamp_column, path) if cfg.timestamp_column else path.stat().st_mtime
     )
