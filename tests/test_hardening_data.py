@@ -28,7 +28,8 @@ ZWSP, BOM = "\u200b", "\ufeff"
 
 def _seed(store: Store) -> None:
     """A FINISHED run with a param, a metric, a tag and an artifact: a bad case must not touch it."""
-    from embsel_mlflow.tracking.store import get_or_create_experiment, open_store
+    from embsel_mlflow.tracking.experiment_ui import get_or_create_experiment
+    from embsel_mlflow.tracking.store import open_store
 
     client = open_store(store.uri)
     experiment = get_or_create_experiment(client, "embsel", store.uri)

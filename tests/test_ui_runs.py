@@ -19,10 +19,10 @@ from embsel_mlflow.entrypoints.evaluate import main as evaluate_main
 from embsel_mlflow.evaluation.base import TaskResult
 from embsel_mlflow.tracking import experiment_ui
 from embsel_mlflow.tracking.config_logging import readable_config
+from embsel_mlflow.tracking.experiment_ui import get_or_create_experiment
 from embsel_mlflow.tracking.plots import MAX_MATRIX_CLASSES, result_figure
 from embsel_mlflow.tracking.run import _source_tags
 from embsel_mlflow.tracking.run_naming import is_generated_name, model_display_name
-from embsel_mlflow.tracking.store import get_or_create_experiment
 
 
 def _git(cwd: Path, *args: str) -> str:

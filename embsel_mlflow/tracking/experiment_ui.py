@@ -15,7 +15,8 @@ import time
 import zlib
 from typing import TYPE_CHECKING
 
-from embsel_mlflow.tracking.store import sqlite_path
+from embsel_mlflow.errors import ConfigError
+from embsel_mlflow.tracking.store import default_artifact_location, sqlite_path, validate_experiment_name
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -95,3 +96,36 @@ def _saved_view() -> str:
     packed = base64.b64encode(zlib.compress(json.dumps(state).encode())).decode()
     now = int(time.time() * 1000)
     return json.dumps({"name": VIEW_NAME, "createdAt": now, "updatedAt": now, "state": f"deflate;{packed}"})
+
+
+def _check_active(experiment) -> None:
+    if experiment.lifecycle_stage != "active":
+        raise ConfigError(
+            f"experiment '{experiment.name}' is deleted; restore it with `mlflow experiments restore "
+            f"--experiment-id {experiment.experiment_id}` or choose another tracking.experiment"
+        )
+
+
+def get_or_create_experiment(client: MlflowClient, name: str, uri: str) -> str:
+    """The id of experiment ``name``, created (artifacts beside a sqlite store) if missing.
+
+    Either way it carries the tags that make the MLflow UI show it as classic runs.
+    """
+    from mlflow.exceptions import MlflowException
+
+    validate_experiment_name(name)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        _check_active(experiment)
+        prepare_experiment(client, experiment.experiment_id)
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(
+            name, artifact_location=default_artifact_location(uri, name), tags=experiment_ui_tags()
+        )
+    except MlflowException:
+        # Another process created it between our lookup and create.
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id

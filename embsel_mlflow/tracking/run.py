@@ -17,11 +17,11 @@ from collections.abc import Iterator
 
 from embsel_mlflow.config.schema import TrackingConfig
 from embsel_mlflow.errors import ConfigError, EmbselError
+from embsel_mlflow.tracking.experiment_ui import get_or_create_experiment
 from embsel_mlflow.tracking.repair import close_orphaned_runs, process_tags
 from embsel_mlflow.tracking.run_logger import RunLogger
 from embsel_mlflow.tracking.secrets import mask_secrets, redact
 from embsel_mlflow.tracking.store import (
-    get_or_create_experiment,
     is_store_failure,
     open_store,
     quick_store_calls,

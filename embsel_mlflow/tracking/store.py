@@ -320,39 +320,3 @@ def _short_reason(text: str) -> str:
         if marker in text:
             return marker.lower()
     return text if len(text) <= 300 else text[:300] + "..."
-
-
-def _check_active(experiment) -> None:
-    if experiment.lifecycle_stage != "active":
-        raise ConfigError(
-            f"experiment '{experiment.name}' is deleted; restore it with `mlflow experiments restore "
-            f"--experiment-id {experiment.experiment_id}` or choose another tracking.experiment"
-        )
-
-
-def get_or_create_experiment(client: MlflowClient, name: str, uri: str) -> str:
-    """The id of experiment ``name``, created (artifacts beside a sqlite store) if missing.
-
-    Either way it carries the tags that make the MLflow UI show it as classic runs
-    (see :mod:`embsel_mlflow.tracking.experiment_ui`).
-    """
-    from mlflow.exceptions import MlflowException
-
-    from embsel_mlflow.tracking.experiment_ui import experiment_ui_tags, prepare_experiment
-
-    validate_experiment_name(name)
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        _check_active(experiment)
-        prepare_experiment(client, experiment.experiment_id)
-        return experiment.experiment_id
-    try:
-        return client.create_experiment(
-            name, artifact_location=default_artifact_location(uri, name), tags=experiment_ui_tags()
-        )
-    except MlflowException:
-        # Another process created it between our lookup and create.
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
