@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from embsel_mlflow.entrypoints import monitor
+from embsel_mlflow.entrypoints.monitor import main
+from embsel_mlflow.jobs import monitor
 
 FAST = ["monitor.drift.permutations=200", "evaluation.n_experiments=2"]
 STRANGE = [f"zq{i}x ### 0x{i:04x} {'@' * (i % 5 + 1)} 9{i}9 ~~ qqq" for i in range(40)]
@@ -21,7 +22,7 @@ def _monitor(args: list[str], cwd: Path) -> int:
     previous = Path.cwd()
     os.chdir(cwd)
     try:
-        return monitor.main([*args, f"tracking.uri=sqlite:///{cwd / 'mlflow.db'}"])
+        return main([*args, f"tracking.uri=sqlite:///{cwd / 'mlflow.db'}"])
     except SystemExit as exc:
         return int(exc.code or 0)
     finally:
