@@ -367,3 +367,25 @@ def test_retrieval_queries_are_embedded_in_the_query_role_from_evaluates_cache(
     assert calls[1][0] == "query" and calls[1][3:] == (10, 0)  # the window's queries: the same role
     window = next(r for r in _runs(tmp_path) if r.data.tags.get(monitor.ROLE_TAG) == monitor.WINDOW)
     assert window.info.status == "FINISHED"
+
+
+def test_the_plan_skips_known_and_repeated_windows_and_numbers_the_new_ones() -> None:
+    from embsel_mlflow.data.task_data import TableInfo
+    from embsel_mlflow.monitoring.plan import Seen, plan_windows
+    from embsel_mlflow.monitoring.windows import Window
+
+    def window(name: str, text: str) -> Window:
+        frame = pd.DataFrame({"text": [text]})
+        return Window(name, [text], TableInfo(role=name, source=name, frame=frame), timestamp=0.0)
+
+    a, b, a_again, c = window("a", "x"), window("b", "y"), window("a2", "x"), window("c", "z")
+    plan = plan_windows([a, b, a_again, c], {b.digest: Seen("run-b", 4, "drift")})
+    assert [(p.window.name, p.step, p.seen, p.duplicate) for p in plan.windows] == [
+        ("a", 5, None, False),
+        ("b", None, Seen("run-b", 4, "drift"), False),
+        ("a2", None, None, True),
+        ("c", 6, None, False),
+    ]
+    assert [p.window.name for p in plan.todo] == ["a", "a2", "c"]
+    assert plan.windows[1].skip_line() == "window b: already monitored as step 4 (drift, run run-b); skipped"
+    assert "the same content as an earlier window of this run" in plan.windows[2].skip_line()

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from embsel_mlflow.models.base import EmbeddingModel
-    from embsel_mlflow.monitoring.plan import PlannedWindow, ReferenceSample, Seen
+    from embsel_mlflow.monitoring.plan import ReferenceSample, Seen
     from embsel_mlflow.monitoring.runner import Baseline, Reference, Score, WindowReport
     from embsel_mlflow.monitoring.windows import Window
     from embsel_mlflow.profiling.tokens import CandidateTokenizer
@@ -143,10 +143,10 @@ def _monitor(job: MonitorJobConfig, parent: RunLogger, key: str, tmp: Path) -> l
         refuse_media_tables([window.table], window.name, job.profile, root=job.current.root)
     plan = plan_windows(windows, previous_windows(parent.client, parent.experiment_id, key))
     statuses: list[str] = []
-    for seen in plan.seen:
-        assert seen.seen is not None
-        print(seen.skip_line())
-        statuses.append(seen.seen.status)
+    for known in plan.seen:  # monitored by an earlier invocation: its verdict counts again
+        assert known.seen is not None
+        print(known.skip_line())
+        statuses.append(known.seen.status)
     if not plan.new:
         return statuses  # nothing new: no model or reference to load
     sample = _reference_sample(job)  # the reference data before the model: bad input costs nothing
@@ -156,11 +156,11 @@ def _monitor(job: MonitorJobConfig, parent: RunLogger, key: str, tmp: Path) -> l
     reference = _reference(session, sample)
     new: list[tuple[Window, WindowReport]] = []
     for planned in plan.todo:
-        if not planned.new:
+        if planned.step is None:  # a duplicate of an earlier window of this invocation
             print(planned.skip_line())
             continue
-        report = _monitor_window(session, reference, planned)
-        print(summary_line(report, planned.step or 0))
+        report = _monitor_window(session, reference, planned.window, planned.step)
+        print(summary_line(report, planned.step))
         statuses.append(report.status)
         new.append((planned.window, report))
     _log_parent_artifacts(session, reference, new)
@@ -287,13 +287,12 @@ def _tokenizer(job: MonitorJobConfig) -> CandidateTokenizer:
         return CandidateTokenizer(job.model.name, note=str(exc))
 
 
-def _monitor_window(session: Session, reference: Reference, planned: PlannedWindow) -> WindowReport:
+def _monitor_window(session: Session, reference: Reference, window: Window, step: int) -> WindowReport:
     """One child run: the library's report of the window, logged there and at ``step`` on the parent."""
     from embsel_mlflow.monitoring.runner import report_window
     from embsel_mlflow.tracking.run import tracked_run
 
-    job, window, step = session.job, planned.window, planned.step
-    assert step is not None
+    job = session.job
     tags = {KEY_TAG: session.key, ROLE_TAG: WINDOW, DIGEST_TAG: window.digest, STEP_TAG: str(step)}
     run_name = f"window {step}: {window.name}"
     with tracked_run(
