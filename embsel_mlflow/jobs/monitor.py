@@ -64,20 +64,20 @@ def run_monitor(args: list[str]) -> int:
         if not any(arg.startswith("-") for arg in args):
             _record_failure(STEP, args, error, record_failed_run)
         return EXIT_BAD_INPUT
-    outcome: dict[str, int] = {}  # the exit code of the last job that raised an alert
+    outcome: dict[str, int] = {}  # monitor.drift_exit_code of the last job that raised an alert
 
     def job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> float:
-        alerts, exit_code = monitor_job(cfg, tracking, overrides)
-        if alerts:
-            outcome["exit_code"] = exit_code
-        return float(alerts)
+        alerts = monitor_job(cfg, tracking, overrides)
+        if alerts:  # the job ran, so its config is valid
+            outcome["exit_code"] = int(cfg.monitor.drift_exit_code)
+        return alerts
 
     code = run_app(STEP, job, args)
     return outcome.get("exit_code", 0) if code == 0 else code
 
 
-def monitor_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> tuple[int, int]:
-    """Open (or reopen) the parent run, monitor every new window, log; (alerts, exit code on alert)."""
+def monitor_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> float:
+    """Open (or reopen) the parent run, monitor every new window, log; returns the number of alerts."""
     from omegaconf import OmegaConf
 
     from embsel_mlflow.entrypoints.hydra_app import to_job_config
@@ -113,7 +113,7 @@ def monitor_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> tup
     alerts = sum(status != "ok" for status in statuses)
     verdict = f"{alerts} of {len(statuses)} window(s) alerted" if alerts else f"{len(statuses)} window(s) ok"
     print(f"monitor: {verdict} (parent run {parent_id})")
-    return alerts, job.monitor.drift_exit_code
+    return float(alerts)
 
 
 @dataclass
