@@ -55,8 +55,8 @@ def prepare_reference(
 ) -> Reference:
     """Reference embeddings (through the encoder, i.e. the embedding cache, unless given) and text profile.
 
-    ``role`` is the one ``evaluate`` embeds these texts in (retrieval queries: "query"), so the
-    reference is what ``evaluate`` scored and its embeddings come from the same cache entries.
+    ``role``: the role the texts are embedded in, as evaluate embeds them (``task_texts``: "query"
+    for a retrieval reference), so a prompted model gives the same embeddings and the cache is shared.
     """
     if not texts:
         raise DataError("the reference data has no texts; check data= and monitor.reference_split")

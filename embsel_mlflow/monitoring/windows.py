@@ -224,7 +224,7 @@ def data_windows(configs: dict[str, DataConfig], reference: DataConfig) -> list[
     windows = []
     for name, cfg in configs.items():
         data = load_task_data(cfg)
-        texts, _ = task_texts(data)  # encoded in the reference's role: drift compares like with like
+        texts, _ = task_texts(data)
         if not texts:
             raise DataError(f"window {name}: the window is empty (no texts); give a window with texts")
         scored = next((t for t in data.tables if t.role == data.split), data.tables[-1])
