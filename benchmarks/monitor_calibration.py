@@ -106,7 +106,7 @@ def main() -> int:
 
     # 2. strong shift
     stsb = load_task_data(job("stsb").data)
-    stsb_texts = task_texts(stsb)
+    stsb_texts, _ = task_texts(stsb)
     scifact = load_task_data(job("scifact").data)
     docs = list(scifact.examples.corpus.values())
     pick = np.random.default_rng(0).choice(len(docs), size=min(args.scifact_docs, len(docs)), replace=False)

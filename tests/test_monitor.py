@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from embsel_mlflow.entrypoints import monitor
+from embsel_mlflow.entrypoints.monitor import main
+from embsel_mlflow.jobs import monitor
 
 FAST = ["monitor.drift.permutations=200", "evaluation.n_experiments=2"]
 STRANGE = [f"zq{i}x ### 0x{i:04x} {'@' * (i % 5 + 1)} 9{i}9 ~~ qqq" for i in range(40)]
@@ -21,7 +22,7 @@ def _monitor(args: list[str], cwd: Path) -> int:
     previous = Path.cwd()
     os.chdir(cwd)
     try:
-        return monitor.main([*args, f"tracking.uri=sqlite:///{cwd / 'mlflow.db'}"])
+        return main([*args, f"tracking.uri=sqlite:///{cwd / 'mlflow.db'}"])
     except SystemExit as exc:
         return int(exc.code or 0)
     finally:
@@ -323,3 +324,68 @@ def test_a_judged_document_outside_the_reference_corpus_is_one_line_exit_2(
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert code == 2 and len(errors) == 1 and "'not_in_corpus'" in errors[0] and "w.csv" in errors[0]
     assert {r.info.status for r in _runs(tmp_path)} == {"FAILED"}
+
+
+def test_retrieval_queries_are_embedded_in_the_query_role_from_evaluates_cache(
+    tiny_st_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prompted model (e5: "query: " / "passage: ") on a retrieval reference: monitor's reference
+    embeddings are the query embeddings `evaluate` scored, and monitor (run after evaluate) reads
+    them from the embedding cache."""
+    import json
+
+    from embsel_mlflow.data.demo import demo_data_dir
+    from embsel_mlflow.entrypoints.evaluate import main as evaluate_main
+    from embsel_mlflow.models.cache import CachedEncoder
+
+    calls: list[tuple[str | None, list[str], np.ndarray, int, int]] = []
+    encode = CachedEncoder.encode
+
+    def spy(self: CachedEncoder, texts: list[str], *, role: str | None = None, show_progress: bool = False):
+        hits, misses = self.hits, self.misses
+        out = encode(self, texts, role=role, show_progress=show_progress)
+        calls.append((role, list(texts), np.array(out), self.hits - hits, self.misses - misses))
+        return out
+
+    monkeypatch.setattr(CachedEncoder, "encode", spy)
+    model = ["model=e5_small", f"model.name_or_path={tiny_st_dir}", "model.name=tiny_e5"]
+    store = f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"
+    assert evaluate_main([*model, "data=demo_retrieval", store]) == 0
+    scored = [(texts, out) for role, texts, out, _, _ in calls if role == "query"]
+    assert len(scored) == 1
+    evaluated = dict(zip(scored[0][0], scored[0][1], strict=True))  # query text -> evaluate's embedding
+
+    demo = demo_data_dir() / "retrieval"
+    queries = [json.loads(line)["text"] for line in (demo / "queries.jsonl").read_text().splitlines()]
+    pd.DataFrame({"text": queries[:10]}).to_csv(tmp_path / "week.csv", index=False)
+    calls.clear()
+    _monitor([*model, "data=demo_retrieval", "current.paths=[week.csv]", *FAST], tmp_path)
+    role, texts, reference, hits, misses = calls[0]  # the reference, then the window
+    assert role == "query" and sorted(texts) == sorted(queries)
+    np.testing.assert_array_equal(reference, np.stack([evaluated[text] for text in texts]))
+    assert (hits, misses) == (len(texts), 0)  # all from evaluate's cached query embeddings
+    assert calls[1][0] == "query" and calls[1][3:] == (10, 0)  # the window's queries: the same role
+    window = next(r for r in _runs(tmp_path) if r.data.tags.get(monitor.ROLE_TAG) == monitor.WINDOW)
+    assert window.info.status == "FINISHED"
+
+
+def test_the_plan_skips_known_and_repeated_windows_and_numbers_the_new_ones() -> None:
+    from embsel_mlflow.data.task_data import TableInfo
+    from embsel_mlflow.monitoring.plan import Seen, plan_windows
+    from embsel_mlflow.monitoring.windows import Window
+
+    def window(name: str, text: str) -> Window:
+        frame = pd.DataFrame({"text": [text]})
+        return Window(name, [text], TableInfo(role=name, source=name, frame=frame), timestamp=0.0)
+
+    a, b, a_again, c = window("a", "x"), window("b", "y"), window("a2", "x"), window("c", "z")
+    plan = plan_windows([a, b, a_again, c], {b.digest: Seen("run-b", 4, "drift")})
+    assert [(p.window.name, p.step, p.seen, p.duplicate) for p in plan.windows] == [
+        ("a", 5, None, False),
+        ("b", None, Seen("run-b", 4, "drift"), False),
+        ("a2", None, None, True),
+        ("c", 6, None, False),
+    ]
+    assert [p.window.name for p in plan.todo] == ["a", "a2", "c"]
+    assert plan.windows[1].skip_line() == "window b: already monitored as step 4 (drift, run run-b); skipped"
+    assert "the same content as an earlier window of this run" in plan.windows[2].skip_line()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +13,7 @@ import numpy as np
 from embsel_mlflow.errors import DataError
 from embsel_mlflow.monitoring.drift import check_embeddings, detect_drift, overall_drift
 from embsel_mlflow.monitoring.neighbours import most_shifted
+from embsel_mlflow.monitoring.quality import QualityCheck
 from embsel_mlflow.monitoring.text_signals import (
     TextProfile,
     TextSignals,
@@ -21,11 +24,15 @@ from embsel_mlflow.monitoring.text_signals import (
 if TYPE_CHECKING:
     from embsel_mlflow.config.schema import MonitorConfig, ProfileConfig
     from embsel_mlflow.evaluation.base import TextEncoder
-    from embsel_mlflow.monitoring.quality import QualityCheck
     from embsel_mlflow.monitoring.results import DriftResult
+    from embsel_mlflow.monitoring.windows import Window
     from embsel_mlflow.profiling.tokens import CandidateTokenizer
 
 OK, DRIFT, QUALITY_DROP = "ok", "drift", "quality_drop"
+log = logging.getLogger("embsel.monitor")
+
+Baseline = tuple[float, str, str]  # (score, metric name, where it came from)
+Score = tuple[str, float]  # (main score name, main score) of a labelled window
 
 
 @dataclass
@@ -33,6 +40,7 @@ class Reference:
     texts: list[str]
     embeddings: np.ndarray
     text_profile: TextProfile | None = None
+    role: str | None = None  # the role its texts were embedded in; every window is embedded in it too
 
 
 def prepare_reference(
@@ -43,19 +51,24 @@ def prepare_reference(
     cfg: MonitorConfig,
     profile: ProfileConfig,
     embeddings: np.ndarray | None = None,
+    role: str | None = None,
 ) -> Reference:
-    """Reference embeddings (through the encoder, i.e. the embedding cache, unless given) and text profile."""
+    """Reference embeddings (through the encoder, i.e. the embedding cache, unless given) and text profile.
+
+    ``role``: the role the texts are embedded in, as evaluate embeds them (``task_texts``: "query"
+    for a retrieval reference), so a prompted model gives the same embeddings and the cache is shared.
+    """
     if not texts:
         raise DataError("the reference data has no texts; check data= and monitor.reference_split")
     if embeddings is None:
-        embeddings = np.asarray(encoder.encode(texts, role=None), dtype=np.float32)
+        embeddings = np.asarray(encoder.encode(texts, role=role), dtype=np.float32)
     elif len(embeddings) != len(texts):
         raise DataError(
             f"monitor.reference_embeddings has {len(embeddings)} rows for {len(texts)} reference texts; "
             "it needs one row per reference text, in order"
         )
     signals = text_profile(texts, tokenizer, profile) if cfg.text.enabled and tokenizer is not None else None
-    return Reference(texts, np.asarray(embeddings, dtype=np.float32), signals)
+    return Reference(texts, np.asarray(embeddings, dtype=np.float32), signals, role)
 
 
 @dataclass
@@ -120,13 +133,16 @@ def monitor_window(
     name: str = "current",
     embeddings: np.ndarray | None = None,
 ) -> WindowReport:
-    """Encode the window (unless ``embeddings`` are given) and run every check against ``reference``."""
+    """Encode the window (unless ``embeddings`` are given) and run every check against ``reference``.
+
+    The window is embedded in the reference's role, so drift compares like with like.
+    """
     if not texts:
         raise DataError(f"window {name}: the window is empty (no texts); give a window with texts")
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     if embeddings is None:
-        embeddings = np.asarray(encoder.encode(texts, role=None), dtype=np.float32)
+        embeddings = np.asarray(encoder.encode(texts, role=reference.role), dtype=np.float32)
     seconds["encode"] = time.perf_counter() - started
     check_embeddings(reference.embeddings, embeddings, window=name)
     started = time.perf_counter()
@@ -155,3 +171,46 @@ def monitor_window(
         embeddings=embeddings,
         seconds=seconds,
     )
+
+
+def report_window(
+    reference: Reference,
+    window: Window,
+    encoder: TextEncoder,
+    *,
+    cfg: MonitorConfig,
+    profile: ProfileConfig,
+    tokenizer: CandidateTokenizer | None,
+    baseline: Callable[[], Baseline],
+    score: Callable[[Window], Score],
+) -> WindowReport:
+    """A window's whole report: drift, text signals and, when it is labelled, quality.
+
+    ``baseline`` (asked first, once per labelled window) and ``score`` (re-evaluates the window with
+    the reference's task, as ``evaluate`` does) come from the caller: they log to MLflow.
+    """
+    report = monitor_window(
+        reference, window.texts, encoder, cfg=cfg, profile=profile, tokenizer=tokenizer, name=window.name
+    )
+    if window.quality_data is not None and cfg.quality.enabled:
+        base, metric, source = baseline()
+        name, value = score(window)
+        if name != metric and metric != "main_score":
+            log.info("quality: window %s scored by %s, baseline metric %s", window.name, name, metric)
+        report.quality = QualityCheck(name, value, base, source, cfg.quality.tolerance)
+    return report
+
+
+def summary_line(report: WindowReport, step: int) -> str:
+    """The one console line of a monitored window."""
+    methods = ", ".join(f"{r.method} p={r.p_value:.3g}{'*' if r.drifted else ''}" for r in report.drift)
+    line = f"window {report.name} [step {step}, {report.texts} texts]: {report.status.upper()}  ({methods})"
+    if report.quality is not None:
+        q = report.quality
+        line += f"; {q.metric} {q.score:.4f} vs baseline {q.baseline:.4f}"
+        line += f" (drop {q.drop:+.4f}, tolerance {q.tolerance})"
+    if report.text is not None:
+        flagged = [name for name, alert in report.text.alerts.items() if alert]
+        if flagged:
+            line += f"; text signals: {', '.join(flagged)}"
+    return line

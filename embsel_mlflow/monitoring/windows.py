@@ -60,18 +60,22 @@ def frame_digest(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:32]
 
 
-def task_texts(data: TaskData) -> list[str]:
-    """The texts a model embeds for a task dataset (retrieval: its queries)."""
+def task_texts(data: TaskData) -> tuple[list[str], str | None]:
+    """The texts a model embeds for a task dataset and the role it embeds them in.
+
+    Retrieval: its queries, in the "query" role (as ``evaluate`` encodes them: the same prompt and
+    the same cached embeddings); the symmetric tasks: their texts, with no role.
+    """
     from embsel_mlflow.data import task_data as t
 
     ex = data.examples
     if isinstance(ex, t.STSExamples | t.PairClassificationExamples):
-        return [*ex.s1, *ex.s2]
+        return [*ex.s1, *ex.s2], None
     if isinstance(ex, t.ClassificationExamples):
-        return list(ex.test_texts)
+        return list(ex.test_texts), None
     if isinstance(ex, t.ClusteringExamples):
-        return list(ex.texts)
-    return list(ex.queries.values())
+        return list(ex.texts), None
+    return list(ex.queries.values()), "query"
 
 
 def frame_texts(frame: pd.DataFrame, where: str) -> list[str]:
@@ -220,7 +224,7 @@ def data_windows(configs: dict[str, DataConfig], reference: DataConfig) -> list[
     windows = []
     for name, cfg in configs.items():
         data = load_task_data(cfg)
-        texts = task_texts(data)
+        texts, _ = task_texts(data)
         if not texts:
             raise DataError(f"window {name}: the window is empty (no texts); give a window with texts")
         scored = next((t for t in data.tables if t.role == data.split), data.tables[-1])
