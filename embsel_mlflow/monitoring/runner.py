@@ -43,12 +43,17 @@ def prepare_reference(
     cfg: MonitorConfig,
     profile: ProfileConfig,
     embeddings: np.ndarray | None = None,
+    role: str | None = None,
 ) -> Reference:
-    """Reference embeddings (through the encoder, i.e. the embedding cache, unless given) and text profile."""
+    """Reference embeddings (through the encoder, i.e. the embedding cache, unless given) and text profile.
+
+    ``role``: the role the texts are embedded in, as evaluate embeds them (``task_texts``: "query"
+    for a retrieval reference), so a prompted model gives the same embeddings and the cache is shared.
+    """
     if not texts:
         raise DataError("the reference data has no texts; check data= and monitor.reference_split")
     if embeddings is None:
-        embeddings = np.asarray(encoder.encode(texts, role=None), dtype=np.float32)
+        embeddings = np.asarray(encoder.encode(texts, role=role), dtype=np.float32)
     elif len(embeddings) != len(texts):
         raise DataError(
             f"monitor.reference_embeddings has {len(embeddings)} rows for {len(texts)} reference texts; "
