@@ -18,10 +18,9 @@ from embsel_mlflow.config.schema import (
     TrackingConfig,
 )
 from embsel_mlflow.config.store import compose_config
-from embsel_mlflow.data import load_task_data
 from embsel_mlflow.errors import ConfigError, ModelError
-from embsel_mlflow.evaluation import build_task
 from embsel_mlflow.evaluation.base import TextEncoder
+from embsel_mlflow.families import build_task, load_task_data
 from embsel_mlflow.models.base import EmbeddingModel, Ranker
 from embsel_mlflow.models.cache import EmbeddingCache, open_cache
 from embsel_mlflow.models.factory import build_encoder

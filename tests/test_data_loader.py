@@ -18,15 +18,16 @@ import pytest
 from omegaconf import OmegaConf
 
 from embsel_mlflow.config.schema import DataConfig, TableConfig, TaskType
-from embsel_mlflow.data import demo_data_dir, load_table, load_task_data
-from embsel_mlflow.data.task_data import (
+from embsel_mlflow.data import demo_data_dir, load_table
+from embsel_mlflow.errors import ConfigError, DataError
+from embsel_mlflow.families import (
     ClassificationExamples,
     ClusteringExamples,
     PairClassificationExamples,
     RetrievalExamples,
     STSExamples,
+    load_task_data,
 )
-from embsel_mlflow.errors import ConfigError, DataError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIGS = [

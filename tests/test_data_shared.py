@@ -16,8 +16,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from embsel_mlflow.config.schema import DataConfig, TaskType
-from embsel_mlflow.data import load_task_data
 from embsel_mlflow.data.task_data import TaskData
+from embsel_mlflow.families import load_task_data
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

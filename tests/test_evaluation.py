@@ -9,17 +9,19 @@ import numpy as np
 import pytest
 
 from embsel_mlflow.config.schema import EvaluationConfig, MetricSpec, TaskType
-from embsel_mlflow.data.task_data import (
+from embsel_mlflow.data.task_data import TaskData
+from embsel_mlflow.errors import ConfigError, DataError, ModelError
+from embsel_mlflow.evaluation import EvalTask, TaskResult, TextEncoder
+from embsel_mlflow.evaluation.search import cosine_top_k
+from embsel_mlflow.families import (
+    TASKS,
     ClassificationExamples,
     ClusteringExamples,
     PairClassificationExamples,
     RetrievalExamples,
     STSExamples,
-    TaskData,
+    build_task,
 )
-from embsel_mlflow.errors import ConfigError, DataError, ModelError
-from embsel_mlflow.evaluation import TASKS, EvalTask, TaskResult, TextEncoder, build_task
-from embsel_mlflow.evaluation.search import cosine_top_k
 
 DIM = 64
 

@@ -421,8 +421,7 @@ def _compose_data(name: str, root: Path):
 def test_sick_r_three_files_one_with_crlf_read_as_one_split_through_config(tmp_path: Path) -> None:
     from scipy.stats import spearmanr
 
-    from embsel_mlflow.data import load_task_data
-    from embsel_mlflow.evaluation import build_task
+    from embsel_mlflow.families import build_task, load_task_data
 
     pairs = _sick_files(tmp_path, np.random.default_rng(0))
     data = load_task_data(_compose_data("sick_r", tmp_path))
@@ -461,9 +460,8 @@ def test_trec_latin1_label_lines_through_config_equal_mtebs_accuracy(tmp_path: P
     from mteb.abstasks.classification import AbsTaskClassification
     from mteb.mocks.mock_tasks.classification import MockClassificationTask
 
-    from embsel_mlflow.data import load_task_data
-    from embsel_mlflow.evaluation import build_task
     from embsel_mlflow.evaluation.labels import label_ids
+    from embsel_mlflow.families import build_task, load_task_data
     from tests.test_mteb_parity import _mock_metadata, _mteb_scores
 
     files = _trec_files(tmp_path, np.random.default_rng(1))

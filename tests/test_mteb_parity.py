@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 
 from embsel_mlflow.config.schema import EvaluationConfig, TaskType
-from embsel_mlflow.data.task_data import (
+from embsel_mlflow.data.task_data import TaskData
+from embsel_mlflow.families import (
     ClassificationExamples,
     ClusteringExamples,
     PairClassificationExamples,
     RetrievalExamples,
     STSExamples,
-    TaskData,
+    build_task,
 )
-from embsel_mlflow.evaluation import build_task
-from embsel_mlflow.evaluation.classification import experiment_samples
+from embsel_mlflow.families.classification import experiment_samples
 from embsel_mlflow.metrics import load_metric
 
 mteb = pytest.importorskip("mteb", reason="mteb (a test extra) is the reference implementation")

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 def test_scifact_truncation_at_256_matches_a_direct_count(shared_data_dir: Path, monkeypatch) -> None:
     from transformers import AutoTokenizer
 
-    from embsel_mlflow.data.task_loader import load_task_data
+    from embsel_mlflow.families import load_task_data
     from embsel_mlflow.models.resolve import resolve_model_source
 
     monkeypatch.setenv("EMBSEL_SHARED_DATA", str(shared_data_dir))

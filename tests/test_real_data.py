@@ -15,8 +15,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from embsel_mlflow.config.store import compose_config
-from embsel_mlflow.data import load_task_data
-from embsel_mlflow.evaluation import build_task
+from embsel_mlflow.families import build_task, load_task_data
 from embsel_mlflow.models import load_encoder
 
 pytestmark = pytest.mark.shared_data

@@ -15,8 +15,8 @@ from embsel_mlflow.training.pairs import PairKind, build_pairs, hold_out
 
 def _data(name: str, split: str = "test"):
     from embsel_mlflow.config.store import compose_config
-    from embsel_mlflow.data.task_loader import load_task_data
     from embsel_mlflow.entrypoints.hydra_app import to_job_config
+    from embsel_mlflow.families import load_task_data
 
     job = to_job_config(compose_config("train", [f"data={name}"]), TrainJobConfig, "train")
     return load_task_data(job.data, split=split)

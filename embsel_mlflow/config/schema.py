@@ -233,7 +233,7 @@ class DataConfig:
     """
 
     name: str = MISSING
-    task: TaskType = MISSING
+    task: str = MISSING  # a registered task family (embsel_mlflow.families), checked when loaded
     root: str = "."
     eval_split: str = "test"
     train_split: str = "train"  # classification: the split the classifier is fitted on
@@ -242,6 +242,10 @@ class DataConfig:
     corpus: TableConfig | None = None
     queries: TableConfig | None = None
     limit: int | None = None  # keep the first N eval examples (quick runs); None = all
+
+    def __post_init__(self) -> None:
+        if self.task in TaskType.__members__:  # a built-in family keeps its TaskType name
+            self.task = TaskType(self.task)
 
 
 @dataclass

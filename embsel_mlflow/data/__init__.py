@@ -1,29 +1,10 @@
-"""Data layer: read tables (local files or hub datasets) and build validated task datasets."""
+"""Data layer: read tables (local files or hub datasets), validate values, generic task data types.
+
+The task families (``embsel_mlflow.families``) build their examples from these tables.
+"""
 
 from embsel_mlflow.data.demo import demo_data_dir
 from embsel_mlflow.data.loader import load_table
-from embsel_mlflow.data.task_data import (
-    ClassificationExamples,
-    ClusteringExamples,
-    DataWarning,
-    PairClassificationExamples,
-    RetrievalExamples,
-    STSExamples,
-    TableInfo,
-    TaskData,
-)
-from embsel_mlflow.data.task_loader import load_task_data
+from embsel_mlflow.data.task_data import DataWarning, Family, TableInfo, TaskData
 
-__all__ = [
-    "ClassificationExamples",
-    "ClusteringExamples",
-    "DataWarning",
-    "PairClassificationExamples",
-    "RetrievalExamples",
-    "STSExamples",
-    "TableInfo",
-    "TaskData",
-    "demo_data_dir",
-    "load_table",
-    "load_task_data",
-]
+__all__ = ["DataWarning", "Family", "TableInfo", "TaskData", "demo_data_dir", "load_table"]

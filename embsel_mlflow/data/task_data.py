@@ -1,18 +1,16 @@
 """In-memory task datasets: what the loader produces and the evaluation tasks consume.
 
-One dataclass per task schema. They hold plain Python lists and numpy arrays so that the
-evaluation code never depends on how (or from where) the data was read.
+Generic: each task family (``embsel_mlflow.families``) defines its own examples dataclass, of
+plain Python lists and numpy arrays, so the evaluation code never depends on how (or from
+where) the data was read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-from embsel_mlflow.config.schema import TaskType
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
 
@@ -41,51 +39,32 @@ class TableInfo:
     frame: pd.DataFrame  # rows as loaded, columns renamed to task roles
 
 
-@dataclass
-class STSExamples:
-    s1: list[str]
-    s2: list[str]
-    scores: np.ndarray  # float64 gold similarity
+class Family(Protocol):
+    """What the lower layers (models) ask a dataset's task family, without importing the families.
 
+    The full interface is ``embsel_mlflow.families.TaskFamily``; :class:`TaskData` carries the object.
+    """
 
-@dataclass
-class PairClassificationExamples:
-    s1: list[str]
-    s2: list[str]
-    labels: np.ndarray  # int64, 1 = positive pair
+    @property
+    def name(self) -> str: ...
 
+    @property
+    def ranks_documents(self) -> bool:  # its evaluation ranks documents (retrieval): rankers apply
+        ...
 
-@dataclass
-class ClassificationExamples:
-    train_texts: list[str]
-    train_labels: list[str]
-    test_texts: list[str]
-    test_labels: list[str]
+    def fit_texts(self, data: TaskData) -> tuple[list[str], str]: ...
 
-
-@dataclass
-class ClusteringExamples:
-    texts: list[str]
-    labels: list[str]
-
-
-@dataclass
-class RetrievalExamples:
-    corpus: dict[str, str]  # doc id -> text ("title text" when a title exists)
-    queries: dict[str, str]  # query id -> text, only queries that appear in the qrels
-    qrels: dict[str, dict[str, int]]  # query id -> {doc id: relevance}
-
-
-Examples = (
-    STSExamples | PairClassificationExamples | ClassificationExamples | ClusteringExamples | RetrievalExamples
-)
+    def calibration_texts(self, examples: Any) -> list[str]: ...
 
 
 @dataclass
 class TaskData:
+    """A loaded task dataset; ``family`` is its task family object (set by ``families.load_task_data``)."""
+
     name: str
-    task: TaskType
+    task: str  # the family's name (``data.task``)
     split: str  # the evaluation split
-    examples: Examples
+    examples: Any  # the family's examples dataclass
     tables: list[TableInfo] = field(default_factory=list)
     warnings: list[DataWarning] = field(default_factory=list)  # found while loading
+    family: Family | None = field(default=None, repr=False, compare=False)

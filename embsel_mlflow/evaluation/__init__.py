@@ -1,6 +1,8 @@
-"""Evaluation tasks (retrieval, STS, pair classification, classification, clustering)."""
+"""Generic evaluation machinery: the EvalTask base, results, search and similarity.
+
+The evaluation task of each task family lives with its family (``embsel_mlflow.families``).
+"""
 
 from embsel_mlflow.evaluation.base import EvalTask, TaskResult, TextEncoder
-from embsel_mlflow.evaluation.registry import TASKS, build_task
 
-__all__ = ["TASKS", "EvalTask", "TaskResult", "TextEncoder", "build_task"]
+__all__ = ["EvalTask", "TaskResult", "TextEncoder"]

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import evaluate
     import pandas as pd
 
-    from embsel_mlflow.config.schema import EvaluationConfig, TaskType
+    from embsel_mlflow.config.schema import EvaluationConfig
     from embsel_mlflow.data.task_data import DataWarning, TaskData
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class _ExtraMetric:
 class EvalTask(ABC):
     """Base class: validates the data, times the encoder, runs extra evaluate modules."""
 
-    task_type: ClassVar[TaskType]
+    task_type: ClassVar[str]  # the family's name (data.task)
     main_score_name: ClassVar[str]
     examples_type: ClassVar[type]
     # What extra metrics receive, for the error message when a task cannot feed them.
@@ -95,7 +95,7 @@ class EvalTask(ABC):
     def __init__(self, data: TaskData, cfg: EvaluationConfig) -> None:
         if not isinstance(data.examples, self.examples_type):
             raise DataError(
-                f"dataset '{data.name}': a {self.task_type.value} task needs {self.examples_type.__name__}, "
+                f"dataset '{data.name}': a {self.task_type} task needs {self.examples_type.__name__}, "
                 f"got {type(data.examples).__name__}; check data.task"
             )
         self.data = data
@@ -121,7 +121,7 @@ class EvalTask(ABC):
         for warning in self.warnings:
             logger.warning("%s: %s", self.data.name, warning.message)
         return TaskResult(
-            task=self.task_type.value,
+            task=str(self.task_type),
             dataset=self.data.name,
             split=self.data.split,
             scores=scores,
@@ -173,7 +173,7 @@ class EvalTask(ABC):
         return embeddings
 
     def _where(self) -> str:
-        return f"dataset '{self.data.name}' ({self.task_type.value}, split {self.data.split})"
+        return f"dataset '{self.data.name}' ({self.task_type}, split {self.data.split})"
 
     def _load_extra_metrics(self) -> list[_ExtraMetric]:
         from embsel_mlflow.metrics import load_metric
@@ -182,7 +182,7 @@ class EvalTask(ABC):
         if specs and self.extra_metric_inputs is None:
             names = ", ".join(spec.name or spec.path for spec in specs)
             raise ConfigError(
-                f"evaluation.extra_metrics ({names}) are not supported for {self.task_type.value} tasks: "
+                f"evaluation.extra_metrics ({names}) are not supported for {self.task_type} tasks: "
                 "remove them from the config for this dataset"
             )
         extras = []

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embsel_mlflow.config.schema import Bm25Config, TaskType
+from embsel_mlflow.config.schema import Bm25Config
 from embsel_mlflow.errors import ConfigError, ModelError
 from embsel_mlflow.models.base import LEXICAL
 from embsel_mlflow.models.resolve import ResolvedModel
@@ -36,10 +36,10 @@ class Bm25Ranker:
         self._stemmer = _stemmer(self._settings.stemmer)
 
     def for_dataset(self, data: TaskData) -> Bm25Ranker:
-        if TaskType(data.task) is not TaskType.retrieval:
+        if not getattr(data.family, "ranks_documents", False):  # asks the task family (retrieval)
             raise ConfigError(
                 f"bm25 ranks documents for retrieval tasks only, and dataset '{data.name}' is "
-                f"{TaskType(data.task).value}; drop bm25 from the candidates for this dataset"
+                f"{data.task}; drop bm25 from the candidates for this dataset"
             )
         return self
 

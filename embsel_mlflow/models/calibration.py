@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,15 +51,18 @@ def check_calibration_split(cfg: CalibrationConfig, datasets: Sequence[DataConfi
             )
 
 
-def calibration_texts(cfg: CalibrationConfig, datasets: Sequence[DataConfig]) -> CalibrationTexts:
-    """``cfg.size`` texts, evenly spaced over the file or the datasets' calibration split."""
+def calibration_texts(
+    cfg: CalibrationConfig, datasets: Sequence[DataConfig], *, load: Callable[..., TaskData] | None = None
+) -> CalibrationTexts:
+    """``cfg.size`` texts, evenly spaced over the file or the datasets' calibration split.
+
+    ``load(data_cfg, split=...)`` loads a dataset (``families.load_task_data``: this layer is below it).
+    """
     if cfg.size < 1:
         raise ConfigError(f"model.variant.calibration.size must be >= 1, got {cfg.size}")
     if cfg.path:
         return CalibrationTexts(_evenly(_read_file(Path(cfg.path)), cfg.size), str(cfg.path))
     check_calibration_split(cfg, datasets)
-    from embsel_mlflow.data.task_loader import load_task_data
-
     usable = [data for data in datasets if cfg.split in data.splits]
     if not usable:
         names = ", ".join(data.name for data in datasets) or "none"
@@ -67,29 +70,22 @@ def calibration_texts(cfg: CalibrationConfig, datasets: Sequence[DataConfig]) ->
             f"int8 calibration needs texts: no dataset ({names}) has a '{cfg.split}' split; set "
             "model.variant.calibration.path=FILE (one text per line) or model.variant.calibration.split"
         )
+    if load is None:
+        raise TypeError("calibrating on a dataset split needs load=embsel_mlflow.families.load_task_data")
     texts: list[str] = []
     for data in usable:
-        texts += _evenly(texts_of(load_task_data(data, split=cfg.split)), cfg.size)
+        texts += _evenly(texts_of(load(data, split=cfg.split)), cfg.size)
     source = "+".join(f"{data.name}/{cfg.split}" for data in usable)
     return CalibrationTexts(_evenly(texts, cfg.size), source)
 
 
 def texts_of(data: TaskData) -> list[str]:
-    """The texts a model embeds for this task (retrieval: the split's queries and the corpus)."""
-    from embsel_mlflow.data.task_data import (
-        ClassificationExamples,
-        ClusteringExamples,
-        RetrievalExamples,
-    )
-
-    ex = data.examples
-    if isinstance(ex, RetrievalExamples):
-        return [*ex.queries.values(), *ex.corpus.values()]
-    if isinstance(ex, ClassificationExamples):
-        return list(ex.train_texts)
-    if isinstance(ex, ClusteringExamples):
-        return list(ex.texts)
-    return [text for pair in zip(ex.s1, ex.s2, strict=True) for text in pair]
+    """The texts a model embeds for this task, as its family says (retrieval: the split's queries
+    and the corpus)."""
+    family = data.family
+    if family is None:
+        raise DataError(f"dataset '{data.name}' carries no task family to say which texts it embeds")
+    return family.calibration_texts(data.examples)
 
 
 def _read_file(path: Path) -> list[str]:

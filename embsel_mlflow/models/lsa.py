@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embsel_mlflow.config.schema import LsaConfig, TaskType
+from embsel_mlflow.config.schema import LsaConfig
 from embsel_mlflow.errors import ConfigError, DataError, ModelError
 from embsel_mlflow.models.base import FITTED
 from embsel_mlflow.models.resolve import ResolvedModel
@@ -34,20 +34,14 @@ FIT_ON = ("auto",)
 def fit_texts(data: TaskData) -> tuple[list[str], str]:
     """The texts LSA is fitted on for ``data`` and what they are; never a score or a label.
 
-    Retrieval: the corpus. Classification: the train split's texts. STS, pair classification
-    and clustering have no train texts loaded, so the evaluated texts themselves (unsupervised).
+    The dataset's task family says (``TaskFamily.fit_texts``). Retrieval: the corpus.
+    Classification: the train split's texts. STS, pair classification and clustering have no
+    train texts loaded, so the evaluated texts themselves (unsupervised).
     """
-    ex: Any = data.examples
-    task = TaskType(data.task)
-    if task is TaskType.retrieval:
-        return list(ex.corpus.values()), "corpus"
-    if task is TaskType.classification:
-        return list(ex.train_texts), "train texts"
-    if task in (TaskType.sts, TaskType.pair_classification):
-        return list(dict.fromkeys([*ex.s1, *ex.s2])), f"{data.split} sentences (no scores or labels)"
-    if task is TaskType.clustering:
-        return list(dict.fromkeys(ex.texts)), f"{data.split} texts (no labels)"
-    raise DataError(f"LSA cannot be fitted for a {task.value} task")  # pragma: no cover
+    family = data.family
+    if family is None:
+        raise DataError(f"LSA cannot be fitted for dataset '{data.name}': it carries no task family")
+    return family.fit_texts(data)
 
 
 class LsaModel:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from embsel_mlflow.config.schema import DataConfig, TableConfig, TaskType
+from embsel_mlflow.config.schema import DataConfig, TableConfig
 from embsel_mlflow.errors import ConfigError, DataError
+from embsel_mlflow.families import family_of, get_family, load_task_data
 from embsel_mlflow.monitoring.judged_queries import (
     check_judged_documents,
     is_judged_queries,
@@ -27,13 +28,8 @@ if TYPE_CHECKING:
     from embsel_mlflow.data.task_data import TableInfo, TaskData
 
 TEXT_ROLES = ("text", "s1", "s2")  # the columns whose texts are embedded, in this order
-# Roles a window needs to be re-evaluated with the reference's task (its labels, scores).
-LABELLED_ROLES: dict[TaskType, tuple[str, ...]] = {
-    TaskType.classification: ("text", "label"),
-    TaskType.clustering: ("text", "label"),
-    TaskType.sts: ("s1", "s2", "score"),
-    TaskType.pair_classification: ("s1", "s2", "label"),
-}
+# The columns a window needs to be re-evaluated with the reference's task (its labels, scores)
+# are its family's ``window_columns``.
 ORDERS = ("name", "timestamp")
 
 
@@ -61,26 +57,16 @@ def frame_digest(frame: pd.DataFrame) -> str:
 
 
 def task_texts(data: TaskData) -> tuple[list[str], str | None]:
-    """The texts a model embeds for a task dataset and the role it embeds them in.
+    """(texts, role) a model embeds for a task dataset, as its family says.
 
-    Retrieval: its queries, in the "query" role (as ``evaluate`` encodes them: the same prompt and
-    the same cached embeddings); the symmetric tasks: their texts, with no role.
+    Retrieval: its queries, in the "query" role (as evaluate encodes them); others: role None.
     """
-    from embsel_mlflow.data import task_data as t
-
-    ex = data.examples
-    if isinstance(ex, t.STSExamples | t.PairClassificationExamples):
-        return [*ex.s1, *ex.s2], None
-    if isinstance(ex, t.ClassificationExamples):
-        return list(ex.test_texts), None
-    if isinstance(ex, t.ClusteringExamples):
-        return list(ex.texts), None
-    return list(ex.queries.values()), "query"
+    return family_of(data).monitor_texts(data.examples)
 
 
 def frame_texts(frame: pd.DataFrame, where: str) -> list[str]:
     """The non-blank texts of a window's text columns; DataError when it has none."""
-    from embsel_mlflow.data.task_loader import _VISIBLE  # the data layer's own "empty text" rule
+    from embsel_mlflow.data.tables import VISIBLE  # the data layer's own "empty text" rule
 
     roles = [role for role in TEXT_ROLES if role in frame.columns]
     if not roles:
@@ -89,7 +75,7 @@ def frame_texts(frame: pd.DataFrame, where: str) -> list[str]:
             "or map one with current.table.columns.text=<column>"
         )
     texts = [
-        str(v) for role in roles for v in frame[role].tolist() if isinstance(v, str) and _VISIBLE.search(v)
+        str(v) for role in roles for v in frame[role].tolist() if isinstance(v, str) and VISIBLE.search(v)
     ]
     if not texts:
         raise DataError(f"{where}: the window is empty (no non-blank text); give a window with texts")
@@ -204,7 +190,7 @@ def _quality_data(
     """
     from embsel_mlflow.data.loader import with_reader_defaults
 
-    needed = LABELLED_ROLES.get(TaskType(reference.task))
+    needed = get_family(reference.task, dataset=reference.name).window_columns
     if needed is None or not all(role in frame.columns for role in needed):
         return None
     # the reference's reader options belong to its own files: pin them there, not on the window
@@ -219,8 +205,6 @@ def data_windows(configs: dict[str, DataConfig], reference: DataConfig) -> list[
     """Windows given as data configs (``windows=[a,b]``): each is loaded as its task loads it."""
     import time
 
-    from embsel_mlflow.data.task_loader import load_task_data
-
     windows = []
     for name, cfg in configs.items():
         data = load_task_data(cfg)
@@ -228,7 +212,7 @@ def data_windows(configs: dict[str, DataConfig], reference: DataConfig) -> list[
         if not texts:
             raise DataError(f"window {name}: the window is empty (no texts); give a window with texts")
         scored = next((t for t in data.tables if t.role == data.split), data.tables[-1])
-        same_task = TaskType(cfg.task) == TaskType(reference.task)
+        same_task = str(cfg.task) == str(reference.task)
         windows.append(
             Window(
                 name=name,

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from embsel_mlflow.data.task_data import TableInfo, TaskData
 
 _GUARD_SAMPLE = 5000  # values inspected per column: the guard runs before every evaluation
-# Columns the evaluation tasks embed (after the data config's role mapping).
+# Columns the built-in evaluation tasks embed (after the data config's role mapping); a task
+# family adds its own (``TaskFamily.embedded_columns``).
 EMBEDDED_ROLES = ("text", "s1", "s2", "title")
 _MEDIA = {ColumnKind.image_path: "image", ColumnKind.audio_path: "audio"}
 
@@ -33,14 +34,23 @@ def refuse_modality_mismatch(data: TaskData, cfg: ProfileConfig, *, root: str | 
     refuse_media_tables(data.tables, data.name, cfg, root=root)
 
 
+def embedded_roles() -> tuple[str, ...]:
+    """The columns any registered task family embeds: the built-ins' first, in their usual order."""
+    from embsel_mlflow.families import FAMILIES
+
+    extra = [column for family in FAMILIES.values() for column in family.embedded_columns]
+    return tuple(dict.fromkeys([*EMBEDDED_ROLES, *extra]))
+
+
 def refuse_media_tables(
     tables: Iterable[TableInfo], name: str, cfg: ProfileConfig, *, root: str | Path = "."
 ) -> None:
     """The guard on loaded tables (e.g. a monitored window that is not a task dataset)."""
     if cfg.allow_modality_mismatch:
         return
+    roles = embedded_roles()
     for table in tables:
-        for role in EMBEDDED_ROLES:
+        for role in roles:
             if role not in table.frame.columns:
                 continue
             kind = detect_column(role, _sample(table.frame[role]), root=root)

@@ -6,10 +6,10 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from embsel_mlflow.config.schema import TaskType
 from embsel_mlflow.data.loader import load_table
 from embsel_mlflow.data.task_data import TableInfo
 from embsel_mlflow.errors import ConfigError, DataError
+from embsel_mlflow.families import get_family
 
 if TYPE_CHECKING:
     from embsel_mlflow.config.schema import DataConfig, TableConfig
@@ -22,11 +22,11 @@ def dataset_tables(data: DataConfig) -> list[TableInfo]:
     empty texts and the like are what a profile reports, not a reason to stop.
     """
     tables = []
-    retrieval = TaskType(data.task) == TaskType.retrieval
+    qrels = get_family(data.task, dataset=data.name).qrels_splits  # retrieval: splits are qrels
     for name, table in data.splits.items():
         if table.hub and not table.split:
             table = dataclasses.replace(table, split=name)  # as the task loader: the split's own name
-        role = f"qrels/{name}" if retrieval else name
+        role = f"qrels/{name}" if qrels else name
         tables.append(_read(table, data.root, data, f"data.splits.{name}", role))
     for side in ("corpus", "queries"):
         table = getattr(data, side)

@@ -13,7 +13,7 @@ from embsel_mlflow.profiling.findings import Finding, Severity
 if TYPE_CHECKING:
     import pandas as pd
 
-    from embsel_mlflow.config.schema import ProfileConfig, TaskType
+    from embsel_mlflow.config.schema import ProfileConfig
     from embsel_mlflow.data.task_data import TableInfo
 
 
@@ -164,16 +164,20 @@ def split_leakage(
 def task_checks(
     tables: list[TableInfo],
     normalized: dict[tuple[str, str], pd.Series],
-    task: TaskType | None,
+    task: str | None,
     eval_split: str,
     cfg: ProfileConfig,
 ) -> tuple[dict[str, dict[str, Any]], list[Finding]]:
-    """Every task-aware check that the tables allow; ``normalized`` maps (table, column) to its texts."""
-    from embsel_mlflow.config.schema import TaskType
+    """Every task-aware check that the tables allow; ``normalized`` maps (table, column) to its texts.
+
+    ``task``: the dataset's task family (None: a raw table); a family whose splits are qrels
+    (retrieval) gets the query/document checks and its splits are keyed by query id.
+    """
+    from embsel_mlflow.families import get_family
 
     checks: dict[str, dict[str, Any]] = {}
     findings: list[Finding] = []
-    retrieval = task == TaskType.retrieval
+    retrieval = task is not None and get_family(task).qrels_splits
     for table in tables:
         columns = table.frame.columns
         if "label" in columns:

@@ -94,7 +94,7 @@ def text_stats(raw: pd.Series, cfg: ProfileConfig) -> tuple[TextStats, pd.Series
     """Statistics of ``raw`` (one column, any dtype), its non-empty texts and those texts normalised."""
     import numpy as np
 
-    from embsel_mlflow.data.task_loader import _VISIBLE  # the data layer's own "empty text" rule
+    from embsel_mlflow.data.tables import VISIBLE as _VISIBLE  # the data layer's own "empty text" rule
     from embsel_mlflow.profiling.columns import as_strings
 
     texts = as_strings(raw)

@@ -17,13 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embsel_mlflow.data.task_data import (
-    ClassificationExamples,
-    ClusteringExamples,
-    PairClassificationExamples,
-    RetrievalExamples,
-    STSExamples,
-)
+from embsel_mlflow.families import family_of
 
 if TYPE_CHECKING:
     from embsel_mlflow.config.schema import EfficiencyConfig
@@ -66,18 +60,8 @@ def sample_texts(data: TaskData, size: int) -> tuple[list[str], list[str], str |
     Retrieval times documents in batches (what indexing costs) and queries one at a time (what
     serving costs); other tasks use the texts they evaluate for both.
     """
-    ex = data.examples
-    if isinstance(ex, RetrievalExamples):
-        return list(ex.corpus.values())[:size], list(ex.queries.values()), "document"
-    if isinstance(ex, STSExamples | PairClassificationExamples):
-        texts = [text for pair in zip(ex.s1, ex.s2, strict=True) for text in pair]
-    elif isinstance(ex, ClassificationExamples):
-        texts = list(ex.test_texts)
-    elif isinstance(ex, ClusteringExamples):
-        texts = list(ex.texts)
-    else:  # pragma: no cover - every task's examples are listed above
-        raise TypeError(type(ex).__name__)
-    return texts[:size], texts, None
+    batch, singles, role = family_of(data).timing_texts(data.examples)
+    return batch[:size], singles, role
 
 
 def uncached(model: Any) -> Any:

@@ -115,7 +115,7 @@ class PlainScope:
     run_id: str | None = None
 
     def evaluate(self, model: Any, data: TaskData) -> TaskResult:
-        from embsel_mlflow.evaluation import build_task
+        from embsel_mlflow.families import build_task
 
         return build_task(data, self.evaluation).evaluate(model)
 
@@ -182,7 +182,7 @@ def run_selection(
     the one-line reason) and the other pairs go on. A ranker (BM25) is not applicable to
     non-retrieval datasets; where the selection holds no retrieval dataset at all it is an error.
     """
-    from embsel_mlflow.data.task_loader import load_task_data
+    from embsel_mlflow.families import load_task_data
 
     if not candidates:
         raise ConfigError("no candidates: choose model configs, e.g. candidates=[minilm,static_minilm]")

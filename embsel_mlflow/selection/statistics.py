@@ -2,24 +2,24 @@
 
 Every candidate is scored on the *same* bootstrap resamples of a dataset's items (queries,
 pairs, test texts), so differences between candidates are paired. Each resample recomputes the
-task's main score from the per-item table: the mean of per-query nDCG@10 for retrieval, the
-Spearman correlation of the resampled pairs for STS, average precision for pair
-classification, accuracy for classification and V-measure for clustering.
+task's main score from the per-item table, as the task family says (``TaskFamily.item_statistic``):
+the mean of per-query nDCG@10 for retrieval, the Spearman correlation of the resampled pairs
+for STS, average precision for pair classification, accuracy for classification and V-measure
+for clustering.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from embsel_mlflow.errors import DataError
+from embsel_mlflow.families import FAMILIES
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from embsel_mlflow.evaluation.base import TaskResult
 
 CORRECTIONS = ("holm", "bonferroni", "none")
@@ -27,55 +27,6 @@ CORRECTIONS = ("holm", "bonferroni", "none")
 
 def _rows(matrix: np.ndarray) -> np.ndarray:
     return np.atleast_2d(matrix)
-
-
-def _spearman(frame: pd.DataFrame, indices: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
-
-    gold = frame["gold_score"].to_numpy(dtype=np.float64)[indices]
-    predicted = frame["cosine_score"].to_numpy(dtype=np.float64)[indices]
-    gold, predicted = rankdata(gold, axis=1), rankdata(predicted, axis=1)
-    gold -= gold.mean(axis=1, keepdims=True)
-    predicted -= predicted.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((gold**2).sum(axis=1) * (predicted**2).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (gold * predicted).sum(axis=1) / denominator
-
-
-def _per_query_mean(frame: pd.DataFrame, indices: np.ndarray) -> np.ndarray:
-    column = next(c for c in frame.columns if c.startswith("ndcg_at_"))
-    return frame[column].to_numpy(dtype=np.float64)[indices].mean(axis=1)
-
-
-def _average_precision(frame: pd.DataFrame, indices: np.ndarray) -> np.ndarray:
-    from sklearn.metrics import average_precision_score
-
-    labels = frame["label"].to_numpy()
-    scores = frame["cosine_score"].to_numpy(dtype=np.float64)
-    return np.array([average_precision_score(labels[row], scores[row]) for row in indices])
-
-
-def _accuracy(frame: pd.DataFrame, indices: np.ndarray) -> np.ndarray:
-    correct = (frame["label"].astype(str) == frame["predicted"].astype(str)).to_numpy(dtype=np.float64)
-    return correct[indices].mean(axis=1)
-
-
-def _v_measure(frame: pd.DataFrame, indices: np.ndarray) -> np.ndarray:
-    from sklearn.metrics import v_measure_score
-
-    labels = frame["label"].to_numpy()
-    clusters = frame["cluster"].to_numpy()
-    return np.array([v_measure_score(labels[row], clusters[row]) for row in indices])
-
-
-# task -> main score recomputed on each row of an index matrix (resamples x items).
-ITEM_STATISTICS: dict[str, Callable[[pd.DataFrame, np.ndarray], np.ndarray]] = {
-    "retrieval": _per_query_mean,
-    "sts": _spearman,
-    "pair_classification": _average_precision,
-    "classification": _accuracy,
-    "clustering": _v_measure,
-}
 
 
 def resample_indices(n_items: int, resamples: int, seed: int) -> np.ndarray:
@@ -92,7 +43,8 @@ def bootstrap_scores(result: TaskResult, indices: np.ndarray) -> np.ndarray:
     approximately (classification keeps the first of MTEB's experiments), the resampled values
     are shifted by the difference, so the interval surrounds the number the leaderboard shows.
     """
-    statistic = ITEM_STATISTICS.get(result.task)
+    family = FAMILIES.get(result.task)
+    statistic = family.item_statistic if family is not None else None
     if statistic is None or result.per_item is None:
         raise DataError(f"no per-item results to bootstrap for task '{result.task}' on '{result.dataset}'")
     if len(result.per_item) != indices.shape[1]:

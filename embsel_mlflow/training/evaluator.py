@@ -25,7 +25,7 @@ class TaskEvaluator(SentenceEvaluator):
     def __init__(
         self, data: TaskData, evaluation: EvaluationConfig, model_cfg: ModelConfig, source: ResolvedModel
     ) -> None:
-        from embsel_mlflow.evaluation import build_task
+        from embsel_mlflow.families import build_task
 
         super().__init__()
         # no progress bars between training log lines

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.data.task_data import RetrievalExamples
 from embsel_mlflow.errors import ConfigError
+from embsel_mlflow.families.retrieval import RetrievalExamples
 from embsel_mlflow.training.pairs import PairKind, TrainPairs
 
 if TYPE_CHECKING:

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from embsel_mlflow.config.schema import TaskType
-from embsel_mlflow.data.task_data import ClusteringExamples
+from embsel_mlflow.data.tables import head, texts
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.evaluation.base import EvalTask, TaskOutput
 from embsel_mlflow.evaluation.labels import case_clashes, label_ids
+from embsel_mlflow.families.base import TaskFamily
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from embsel_mlflow.data.tables import Tables
     from embsel_mlflow.evaluation.base import TextEncoder
+
+
+@dataclass
+class ClusteringExamples:
+    texts: list[str]
+    labels: list[str]
 
 
 class ClusteringTask(EvalTask):
@@ -23,7 +34,7 @@ class ClusteringTask(EvalTask):
     random_state=seed)``; main score V-measure.
     """
 
-    task_type: ClassVar[TaskType] = TaskType.clustering
+    task_type: ClassVar[str] = TaskType.clustering
     main_score_name: ClassVar[str] = "v_measure"
     examples_type: ClassVar[type] = ClusteringExamples
     extra_metric_inputs: ClassVar[str | None] = "predictions=cluster id per text, references=gold label id"
@@ -67,3 +78,33 @@ class ClusteringTask(EvalTask):
             {"text": ex.texts, "label": [str(label) for label in ex.labels], "cluster": clusters}
         )
         return TaskOutput(scores=scores, per_item=per_item, metric_inputs=[(clusters, gold)])
+
+
+class ClusteringFamily(TaskFamily):
+    """No training pairs and no hold-out: clustering data is only evaluated."""
+
+    name: ClassVar[str] = TaskType.clustering
+    examples_type: ClassVar[type] = ClusteringExamples
+    task_class: ClassVar[type[EvalTask]] = ClusteringTask
+    window_columns: ClassVar[tuple[str, ...] | None] = ("text", "label")
+
+    def build(self, tables: Tables, split: str, limit: int | None) -> ClusteringExamples:
+        loaded = tables.split(split, ["text", "label"])
+        frame = head(tables, loaded, limit)
+        return ClusteringExamples(
+            texts=texts(frame, "text", loaded), labels=texts(frame, "label", loaded, what="label")
+        )
+
+    def item_count(self, examples: Any) -> int:
+        return len(examples.texts)
+
+    def texts(self, examples: Any) -> dict[str | None, list[str]]:
+        return {None: list(examples.texts)}
+
+    def item_statistic(self, per_item: pd.DataFrame, indices: np.ndarray) -> np.ndarray:
+        """V-measure of the clusters on each resample."""
+        from sklearn.metrics import v_measure_score
+
+        labels = per_item["label"].to_numpy()
+        clusters = per_item["cluster"].to_numpy()
+        return np.array([v_measure_score(labels[row], clusters[row]) for row in indices])

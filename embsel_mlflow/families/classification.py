@@ -4,18 +4,32 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from embsel_mlflow.config.schema import TaskType
-from embsel_mlflow.data.task_data import ClassificationExamples
+from embsel_mlflow.data.tables import head, texts
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.evaluation.base import EvalTask, TaskOutput
 from embsel_mlflow.evaluation.labels import case_clashes, label_ids
+from embsel_mlflow.families.base import PairKind, Splitter, TaskFamily
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from embsel_mlflow.data.tables import Tables
+    from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.evaluation.base import TextEncoder
+
+
+@dataclass
+class ClassificationExamples:
+    train_texts: list[str]
+    train_labels: list[str]
+    test_texts: list[str]
+    test_labels: list[str]
 
 
 def undersample(
@@ -59,7 +73,7 @@ class ClassificationTask(EvalTask):
     the test texts are each encoded once.
     """
 
-    task_type: ClassVar[TaskType] = TaskType.classification
+    task_type: ClassVar[str] = TaskType.classification
     main_score_name: ClassVar[str] = "accuracy"
     examples_type: ClassVar[type] = ClassificationExamples
     extra_metric_inputs: ClassVar[str | None] = (
@@ -167,3 +181,80 @@ class ClassificationTask(EvalTask):
             warnings.simplefilter("ignore", ConvergenceWarning)
             classifier.fit(features, labels.tolist())
         return classifier.predict(test_features)
+
+
+def within_class_pairs(
+    texts: list[str], labels: list[str], per_class: int, seed: int
+) -> dict[str, list[Any]]:
+    """(anchor, positive) pairs of distinct texts of the same class, ``per_class`` per class at most."""
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for text, label in zip(texts, labels, strict=True):
+        if text not in by_class[label]:
+            by_class[label].append(text)
+    anchors, positives = [], []
+    for label in sorted(by_class):
+        members = by_class[label]
+        if len(members) < 2:
+            continue
+        for _ in range(per_class):
+            first, second = rng.choice(len(members), size=2, replace=False)
+            anchors.append(members[first])
+            positives.append(members[second])
+    return {"anchor": anchors, "positive": positives}
+
+
+class ClassificationFamily(TaskFamily):
+    """A train split the classifier is fitted on and the evaluated split; items are test texts."""
+
+    name: ClassVar[str] = TaskType.classification
+    examples_type: ClassVar[type] = ClassificationExamples
+    task_class: ClassVar[type[EvalTask]] = ClassificationTask
+    window_columns: ClassVar[tuple[str, ...] | None] = ("text", "label")
+    pair_kind: ClassVar[PairKind | None] = PairKind.positive
+
+    def build(self, tables: Tables, split: str, limit: int | None) -> ClassificationExamples:
+        train = tables.split(tables.cfg.train_split, ["text", "label"])
+        test = tables.split(split, ["text", "label"])
+        frame = head(tables, test, limit)
+        return ClassificationExamples(
+            train_texts=texts(train.frame, "text", train),
+            train_labels=texts(train.frame, "label", train, what="label"),
+            test_texts=texts(frame, "text", test),
+            test_labels=texts(frame, "label", test, what="label"),
+        )
+
+    def item_count(self, examples: Any) -> int:
+        return len(examples.test_texts)
+
+    def texts(self, examples: Any) -> dict[str | None, list[str]]:
+        return {None: list(examples.test_texts)}
+
+    def calibration_texts(self, examples: Any) -> list[str]:
+        return list(examples.train_texts)
+
+    def fit_texts(self, data: TaskData) -> tuple[list[str], str]:
+        return list(data.examples.train_texts), "train texts"
+
+    def item_statistic(self, per_item: pd.DataFrame, indices: np.ndarray) -> np.ndarray:
+        """Accuracy of the predictions on each resample."""
+        correct = (per_item["label"].astype(str) == per_item["predicted"].astype(str)).to_numpy(
+            dtype=np.float64
+        )
+        return correct[indices].mean(axis=1)
+
+    def pair_columns(self, examples: Any, *, pairs_per_class: int, seed: int) -> dict[str, list[Any]]:
+        """(anchor, positive) drawn within each class of the train texts."""
+        return within_class_pairs(examples.train_texts, examples.train_labels, pairs_per_class, seed)
+
+    def hold_out(self, examples: Any, split: Splitter) -> tuple[Any, Any]:
+        """Train texts held out as the validation part's test texts (the classifier keeps the rest)."""
+        keep, held = split(len(examples.train_texts))
+        texts, labels = examples.train_texts, examples.train_labels
+        train_texts, train_labels = [texts[i] for i in keep], [labels[i] for i in keep]
+        return (
+            ClassificationExamples(train_texts, train_labels, [], []),
+            ClassificationExamples(
+                train_texts, train_labels, [texts[i] for i in held], [labels[i] for i in held]
+            ),
+        )

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
 
 from embsel_mlflow.config.schema import TaskType
-from embsel_mlflow.data.task_data import RetrievalExamples
+from embsel_mlflow.data.tables import check_known, documents, integers, texts, unique_ids
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.evaluation.base import EvalTask, TaskOutput
 from embsel_mlflow.evaluation.search import StreamingTopK
+from embsel_mlflow.families.base import PairKind, Splitter, TaskFamily
 from embsel_mlflow.models.base import Ranker
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
+    from embsel_mlflow.data.tables import Loaded, Tables
+    from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.evaluation.base import TextEncoder
+
+
+@dataclass
+class RetrievalExamples:
+    corpus: dict[str, str]  # doc id -> text ("title text" when a title exists)
+    queries: dict[str, str]  # query id -> text, only queries that appear in the qrels
+    qrels: dict[str, dict[str, int]]  # query id -> {doc id: relevance}
+
 
 PER_ITEM_K = 10  # per-query table columns use @10 (MTEB's main cut-off) when it is evaluated
 PER_ITEM_TOP_DOCS = 10
@@ -32,7 +45,7 @@ class RetrievalTask(EvalTask):
     per query, and ``ignore_identical_ids`` removes a query's own id from those hits.
     """
 
-    task_type: ClassVar[TaskType] = TaskType.retrieval
+    task_type: ClassVar[str] = TaskType.retrieval
     main_score_name: ClassVar[str] = f"ndcg_at_{MAIN_K}"
     examples_type: ClassVar[type] = RetrievalExamples
 
@@ -167,3 +180,122 @@ class RetrievalTask(EvalTask):
             [doc for doc, grade in ex.qrels[qid].items() if grade > 0] for qid in query_ids
         ]
         return frame
+
+
+class RetrievalFamily(TaskFamily):
+    """Queries ranked over a corpus; the split tables are qrels; items are queries."""
+
+    name: ClassVar[str] = TaskType.retrieval
+    examples_type: ClassVar[type] = RetrievalExamples
+    task_class: ClassVar[type[EvalTask]] = RetrievalTask
+    embedded_columns: ClassVar[tuple[str, ...]] = ("text", "title")
+    monitor_role: ClassVar[str | None] = "query"
+    qrels_splits: ClassVar[bool] = True
+    ranks_documents: ClassVar[bool] = True
+    pair_kind: ClassVar[PairKind | None] = PairKind.positive
+
+    def build(self, tables: Tables, split: str, limit: int | None) -> RetrievalExamples:
+        corpus_table = tables.side("corpus", ["id", "text"])
+        queries_table = tables.side("queries", ["id", "text"])
+        qrels_table = tables.split(split, ["query_id", "doc_id", "score"], record_as=f"qrels/{split}")
+
+        corpus = dict(zip(unique_ids(corpus_table), documents(corpus_table), strict=True))
+        all_queries = dict(
+            zip(unique_ids(queries_table), texts(queries_table.frame, "text", queries_table), strict=True)
+        )
+
+        qrels_frame = qrels_table.frame
+        query_ids = texts(qrels_frame, "query_id", qrels_table, what="id")
+        doc_ids = texts(qrels_frame, "doc_id", qrels_table, what="id")
+        check_known(query_ids, all_queries, qrels_table, "query_id", "queries", queries_table)
+        check_known(doc_ids, corpus, qrels_table, "doc_id", "documents", corpus_table)
+        relevance = integers(qrels_frame, "score", qrels_table)
+        qrels = _qrels(query_ids, doc_ids, relevance.tolist(), qrels_table, tables)
+        if limit is not None:
+            kept = list(qrels)[:limit]  # the first N queries, in qrels order
+            qrels = {query_id: qrels[query_id] for query_id in kept}
+            tables.limit_last(qrels_frame[qrels_frame["query_id"].astype(str).isin(kept)])
+        queries = {query_id: all_queries[query_id] for query_id in qrels}
+        return RetrievalExamples(corpus=corpus, queries=queries, qrels=qrels)
+
+    def item_count(self, examples: Any) -> int:
+        return len(examples.qrels)
+
+    def texts(self, examples: Any) -> dict[str | None, list[str]]:
+        return {"query": list(examples.queries.values()), "document": list(examples.corpus.values())}
+
+    def timing_texts(self, examples: Any) -> tuple[list[str], list[str], str | None]:
+        """Documents in batches (what indexing costs), queries one at a time (what serving costs)."""
+        return list(examples.corpus.values()), list(examples.queries.values()), "document"
+
+    def fit_texts(self, data: TaskData) -> tuple[list[str], str]:
+        return list(data.examples.corpus.values()), "corpus"
+
+    def item_statistic(self, per_item: pd.DataFrame, indices: np.ndarray) -> np.ndarray:
+        """The mean per-query nDCG on each resample."""
+        column = next(c for c in per_item.columns if c.startswith("ndcg_at_"))
+        return per_item[column].to_numpy(dtype=np.float64)[indices].mean(axis=1)
+
+    def pair_columns(self, examples: Any, *, pairs_per_class: int, seed: int) -> dict[str, list[Any]]:
+        """(anchor=query, positive=relevant document) of the train qrels."""
+        anchors, positives = [], []
+        for query_id, judged in examples.qrels.items():
+            for doc_id, relevance in judged.items():
+                if relevance > 0 and doc_id in examples.corpus and query_id in examples.queries:
+                    anchors.append(examples.queries[query_id])
+                    positives.append(examples.corpus[doc_id])
+        return {"anchor": anchors, "positive": positives}
+
+    def hold_out(self, examples: Any, split: Splitter) -> tuple[Any, Any]:
+        """Queries held out, each part keeping the whole corpus."""
+        query_ids = list(examples.qrels)
+        keep, held = split(len(query_ids))
+
+        def subset(indices: np.ndarray) -> RetrievalExamples:
+            ids = [query_ids[i] for i in indices]
+            return RetrievalExamples(
+                corpus=examples.corpus,
+                queries={q: examples.queries[q] for q in ids if q in examples.queries},
+                qrels={q: examples.qrels[q] for q in ids},
+            )
+
+        return subset(keep), subset(held)
+
+
+def _qrels(
+    query_ids: list[str], doc_ids: list[str], relevance: list[int], loaded: Loaded, tables: Tables
+) -> dict[str, dict[str, int]]:
+    """query -> {doc: grade}; a (query, doc) pair judged twice with different grades is a DataError."""
+    qrels: dict[str, dict[str, int]] = {}
+    first_row: dict[tuple[str, str], int] = {}
+    repeated = 0
+    for row, (query_id, doc_id, score) in enumerate(zip(query_ids, doc_ids, relevance, strict=True)):
+        judged = qrels.setdefault(query_id, {})
+        if doc_id not in judged:
+            judged[doc_id] = score
+            first_row[(query_id, doc_id)] = row
+            continue
+        if judged[doc_id] != score:
+            conflicts = _conflicting_pairs(query_ids, doc_ids, relevance)
+            (path, earlier), (_, later) = loaded.at(first_row[(query_id, doc_id)]), loaded.at(row)
+            raise DataError(
+                f"{path}: rows {earlier} and {later} judge query {query_id!r} / document {doc_id!r} with "
+                f"different scores ({judged[doc_id]} and {score}); {conflicts} (query, document) pair(s) "
+                "have conflicting scores. Keep one row per pair"
+            )
+        repeated += 1
+    if repeated:
+        tables.warn(
+            "duplicate_qrels",
+            f"{loaded.source}: {repeated} repeated (query, document) row(s) with the same score; "
+            "each pair counts once",
+            repeated,
+        )
+    return qrels
+
+
+def _conflicting_pairs(query_ids: list[str], doc_ids: list[str], relevance: list[int]) -> int:
+    grades: dict[tuple[str, str], set[int]] = {}
+    for pair_key in zip(query_ids, doc_ids, relevance, strict=True):
+        grades.setdefault(pair_key[:2], set()).add(pair_key[2])
+    return sum(len(values) > 1 for values in grades.values())

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from embsel_mlflow.config.schema import TaskType
-from embsel_mlflow.data.task_data import PairClassificationExamples
+from embsel_mlflow.data.tables import binary_labels, head, texts
 from embsel_mlflow.errors import DataError
 from embsel_mlflow.evaluation.base import EvalTask, TaskOutput
 from embsel_mlflow.evaluation.similarity import paired_scores
+from embsel_mlflow.families.base import PairKind
+from embsel_mlflow.families.sts import SentencePairFamily
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from embsel_mlflow.data.tables import Tables
     from embsel_mlflow.evaluation.base import TextEncoder
+
+
+@dataclass
+class PairClassificationExamples:
+    s1: list[str]
+    s2: list[str]
+    labels: np.ndarray  # int64, 1 = positive pair
+
 
 # (score name, higher score = more similar), in MTEB's order. Distances stay positive and are
 # searched in ascending order, as MTEB does.
@@ -28,7 +42,7 @@ class PairClassificationTask(EvalTask):
     (MTEB's own main score is ``max_ap``; ours is ``cosine_ap``).
     """
 
-    task_type: ClassVar[TaskType] = TaskType.pair_classification
+    task_type: ClassVar[str] = TaskType.pair_classification
     main_score_name: ClassVar[str] = "cosine_ap"
     examples_type: ClassVar[type] = PairClassificationExamples
     extra_metric_inputs: ClassVar[str | None] = (
@@ -84,3 +98,34 @@ class PairClassificationTask(EvalTask):
             }
         )
         return TaskOutput(scores=scores, per_item=per_item, metric_inputs=[(cosine, labels)])
+
+
+class PairClassificationFamily(SentencePairFamily):
+    name: ClassVar[str] = TaskType.pair_classification
+    examples_type: ClassVar[type] = PairClassificationExamples
+    task_class: ClassVar[type[EvalTask]] = PairClassificationTask
+    window_columns: ClassVar[tuple[str, ...] | None] = ("s1", "s2", "label")
+    pair_kind: ClassVar[PairKind | None] = PairKind.labelled
+    gold: ClassVar[str] = "labels"
+
+    def build(self, tables: Tables, split: str, limit: int | None) -> PairClassificationExamples:
+        loaded = tables.split(split, ["s1", "s2", "label"])
+        frame = head(tables, loaded, limit)
+        return PairClassificationExamples(
+            s1=texts(frame, "s1", loaded),
+            s2=texts(frame, "s2", loaded),
+            labels=binary_labels(frame, "label", loaded),
+        )
+
+    def item_statistic(self, per_item: pd.DataFrame, indices: np.ndarray) -> np.ndarray:
+        """Average precision of the cosine scores on each resample."""
+        from sklearn.metrics import average_precision_score
+
+        labels = per_item["label"].to_numpy()
+        scores = per_item["cosine_score"].to_numpy(dtype=np.float64)
+        return np.array([average_precision_score(labels[row], scores[row]) for row in indices])
+
+    def pair_columns(self, examples: Any, *, pairs_per_class: int, seed: int) -> dict[str, list[Any]]:
+        """(sentence1, sentence2, label 0/1)."""
+        labels = [int(label) for label in np.asarray(examples.labels)]
+        return {"sentence1": list(examples.s1), "sentence2": list(examples.s2), "label": labels}

@@ -1,0 +1,218 @@
+"""The tables of a dataset config, loaded with their provenance, and the checks of every value used.
+
+The task families (``embsel_mlflow.families``) build their examples with these.
+Rows in error messages are counted from 1, header excluded. Column names in messages are the
+file's own (before renaming to roles), so they can be searched for in the file. Under
+``data.limit`` only the kept evaluation rows are validated (quick runs stay quick).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from embsel_mlflow.data.loader import FILES_ATTR, load_table
+from embsel_mlflow.data.task_data import DataWarning, TableInfo
+from embsel_mlflow.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from embsel_mlflow.config.schema import DataConfig, TableConfig
+
+_TRUE = {"1", "1.0", "true"}
+_FALSE = {"0", "0.0", "false"}
+# A visible character: anything but whitespace, control and invisible format characters
+# (zero-width space/joiners, word joiner, BOM, soft hyphen, bidi marks, Mongolian vowel separator).
+VISIBLE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
+
+
+@dataclasses.dataclass
+class Loaded:
+    """A loaded table with what error messages need to point back at it."""
+
+    frame: pd.DataFrame
+    source: str
+    columns: dict[str, str]  # role -> column name in the file
+
+    def column(self, role: str) -> str:
+        return self.columns.get(role, role)
+
+    def at(self, row: int) -> tuple[str, int]:
+        """(file, 1-based row in that file) of the frame's 0-based ``row`` (tables may span files)."""
+        files = self.frame.attrs.get(FILES_ATTR) or [(0, self.source)]
+        start, path = max((entry for entry in files if entry[0] <= row), key=lambda entry: entry[0])
+        return path, row - start + 1
+
+
+class Tables:
+    """Loads the tables of one DataConfig and records their provenance."""
+
+    def __init__(self, cfg: DataConfig) -> None:
+        self.cfg = cfg
+        self.loaded: list[TableInfo] = []
+        self.warnings: list[DataWarning] = []
+
+    def split(self, name: str, required: Sequence[str], *, record_as: str | None = None) -> Loaded:
+        table = self.cfg.splits.get(name)
+        if table is None:
+            raise ConfigError(
+                f"data.splits.{name}: split {name!r} is not configured for dataset {self.cfg.name!r}; "
+                f"configured splits: {sorted(self.cfg.splits)}"
+            )
+        if table.hub and not table.split:
+            table = dataclasses.replace(table, split=name)  # a hub split defaults to the split's name
+        return self.read(table, f"data.splits.{name}", required, record_as or name)
+
+    def side(self, name: str, required: Sequence[str]) -> Loaded:
+        """The corpus or queries table of a retrieval dataset."""
+        table = getattr(self.cfg, name)
+        if table is None:
+            raise ConfigError(f"data.{name}: retrieval needs a {name} table; set data.{name}.path")
+        return self.read(table, f"data.{name}", required, name)
+
+    def read(self, table: TableConfig, where: str, required: Sequence[str], role: str) -> Loaded:
+        frame, source = load_table(
+            table, root=self.cfg.root, defaults=self.cfg.reader, required=required, where=where
+        )
+        self.loaded.append(TableInfo(role=role, source=source, frame=frame))
+        return Loaded(frame=frame, source=source, columns=dict(table.columns))
+
+    def limit_last(self, frame: pd.DataFrame) -> None:
+        """Record the evaluated rows only for the last table (the eval split under ``data.limit``)."""
+        self.loaded[-1].frame = frame
+
+    def warn(self, code: str, message: str, count: int) -> None:
+        self.warnings.append(DataWarning(code=code, message=message, count=count))
+
+
+def head(tables: Tables, loaded: Loaded, limit: int | None) -> pd.DataFrame:
+    frame = loaded.frame if limit is None else loaded.frame.head(limit)
+    frame.attrs = loaded.frame.attrs  # keep the row -> file map for error messages
+    tables.limit_last(frame)
+    return frame
+
+
+# --- value validation -------------------------------------------------------------------------
+
+
+def texts(frame: pd.DataFrame, role: str, loaded: Loaded, *, what: str = "text") -> list[str]:
+    """The role's values as strings with a visible character; anything else is a DataError.
+
+    Empty, missing, blank and invisible-only values (zero-width spaces, a BOM) are refused: a
+    model would embed them as noise.
+    """
+    values = _strings(frame[role])
+    bad = [i for i, v in enumerate(values) if VISIBLE.search(v) is None]
+    if bad:
+        path, row = loaded.at(bad[0])
+        raise DataError(
+            f"{path}: column {loaded.column(role)!r} has {len(bad)} empty or missing {what} value(s), "
+            f"first at row {row} (blank or only invisible characters count as empty); fill or remove "
+            "those rows"
+        )
+    return values
+
+
+def numbers(frame: pd.DataFrame, role: str, loaded: Loaded) -> np.ndarray:
+    """The role's values as float64; a value that is not a number is a DataError."""
+    import numpy as np
+    import pandas as pd
+
+    raw = frame[role]
+    parsed = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.flatnonzero(~np.isfinite(parsed))
+    if bad.size:
+        row = int(bad[0])
+        path, file_row = loaded.at(row)
+        raise DataError(
+            f"{path}: column {loaded.column(role)!r} row {file_row} has {raw.iloc[row]!r}, "
+            f"not a number ({bad.size} such row(s)); fix the value or map {role} to the right column"
+        )
+    return parsed
+
+
+def integers(frame: pd.DataFrame, role: str, loaded: Loaded) -> np.ndarray:
+    """The role's values as int64; a non-integer value is a DataError."""
+    import numpy as np
+
+    values = numbers(frame, role, loaded)
+    bad = np.flatnonzero(values != np.round(values))
+    if bad.size:
+        row = int(bad[0])
+        path, file_row = loaded.at(row)
+        raise DataError(
+            f"{path}: column {loaded.column(role)!r} row {file_row} has {frame[role].iloc[row]!r}, "
+            f"not an integer ({bad.size} such row(s))"
+        )
+    return values.astype(np.int64)
+
+
+def binary_labels(frame: pd.DataFrame, role: str, loaded: Loaded) -> np.ndarray:
+    """0/1 labels from ints, booleans or their text forms ("1", "true"); anything else is a DataError."""
+    import numpy as np
+
+    labels = np.empty(len(frame), dtype=np.int64)
+    for row, (value, text) in enumerate(zip(frame[role].tolist(), _strings(frame[role]), strict=True)):
+        text = text.strip().lower()
+        if text in _TRUE:
+            labels[row] = 1
+        elif text in _FALSE:
+            labels[row] = 0
+        else:
+            path, file_row = loaded.at(row)
+            raise DataError(
+                f"{path}: column {loaded.column(role)!r} row {file_row} has {value!r}; "
+                f"pair labels must be 0/1 or true/false (1 = positive pair)"
+            )
+    return labels
+
+
+def unique_ids(loaded: Loaded) -> list[str]:
+    """The table's ``id`` values as strings; missing or duplicate ids are a DataError."""
+    ids = texts(loaded.frame, "id", loaded, what="id")
+    duplicates = [i for i, count in Counter(ids).items() if count > 1]
+    if duplicates:
+        raise DataError(
+            f"{loaded.source}: column {loaded.column('id')!r} has {len(duplicates)} duplicate id(s), "
+            f"e.g. {duplicates[0]!r}; ids must be unique"
+        )
+    return ids
+
+
+def documents(corpus: Loaded) -> list[str]:
+    """Corpus texts, "title text" when a title is present (the MTEB/BEIR convention)."""
+    frame = corpus.frame
+    if "title" not in frame.columns:
+        return texts(frame, "text", corpus)
+    titles, bodies = _strings(frame["title"]), _strings(frame["text"])
+    documents = [(f"{title} {body}").strip() for title, body in zip(titles, bodies, strict=True)]
+    bad = [i for i, document in enumerate(documents) if VISIBLE.search(document) is None]
+    if bad:
+        path, row = corpus.at(bad[0])
+        raise DataError(
+            f"{path}: columns {corpus.column('title')!r} and {corpus.column('text')!r} are both "
+            f"empty in {len(bad)} document(s), first at row {row}; fill or remove those rows"
+        )
+    return documents
+
+
+def check_known(
+    ids: list[str], known: dict[str, str], qrels: Loaded, role: str, kind: str, table: Loaded
+) -> None:
+    unknown = list(dict.fromkeys(i for i in ids if i not in known))
+    if unknown:
+        raise DataError(
+            f"{qrels.source}: column {qrels.column(role)!r} has {len(unknown)} id(s) not found in the "
+            f"{kind} table {table.source}, e.g. {unknown[0]!r}; check the qrels split and the id columns"
+        )
+
+
+def _strings(column: pd.Series) -> list[str]:
+    """Values as ``str``, missing cells (None, NaN, NA) as "" (ints from json/parquet become "4983")."""
+    missing = column.isna().tolist()
+    return ["" if gone else str(value) for value, gone in zip(column.tolist(), missing, strict=True)]
