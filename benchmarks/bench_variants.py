@@ -102,7 +102,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO_ROOT))
 
     from embsel_mlflow.config.schema import CacheConfig, Precision, Quantization
-    from embsel_mlflow.data.task_loader import load_task_data
+    from embsel_mlflow.families import load_task_data
     from embsel_mlflow.models.cache import open_cache
     from embsel_mlflow.models.calibration import texts_of
     from embsel_mlflow.models.factory import build_encoder

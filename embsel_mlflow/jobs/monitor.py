@@ -252,7 +252,7 @@ def _load_model(
 
 def _reference_sample(job: MonitorJobConfig) -> ReferenceSample:
     """The reference split's texts (and the role ``evaluate`` embeds them in), refused if not text."""
-    from embsel_mlflow.data.task_loader import load_task_data
+    from embsel_mlflow.families import load_task_data
     from embsel_mlflow.monitoring.plan import reference_sample
     from embsel_mlflow.profiling.modality import refuse_modality_mismatch
 
@@ -343,7 +343,7 @@ def _log_window(
 def _score(session: Session, child: RunLogger, window: Window) -> Score:
     """Re-evaluate the labelled window with the task's evaluator, logging what ``evaluate`` logs."""
     from embsel_mlflow.config.schema import EvaluateJobConfig
-    from embsel_mlflow.data.task_loader import load_task_data
+    from embsel_mlflow.families import load_task_data
     from embsel_mlflow.entrypoints.evaluate import evaluate_in_run
 
     job = session.job
@@ -394,7 +394,7 @@ def _run_baseline(session: Session, run_id: str) -> Baseline:
 def _reference_baseline(session: Session) -> Baseline:
     """The reference data scored once in a child run of the parent (found again on later invocations)."""
     from embsel_mlflow.config.schema import EvaluateJobConfig
-    from embsel_mlflow.data.task_loader import load_task_data
+    from embsel_mlflow.families import load_task_data
     from embsel_mlflow.entrypoints.evaluate import evaluate_in_run
     from embsel_mlflow.tracking.run import tracked_run
 
