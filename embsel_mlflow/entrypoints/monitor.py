@@ -213,8 +213,8 @@ def _load_model(
     job: MonitorJobConfig, parent: RunLogger, tmp: Path
 ) -> tuple[EmbeddingModel, RegisteredModel | None]:
     """The monitored model: a registered model URI or a model config, through the embedding cache."""
+    from embsel_mlflow.candidates.base import build_encoder
     from embsel_mlflow.models.cache import open_cache
-    from embsel_mlflow.models.factory import build_encoder
 
     registered = None
     if job.model_uri:
