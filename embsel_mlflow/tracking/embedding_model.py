@@ -2,10 +2,9 @@
 
 ``select`` logs its champion and ``train`` its fine-tuned model through ``log_embedding_model``;
 a from_run candidate and a registered model (monitor's ``model_uri``) are read back through
-``read_logged_model``. The
-model is a custom pyfunc (``embedding_pyfunc.py``) over a saved sentence-transformers (or
-model2vec) directory, not ``mlflow.sentence_transformers``, which loads with
-trust_remote_code=True. Requirements are pinned explicitly: inferring them imports the model
+``read_logged_model``. The model is a custom pyfunc (``embedding_pyfunc.py``) over a saved
+sentence-transformers (or model2vec) directory, not ``mlflow.sentence_transformers``, which
+loads with trust_remote_code=True. Requirements are pinned explicitly: inferring them imports the model
 again (~8 s). The signature is explicit too, so the input example is stored, never run.
 """
 
