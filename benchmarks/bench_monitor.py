@@ -45,7 +45,7 @@ def main() -> int:
     from embsel_mlflow.families import load_task_data
     from embsel_mlflow.entrypoints.hydra_app import to_job_config
     from embsel_mlflow.models.cache import open_cache
-    from embsel_mlflow.models.factory import build_encoder
+    from embsel_mlflow.candidates import build_encoder
     from embsel_mlflow.monitoring.runner import monitor_window, prepare_reference
     from embsel_mlflow.profiling.tokens import load_candidate_tokenizer
 

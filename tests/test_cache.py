@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from embsel_mlflow.candidates.base import build_encoder
 from embsel_mlflow.config.schema import CacheConfig, ModelConfig
 from embsel_mlflow.errors import ConfigError
 from embsel_mlflow.models.cache import (
@@ -21,7 +22,6 @@ from embsel_mlflow.models.cache import (
     read_shard,
     text_hash,
 )
-from embsel_mlflow.models.factory import build_encoder
 
 TEXTS = ["A man plays a guitar.", "The cat sat on the mat.", "A man plays a guitar.", "Heavy rain fell."]
 

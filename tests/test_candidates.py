@@ -9,6 +9,7 @@ import pytest
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
+from embsel_mlflow.candidates.base import build_encoder
 from embsel_mlflow.config.schema import (
     Bm25Config,
     CacheConfig,
@@ -23,7 +24,6 @@ from embsel_mlflow.evaluation.base import TextEncoder
 from embsel_mlflow.families import build_task, load_task_data
 from embsel_mlflow.models.base import EmbeddingModel, Ranker
 from embsel_mlflow.models.cache import EmbeddingCache, open_cache
-from embsel_mlflow.models.factory import build_encoder
 from embsel_mlflow.models.lsa import fit_texts
 
 TEXTS = ["A man is playing a guitar.", "The cat sat on the mat.", "Heavy rain caused flooding."]

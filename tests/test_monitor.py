@@ -189,8 +189,8 @@ def test_bad_input_is_one_line_exit_2_and_a_failed_run(
 def test_registered_champion_is_monitored_with_its_source_run_as_baseline(
     tiny_st_dir: Path, tmp_path: Path
 ) -> None:
+    from embsel_mlflow.candidates.base import build_encoder
     from embsel_mlflow.config.schema import ModelConfig
-    from embsel_mlflow.models.factory import build_encoder
     from embsel_mlflow.selection.champion import register_champion
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")

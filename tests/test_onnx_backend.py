@@ -29,7 +29,7 @@ def _cfg(path: Path, **variant: str) -> ModelConfig:
 
 @pytest.fixture(scope="module")
 def torch_reference(tiny_st_dir: Path) -> np.ndarray:
-    from embsel_mlflow.models.factory import build_encoder
+    from embsel_mlflow.candidates.base import build_encoder
 
     return build_encoder(_cfg(tiny_st_dir)).encode(TEXTS)
 
@@ -43,8 +43,8 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_onnx_fp32_equals_torch_and_the_export_is_cached(
     tiny_st_dir: Path, cache_dir: Path, torch_reference: np.ndarray
 ) -> None:
+    from embsel_mlflow.candidates.base import build_encoder
     from embsel_mlflow.models.cache import EmbeddingCache
-    from embsel_mlflow.models.factory import build_encoder
 
     cache = EmbeddingCache(cache_dir)
     model = build_encoder(_cfg(tiny_st_dir, backend="onnx"), cache=cache)
@@ -70,8 +70,8 @@ def test_onnx_encodes_with_torch_on_one_thread(tiny_st_dir: Path, cache_dir: Pat
     """ORT's pool does the work: torch (pooling only) is held to one thread, then restored."""
     import torch
 
+    from embsel_mlflow.candidates.base import build_encoder
     from embsel_mlflow.models.cache import EmbeddingCache
-    from embsel_mlflow.models.factory import build_encoder
 
     encoder = build_encoder(_cfg(tiny_st_dir, backend="onnx"), cache=EmbeddingCache(cache_dir)).inner
     transformer = encoder.model[0]
@@ -95,8 +95,8 @@ def test_onnx_encodes_with_torch_on_one_thread(tiny_st_dir: Path, cache_dir: Pat
 def test_onnx_int8_dynamic_is_close_and_smaller(
     tiny_st_dir: Path, cache_dir: Path, torch_reference: np.ndarray
 ) -> None:
+    from embsel_mlflow.candidates.base import build_encoder
     from embsel_mlflow.models.cache import EmbeddingCache
-    from embsel_mlflow.models.factory import build_encoder
 
     cache = EmbeddingCache(cache_dir)
     fp32 = build_encoder(_cfg(tiny_st_dir, backend="onnx"), cache=cache)
@@ -124,7 +124,7 @@ def test_onnx_champion_serves_its_export(tiny_st_dir: Path, tmp_path: Path) -> N
     import mlflow
     from mlflow import MlflowClient
 
-    from embsel_mlflow.models.factory import build_encoder
+    from embsel_mlflow.candidates.base import build_encoder
     from embsel_mlflow.selection.champion import register_champion
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from embsel_mlflow.candidates.base import build_encoder
 from embsel_mlflow.config.schema import ApiConfig, ModelConfig, TrackingConfig
 from embsel_mlflow.config.store import compose_config
 from embsel_mlflow.errors import ModelError
 from embsel_mlflow.models.base import EmbeddingModel
 from embsel_mlflow.models.cache import EmbeddingCache
-from embsel_mlflow.models.factory import build_encoder
 from embsel_mlflow.models.openai_api import redact_url
 
 TEXTS = [f"sentence number {i} about proteins and vitamins" for i in range(7)]

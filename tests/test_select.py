@@ -248,9 +248,9 @@ def test_mlflow_run_entry_point_nests_children_under_its_run(tiny_bert_dir: Path
 def test_static_champion_round_trips_through_pyfunc(tiny_bert_dir: Path, tmp_path: Path) -> None:
     import mlflow.pyfunc
 
+    from embsel_mlflow.candidates.base import build_encoder
     from embsel_mlflow.config.schema import ModelConfig, StaticConfig
     from embsel_mlflow.models.cache import EmbeddingCache
-    from embsel_mlflow.models.factory import build_encoder
     from embsel_mlflow.tracking.embedding_model import save_embedding_model
 
     cfg = ModelConfig(
@@ -285,10 +285,10 @@ def test_repeat_selection_reuses_measurements_and_loads_each_candidate_once(
     """A second identical selection: efficiency reused (tagged, with the first measurement's date),
     identical metrics, cache hits logged; each candidate loaded once, registration included; the
     step returns the winner's mean main score (a sweep's objective)."""
+    from embsel_mlflow.candidates import base as factory
     from embsel_mlflow.config.schema import TrackingConfig
     from embsel_mlflow.config.store import compose_config
     from embsel_mlflow.entrypoints.hydra_app import to_job_config
-    from embsel_mlflow.models import factory
 
     _, cwd, first_parent, first_children = selected
     loads: list[str] = []

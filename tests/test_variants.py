@@ -104,7 +104,7 @@ def test_expansion_refuses_unknown_axes_and_values(axes: dict, message: str) -> 
 
 
 def _build(cfg: ModelConfig, datasets: list[DataConfig] | None = None):
-    from embsel_mlflow.models.factory import build_encoder
+    from embsel_mlflow.candidates.base import build_encoder
 
     return build_encoder(cfg, calibration_data=datasets or [])
 
@@ -409,7 +409,7 @@ def test_bf16_and_int8_champions_match_in_a_fresh_process(tiny_st_dir: Path, tmp
     import subprocess
     import sys
 
-    from embsel_mlflow.models.factory import build_encoder
+    from embsel_mlflow.candidates.base import build_encoder
     from embsel_mlflow.selection.champion import register_champion
     from tests.tiny_models import _CORPUS
 
@@ -534,8 +534,8 @@ def test_real_variants_bar(shared_data_dir: Path, tmp_path: Path) -> None:
 def test_openvino_variants_run_pinned_to_the_asked_precision(tiny_st_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
+    from embsel_mlflow.candidates.base import build_encoder
     from embsel_mlflow.models.cache import EmbeddingCache
-    from embsel_mlflow.models.factory import build_encoder
     from tests.tiny_models import _CORPUS
 
     calibration = tmp_path / "calibration.txt"

@@ -162,7 +162,7 @@ class ModelConfig:
     name: str = MISSING  # short name used in run names and tags
     # hub id or local directory; for static: the teacher; for openai_api: the served model's name
     name_or_path: str = MISSING
-    kind: ModelKind = ModelKind.sentence_transformers
+    kind: str = ModelKind.sentence_transformers.value  # a registered kind (embsel_mlflow.candidates)
     pooling: Pooling = Pooling.mean  # used when kind=transformers
     normalize: bool = False  # L2-normalise embeddings (cosine scores are unaffected)
     max_seq_length: int | None = None  # None keeps the model's own limit

@@ -83,9 +83,9 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
     """Compose -> load data -> load model -> evaluate, logging each stage as soon as it is known."""
     from omegaconf import OmegaConf
 
+    from embsel_mlflow.candidates.base import build_encoder
     from embsel_mlflow.data.task_loader import load_task_data
     from embsel_mlflow.models.cache import open_cache
-    from embsel_mlflow.models.factory import build_encoder
     from embsel_mlflow.models.variants import is_default
     from embsel_mlflow.sweeps import reuse
     from embsel_mlflow.tracking.config_logging import log_config

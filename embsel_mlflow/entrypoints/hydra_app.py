@@ -307,4 +307,7 @@ def to_job_config(cfg: Any, schema: type[T], step: str) -> T:
         raise ConfigError(config_error_message(exc, step).removeprefix("invalid config: ")) from exc
     if not isinstance(obj, schema):
         raise ConfigError(f"config did not convert to {schema.__name__}")
+    from embsel_mlflow.candidates import check_kinds
+
+    check_kinds(obj)  # model.kind is a str: an unknown kind is refused here, in one line
     return obj

@@ -99,7 +99,7 @@ def _candidate_tags(candidate: str, model: ModelConfig) -> dict[str, str]:
     from embsel_mlflow.config.schema import ModelKind
     from embsel_mlflow.models.variants import variant_name
 
-    if ModelKind(model.kind) is ModelKind.from_run:
+    if model.kind == ModelKind.from_run:
         return {"embsel.model_run_id": str(model.run_id)}
     return {"embsel.variant": variant_name(model)} if "/" in candidate else {}
 

@@ -126,10 +126,10 @@ class TrainResult:
 
 def train_in_run(run: RunLogger, job: TrainJobConfig, *, resuming: bool = False) -> TrainResult:
     """Check, baseline, train, score and log the tuned model into ``run`` (the library call of ``train``)."""
+    from embsel_mlflow.candidates.base import build_encoder
     from embsel_mlflow.data.task_loader import load_task_data
     from embsel_mlflow.evaluation import build_task
     from embsel_mlflow.models.cache import open_cache
-    from embsel_mlflow.models.factory import build_encoder
     from embsel_mlflow.training.checks import check_batches, check_sampler_name
     from embsel_mlflow.training.losses import check_loss_fits, loss_spec
     from embsel_mlflow.training.pairs import build_pairs, hold_out
@@ -360,25 +360,25 @@ def _validation_score(run: RunLogger, outcome: Any, evaluator: Any, model: Any) 
 
 def _log_model(run: RunLogger, job: TrainJobConfig, encoder: Any) -> None:
     """The tuned model as an MLflow pyfunc model (``runs:/<id>/model``); registered on request."""
-    from embsel_mlflow.tracking.embedding_model import log_embedding_model, register_embedding_model
+    from embsel_mlflow.tracking.embedding_model import log_embedding_model
 
     if not job.train.log_model and not job.train.register:
         return
-    uri = log_embedding_model(
-        run.client, run.run_id, encoder, job.model.name, artifact_path=MODEL_PATH, cfg=job.model
+    logged = log_embedding_model(
+        run.client,
+        run.run_id,
+        encoder,
+        job.model.name,
+        artifact_path=MODEL_PATH,
+        cfg=job.model,
+        register=job.train.register,
+        tags={"embsel.source_run": run.run_id, "embsel.base_model": job.model.name},
     )
-    run.set_tags({"embsel.model_uri": uri})
-    print(f"model: {uri}")
-    if job.train.register:
-        version = register_embedding_model(
-            run.client,
-            run.run_id,
-            job.train.register,
-            artifact_path=MODEL_PATH,
-            tags={"embsel.source_run": run.run_id, "embsel.base_model": job.model.name},
-        )
-        run.set_tags({"embsel.registered_model": f"models:/{job.train.register}/{version}"})
-        print(f"registered as models:/{job.train.register}/{version}")
+    run.set_tags({"embsel.model_uri": logged.uri})
+    print(f"model: {logged.uri}")
+    if logged.registered_uri:
+        run.set_tags({"embsel.registered_model": logged.registered_uri})
+        print(f"registered as {logged.registered_uri}")
 
 
 MODEL_PATH = "model"

@@ -4,7 +4,7 @@ Documents are kept only in their stored form. int8: cosine of the float query ag
 dequantized documents. binary: Hamming distance between the query's and the documents' sign
 bits; with ``rescore_multiplier`` m > 0 the k x m nearest by Hamming are rescored by cosine of
 the float query against their int8 codes (sentence-transformers' binary + int8 rescoring
-recipe), and the top k kept.
+recipe), and the top k kept. The arithmetic is ``models/stored_embedding_math.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 
 from embsel_mlflow.config.schema import EmbeddingDtype
 from embsel_mlflow.evaluation.search import StreamingTopK
+from embsel_mlflow.models import stored_embedding_math as math
 
 if TYPE_CHECKING:
     from embsel_mlflow.models.stored_embeddings import EmbeddingFormat
@@ -46,17 +47,22 @@ class QuantizedTopK:
         self._int8_search = None if self._binary else StreamingTopK(self._queries, k)
         self.num_documents = 0
 
+    @property
+    def _ranges(self) -> np.ndarray:
+        assert self.format.ranges is not None, "int8 codes need the format's calibrated ranges"
+        return self.format.ranges
+
     def add(self, doc_embeddings: np.ndarray) -> None:
         docs = np.asarray(doc_embeddings, dtype=np.float32)
         if len(docs) == 0:
             return
         if self.format.keeps_int8:
-            codes = self.format.int8(docs)
+            codes = math.int8_codes(docs, self._ranges)
             self._codes.append(codes)
             if self._int8_search is not None:
-                self._int8_search.add(self.format.dequantize(codes))
+                self._int8_search.add(math.dequantize(codes, self._ranges))
         if self._binary:
-            self._bits.append(self.format.bits(docs))
+            self._bits.append(math.sign_bits(docs))
         self.num_documents += len(docs)
 
     @property
@@ -69,7 +75,7 @@ class QuantizedTopK:
         if self._int8_search is not None:
             return self._int8_search.result()
         bits = np.concatenate(self._bits) if self._bits else np.zeros((0, 1), np.uint8)
-        distances = hamming_distances(self.format.bits(self._queries), bits)
+        distances = hamming_distances(math.sign_bits(self._queries), bits)
         dim = self._queries.shape[1]
         multiplier = self.format.rescore_multiplier
         first = min(self.k * max(1, multiplier), len(bits))
@@ -80,7 +86,7 @@ class QuantizedTopK:
             return scores.astype(np.float32), keep
         codes = np.concatenate(self._codes)
         queries = _unit(self._queries)
-        rescored = np.einsum("qd,qkd->qk", queries, _unit(self.format.dequantize(codes[candidates])))
+        rescored = np.einsum("qd,qkd->qk", queries, _unit(math.dequantize(codes[candidates], self._ranges)))
         order = np.argsort(-rescored, axis=1, kind="stable")[:, : min(self.k, first)]
         return (
             np.take_along_axis(rescored, order, axis=1).astype(np.float32),

@@ -220,7 +220,7 @@ def _load_model(
 ) -> tuple[EmbeddingModel, RegisteredModel | None]:
     """The monitored model: a registered model URI or a model config, through the embedding cache."""
     from embsel_mlflow.models.cache import open_cache
-    from embsel_mlflow.models.factory import build_encoder
+    from embsel_mlflow.candidates import build_encoder
 
     registered = None
     if job.model_uri:

@@ -74,7 +74,7 @@ class Bm25Ranker:
     def identity(self) -> dict[str, Any]:
         from embsel_mlflow.models.identity import model_identity
 
-        return model_identity(self._cfg, self.source)
+        return model_identity(self._cfg, self.source, self._cfg.bm25)
 
 
 def _stemmer(language: str | None) -> Any:

@@ -20,11 +20,14 @@ if TYPE_CHECKING:
 _NOT_IN_CACHE_KEY = ("name", "name_or_path", "source", "origin")
 
 
-def model_identity(cfg: ModelConfig, source: ResolvedModel) -> dict[str, Any]:
-    """Name, weights (sha256 or hub revision), pooling, prompts, length, precision and kind settings."""
-    from embsel_mlflow.config.schema import ModelKind
+def model_identity(cfg: ModelConfig, source: ResolvedModel, settings: Any = None) -> dict[str, Any]:
+    """Name, weights (sha256 or hub revision), pooling, prompts, length, precision and kind settings.
 
-    kind = ModelKind(cfg.kind)
+    ``settings``: the kind's own section of the config (``cfg.static``, ``cfg.lsa``, ...), which
+    the model of that kind passes; kept under the kind's name, without ``dir`` (where a
+    distilled model is kept does not change it). Never the API key (only its env var's name).
+    """
+    kind = str(getattr(cfg.kind, "value", cfg.kind))
     identity = {
         "name": cfg.name,
         "name_or_path": cfg.name_or_path,
@@ -32,7 +35,7 @@ def model_identity(cfg: ModelConfig, source: ResolvedModel) -> dict[str, Any]:
         "origin": source.origin,
         "revision": cfg.revision,
         "sha256": source.sha256,
-        "kind": kind.value,
+        "kind": kind,
         "pooling": _plain(cfg.pooling),
         "normalize": cfg.normalize,
         "max_seq_length": cfg.max_seq_length,
@@ -41,17 +44,10 @@ def model_identity(cfg: ModelConfig, source: ResolvedModel) -> dict[str, Any]:
         "document_prompt": cfg.document_prompt,
         "symmetric_prompt": cfg.symmetric_prompt,
     }
-    # The settings of the kind's own section; never the API key (only its env var's name).
-    section = {
-        ModelKind.static: cfg.static,
-        ModelKind.lsa: cfg.lsa,
-        ModelKind.bm25: cfg.bm25,
-        ModelKind.openai_api: cfg.api,
-    }.get(kind)
-    if section is not None:
-        settings = _plain(section)
-        settings.pop("dir", None)  # where a distilled model is kept does not change it
-        identity[kind.value] = settings
+    if settings is not None:
+        section = _plain(settings)
+        section.pop("dir", None)
+        identity[kind] = section
     return identity
 
 

@@ -134,7 +134,7 @@ class LsaModel:
     def identity(self) -> dict[str, Any]:
         from embsel_mlflow.models.identity import model_identity
 
-        identity = model_identity(self._cfg, self.source)
+        identity = model_identity(self._cfg, self.source, self._cfg.lsa)
         identity["fitted_on"] = self._fitted_on
         return identity
 

@@ -187,7 +187,7 @@ class ApiEncoder:
     def identity(self) -> dict[str, Any]:
         from embsel_mlflow.models.identity import model_identity
 
-        identity = model_identity(self._cfg, self.source)
+        identity = model_identity(self._cfg, self.source, self._cfg.api)
         identity["openai_api"]["base_url"] = redact_url(self._api.base_url)
         return identity
 

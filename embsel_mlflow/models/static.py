@@ -92,7 +92,7 @@ class StaticEncoder(PretrainedCandidate):
     def identity(self) -> dict[str, Any]:
         from embsel_mlflow.models.identity import model_identity
 
-        return model_identity(self._cfg, self._source)
+        return model_identity(self._cfg, self._source, self._cfg.static)
 
 
 def load_static(cfg: ModelConfig, *, models_dir: Path | None = None) -> StaticEncoder:

@@ -6,7 +6,9 @@ int8 (per-dimension ranges calibrated on calibration texts, sentence-transformer
 dequantized int8 vectors, Hamming distance on bits. Binary vectors are handed to the tasks as
 +-1 floats, whose cosine is exactly ``1 - 2 * hamming / dim``, so every task (STS, pairs,
 classification, clustering) ranks by Hamming distance without a task of its own. Retrieval
-searches the quantized corpus itself (``evaluation/quantized_search.py``).
+searches the quantized corpus itself (``evaluation/quantized_search.py``, handed to
+``StoredEmbeddingEncoder`` by whoever builds it). The arithmetic is ``stored_embedding_math.py``,
+shared with the served pyfunc.
 
 The embedding cache holds the model's float output (``StoredEmbeddingEncoder`` wraps the
 cached model), so every stored variant reuses the fp32 variant's cached embeddings.
@@ -15,7 +17,7 @@ cached model), so every stored variant reuses the fp32 variant's cached embeddin
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,14 +25,16 @@ import numpy as np
 
 from embsel_mlflow.config.schema import EmbeddingDtype
 from embsel_mlflow.errors import ConfigError
-from embsel_mlflow.models.base import l2_normalized
+from embsel_mlflow.models import stored_embedding_math as math
 
 if TYPE_CHECKING:
     from embsel_mlflow.config.schema import VariantConfig
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.models.calibration import CalibrationTexts
 
-_LEVELS = 255  # int8 buckets per dimension, as sentence-transformers quantizes
+# ``(format, float query embeddings, k)`` -> a top-k search over quantized documents
+# (evaluation/quantized_search.py's QuantizedTopK; given by the layer that builds candidates).
+QuantizedSearch = Callable[["EmbeddingFormat", np.ndarray, int], Any]
 
 
 @dataclass(frozen=True)
@@ -57,46 +61,30 @@ class EmbeddingFormat:
 
     def truncate(self, embeddings: np.ndarray) -> np.ndarray:
         """The first ``truncate_dim`` dimensions, re-normalised (a Matryoshka prefix)."""
-        if self.truncate_dim is None:
-            return embeddings
-        return l2_normalized(np.ascontiguousarray(embeddings[:, : self.truncate_dim]))
+        return math.truncate(embeddings, self.truncate_dim)
 
     def int8(self, embeddings: np.ndarray) -> np.ndarray:
         """int8 codes with the calibrated ranges (sentence-transformers' quantize_embeddings)."""
-        from sentence_transformers.util.quantization import quantize_embeddings
-
-        floats = np.asarray(embeddings, dtype=np.float32)
-        return np.asarray(quantize_embeddings(floats, precision="int8", ranges=self.ranges))
+        assert self.ranges is not None
+        return math.int8_codes(embeddings, self.ranges)
 
     def dequantize(self, codes: np.ndarray) -> np.ndarray:
         """Bucket centres of int8 codes: the float vectors int8 scoring compares."""
         assert self.ranges is not None
-        starts = self.ranges[0].astype(np.float32)
-        steps = (self.ranges[1] - self.ranges[0]).astype(np.float32) / _LEVELS
-        steps = np.where(steps == 0, 1, steps)
-        return ((codes.astype(np.float32) + 128.0 + 0.5) * steps + starts).astype(np.float32)
+        return math.dequantize(codes, self.ranges)
 
     @staticmethod
     def bits(embeddings: np.ndarray) -> np.ndarray:
         """Sign bits packed 8 per byte (sentence-transformers' "ubinary")."""
-        return np.packbits(embeddings > 0, axis=-1)
+        return math.sign_bits(embeddings)
 
     def to_scored(self, embeddings: np.ndarray) -> np.ndarray:
         """The float vectors a task compares: truncated, then int8-dequantized or +-1 bits."""
-        embeddings = self.truncate(embeddings)
-        dtype = EmbeddingDtype(self.dtype)
-        if dtype is EmbeddingDtype.int8:
-            return self.dequantize(self.int8(embeddings))
-        if dtype is EmbeddingDtype.binary:
-            return np.where(embeddings > 0, 1.0, -1.0).astype(np.float32)
-        return embeddings
+        return math.to_scored(embeddings, EmbeddingDtype(self.dtype).value, self.truncate_dim, self.ranges)
 
     def bytes_per_vector(self, dim: int) -> int:
         """Bytes one stored (searched) vector takes."""
-        dtype = EmbeddingDtype(self.dtype)
-        if dtype is EmbeddingDtype.binary:
-            return (dim + 7) // 8
-        return dim if dtype is EmbeddingDtype.int8 else 4 * dim
+        return math.bytes_per_vector(EmbeddingDtype(self.dtype).value, dim)
 
     def identity(self) -> dict[str, Any]:
         """What changes scores: dtype, dimensions, rescoring and the ranges' digest."""
@@ -145,9 +133,10 @@ def embedding_format(
 class StoredEmbeddingEncoder:
     """A candidate whose embeddings are stored truncated, int8 or binary (see the module doc)."""
 
-    def __init__(self, base: Any, fmt: EmbeddingFormat) -> None:
+    def __init__(self, base: Any, fmt: EmbeddingFormat, search: QuantizedSearch) -> None:
         self._base = base
         self.format = fmt
+        self._search = search
 
     def encode(
         self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
@@ -163,19 +152,17 @@ class StoredEmbeddingEncoder:
         """A top-k search over quantized documents (None: float32 documents, the usual search)."""
         if not self.format.quantized:
             return None
-        from embsel_mlflow.evaluation.quantized_search import QuantizedTopK
-
-        return QuantizedTopK(self.format, query_embeddings, k)
+        return self._search(self.format, query_embeddings, k)
 
     @property
     def inner(self) -> StoredEmbeddingEncoder:
         """The same variant without the embedding cache (what efficiency times)."""
         base_inner = getattr(self._base, "inner", None)
-        return self if base_inner is None else StoredEmbeddingEncoder(base_inner, self.format)
+        return self if base_inner is None else StoredEmbeddingEncoder(base_inner, self.format, self._search)
 
     def for_dataset(self, data: TaskData) -> Any:
         ready = self._base.for_dataset(data)
-        return self if ready is self._base else StoredEmbeddingEncoder(ready, self.format)
+        return self if ready is self._base else StoredEmbeddingEncoder(ready, self.format, self._search)
 
     @property
     def embedding_dim(self) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.config.schema import Backend, EmbeddingDtype, ModelKind, Precision, Quantization
@@ -23,7 +23,8 @@ from embsel_mlflow.errors import ConfigError
 if TYPE_CHECKING:
     from embsel_mlflow.config.schema import ModelConfig
 
-TRANSFORMER_KINDS = (ModelKind.sentence_transformers, ModelKind.transformers)
+# The kinds with variants when the caller does not say (candidates/: ``CandidateKind.has_variants``)
+TRANSFORMER_KINDS = (ModelKind.sentence_transformers.value, ModelKind.transformers.value)
 BASELINE = "fp32"
 AXES = ("precision", "backend", "quantization", "embedding_dtype", "truncate_dim")
 _ENUMS: dict[str, Any] = {
@@ -80,13 +81,20 @@ def variant_tags(identity: dict[str, Any]) -> dict[str, str]:
     return tags
 
 
-def check_variant(cfg: ModelConfig) -> None:
-    """Refuse a variant of a candidate kind that has none (one line)."""
+def _transformer_kind(cfg: ModelConfig) -> bool:
+    return cfg.kind in TRANSFORMER_KINDS
+
+
+def check_variant(cfg: ModelConfig, *, has_variants: bool | None = None) -> None:
+    """Refuse a variant of a candidate kind that has none (one line).
+
+    ``has_variants``: whether ``cfg``'s kind has variants (None: a transformer kind's do).
+    """
     if is_default(cfg):
         return
-    if ModelKind(cfg.kind) not in TRANSFORMER_KINDS:
+    if not (_transformer_kind(cfg) if has_variants is None else has_variants):
         raise ConfigError(
-            f"model '{cfg.name}' ({ModelKind(cfg.kind).value}) has no variants: precision and model.variant "
+            f"model '{cfg.name}' ({cfg.kind}) has no variants: precision and model.variant "
             "apply to sentence_transformers and transformers candidates"
         )
     from embsel_mlflow.models.backends import check_backend
@@ -95,12 +103,15 @@ def check_variant(cfg: ModelConfig) -> None:
 
 
 def expand_variants(
-    candidates: Mapping[str, ModelConfig], axes: Any
+    candidates: Mapping[str, ModelConfig],
+    axes: Any,
+    has_variants: Callable[[ModelConfig], bool] = _transformer_kind,
 ) -> tuple[dict[str, ModelConfig], dict[str, str]]:
     """(variant name -> config, variant name -> its baseline's name) for ``select.variants``.
 
-    Candidates of other kinds stay as they are. An unknown axis or value is a one-line error;
-    an invalid combination is not refused here but when its variant loads (a FAILED child).
+    Candidates of kinds without variants (``has_variants(cfg)`` false) stay as they are. An unknown
+    axis or value is a one-line error; an invalid combination is not refused here but when its
+    variant loads (a FAILED child).
     """
     if dataclasses.is_dataclass(axes) and not isinstance(axes, type):  # SelectConfig.variants
         axes = dataclasses.asdict(axes)
@@ -113,7 +124,7 @@ def expand_variants(
     expanded: dict[str, ModelConfig] = {}
     baselines: dict[str, str] = {}
     for name, cfg in candidates.items():
-        if ModelKind(cfg.kind) not in TRANSFORMER_KINDS:
+        if not has_variants(cfg):
             expanded[name] = cfg
             continue
         base = f"{name}/{BASELINE}"

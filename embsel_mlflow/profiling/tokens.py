@@ -88,8 +88,8 @@ class TokenStats:
 
 def load_candidate_tokenizer(name: str, cfg: ModelConfig) -> CandidateTokenizer:
     """The tokenizer of candidate ``name``; a ModelError when its files cannot be found."""
-    if ModelKind(cfg.kind) not in _TOKENIZED_KINDS:
-        return CandidateTokenizer(name, note=f"{ModelKind(cfg.kind).value} has no tokenizer: word counts")
+    if cfg.kind not in _TOKENIZED_KINDS:
+        return CandidateTokenizer(name, note=f"{cfg.kind} has no tokenizer: word counts")
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -106,7 +106,7 @@ def load_candidate_tokenizer(name: str, cfg: ModelConfig) -> CandidateTokenizer:
             f"candidate {name!r}: cannot load the tokenizer of {cfg.name_or_path!r}: {exc}"
         ) from exc
     limit = cfg.max_seq_length or _model_limit(Path(source.path_or_id), tokenizer)
-    if ModelKind(cfg.kind) == ModelKind.static and cfg.max_seq_length is None:
+    if cfg.kind == ModelKind.static and cfg.max_seq_length is None:
         limit = None  # a static model averages token vectors: no position limit
     return CandidateTokenizer(name, tokenizer, limit, note=f"tokenizer from {source.path_or_id}")
 

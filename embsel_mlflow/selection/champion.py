@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.errors import ModelError
-from embsel_mlflow.tracking.embedding_model import log_embedding_model, register_embedding_model
+from embsel_mlflow.tracking.embedding_model import log_embedding_model
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -42,12 +42,15 @@ def register_champion(
     ``cfg`` is the candidate's model config (default: the model's own ``config``). Returns the
     new model version.
     """
-    log_embedding_model(client, run_id, model, candidate, artifact_path=ARTIFACT_PATH, cfg=cfg)
-    return register_embedding_model(
+    logged = log_embedding_model(
         client,
         run_id,
-        registered_name,
+        model,
+        candidate,
         artifact_path=ARTIFACT_PATH,
+        cfg=cfg,
+        register=registered_name,
         alias=alias,
         tags={"embsel.candidate": candidate},
     )
+    return str(logged.version)

@@ -147,7 +147,7 @@ def _not_finetunable(name: str, selection: Selection) -> str | None:
     info, decision = selection.run.candidates[name], selection.decision
     if name not in decision.complete:
         return "not scored on every dataset"
-    if ModelKind(info.kind) not in FINETUNABLE_KINDS:
+    if info.kind not in FINETUNABLE_KINDS:
         return f"kind {info.kind}; only transformer candidates can be fine-tuned"
     baseline = selection.run.baselines.get(name, name)
     if baseline != name:

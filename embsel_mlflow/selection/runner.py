@@ -147,7 +147,7 @@ def default_loader(
     """
 
     def load(cfg: ModelConfig) -> Any:
-        from embsel_mlflow.models.factory import build_encoder
+        from embsel_mlflow.candidates.base import build_encoder
 
         return build_encoder(cfg, cache=cache, calibration_data=calibration_data, tracking_uri=tracking_uri)
 

@@ -1,19 +1,22 @@
-"""Log an embedding model as an MLflow pyfunc model, and register it: one path for every step.
+"""Log an embedding model as an MLflow pyfunc model and register it, and read one back: one path each.
 
-``select`` logs its champion and ``train`` its fine-tuned model through these functions. The
-model is a custom pyfunc (``embedding_pyfunc.py``) over a saved sentence-transformers (or
-model2vec) directory, not ``mlflow.sentence_transformers``, which loads with
-trust_remote_code=True. Requirements are pinned explicitly: inferring them imports the model
+``select`` logs its champion and ``train`` its fine-tuned model through ``log_embedding_model``;
+a from_run candidate and a registered model (monitor's ``model_uri``) are read back through
+``read_logged_model``. The model is a custom pyfunc (``embedding_pyfunc.py``) over a saved
+sentence-transformers (or model2vec) directory, not ``mlflow.sentence_transformers``, which
+loads with trust_remote_code=True. Requirements are pinned explicitly: inferring them imports the model
 again (~8 s). The signature is explicit too, so the input example is stored, never run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,8 +29,10 @@ if TYPE_CHECKING:
     from embsel_mlflow.config.schema import ModelConfig
 
 PYFUNC_FILE = Path(__file__).with_name("embedding_pyfunc.py")
-# The pyfunc's one import of this package's code, logged beside it (MLflow puts it on sys.path)
+# The pyfunc's imports of this package's code, logged beside it (MLflow puts them on sys.path):
+# the exported backends' forward, and the stored-embedding arithmetic evaluation uses.
 FORWARD_FILE = Path(__file__).parents[1] / "models" / "exported_forward.py"
+STORED_MATH_FILE = Path(__file__).parents[1] / "models" / "stored_embedding_math.py"
 INPUT_EXAMPLE = ["A short sentence to embed.", "Another text, one embedding per row."]
 REQUIREMENTS = {
     "sentence_transformers": ("sentence-transformers", "transformers", "torch", "safetensors"),
@@ -127,13 +132,27 @@ def save_embedding_model(
         mlflow.pyfunc.save_model(
             path=str(path),
             python_model=str(PYFUNC_FILE),
-            code_paths=[str(FORWARD_FILE)],
+            code_paths=[str(FORWARD_FILE), str(STORED_MATH_FILE)],
             artifacts={"model": str(weights), "settings": str(settings_file)},
             signature=signature,
             input_example=list(INPUT_EXAMPLE) if input_example else None,
             pip_requirements=pip_requirements(backend, settings["variant"].get("backend", "torch")),
         )
     return path
+
+
+@dataclass(frozen=True)
+class EmbeddingModelRef:
+    """Where ``log_embedding_model`` put a model: its run URI, and its registered version if any."""
+
+    uri: str  # runs:/<run id>/<artifact path>
+    registered_name: str | None = None
+    version: str | None = None
+
+    @property
+    def registered_uri(self) -> str | None:
+        """``models:/NAME/VERSION`` when the model was registered."""
+        return None if self.version is None else f"models:/{self.registered_name}/{self.version}"
 
 
 def log_embedding_model(
@@ -144,22 +163,34 @@ def log_embedding_model(
     *,
     artifact_path: str = "model",
     cfg: ModelConfig | None = None,
-) -> str:
-    """Log ``model`` into run ``run_id`` at ``artifact_path``; returns ``runs:/<run_id>/<artifact_path>``."""
+    register: str | None = None,
+    alias: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> EmbeddingModelRef:
+    """Log ``model`` into run ``run_id`` at ``artifact_path``; with ``register``, register it too.
+
+    ``name``: the candidate's name (kept in the model's settings); ``cfg``: its model config
+    (default: the model's own ``config``). ``register`` creates that registered model if needed
+    and a version linked to the run, with ``tags``; ``alias`` is set on the new version.
+    """
     with tempfile.TemporaryDirectory(prefix="embsel-model-") as tmp:
         path = save_embedding_model(model, name, Path(tmp), cfg=cfg)
         client.log_artifacts(run_id, str(path), artifact_path)
-    return f"runs:/{run_id}/{artifact_path}"
+    uri = f"runs:/{run_id}/{artifact_path}"
+    if not register:
+        return EmbeddingModelRef(uri)
+    version = _register(client, run_id, register, artifact_path=artifact_path, alias=alias, tags=tags)
+    return EmbeddingModelRef(uri, register, version)
 
 
-def register_embedding_model(
+def _register(
     client: MlflowClient,
     run_id: str,
     registered_name: str,
     *,
-    artifact_path: str = "model",
-    alias: str | None = None,
-    tags: Mapping[str, str] | None = None,
+    artifact_path: str,
+    alias: str | None,
+    tags: Mapping[str, str] | None,
 ) -> str:
     """Register the model logged at ``artifact_path`` of run ``run_id`` (linked to that run).
 
@@ -181,20 +212,74 @@ def register_embedding_model(
     return str(version)
 
 
+@dataclass(frozen=True)
+class LoggedModel:
+    """A model ``log_embedding_model`` logged, downloaded: its weights directory and its settings."""
+
+    weights: Path  # a sentence-transformers or model2vec directory
+    settings: dict[str, Any]  # name, backend, prompts, normalize, batch_size, max_length, variant
+
+    @property
+    def backend(self) -> str | None:
+        """``sentence_transformers`` or ``model2vec``: what the weights are."""
+        return self.settings.get("backend")
+
+    def config(self, base: ModelConfig | None = None, *, name: str | None = None) -> ModelConfig:
+        """The model config that loads these weights as they were logged.
+
+        ``base``: a config whose settings win where set (a from_run candidate's prompts, batch
+        size, device, ...); None: the logged settings alone, named as logged (else ``name``).
+        """
+        from embsel_mlflow.config.schema import ModelConfig, ModelKind, StaticConfig
+
+        settings = self.settings
+        if base is None:
+            base = ModelConfig(
+                name=str(settings.get("name") or name),
+                name_or_path=str(self.weights),
+                batch_size=int(settings.get("batch_size", 32)),
+            )
+        static = self.backend == "model2vec"
+        prompts = settings.get("prompts") or {}
+        max_length = settings.get("max_length")
+        return dataclasses.replace(
+            base,
+            kind=ModelKind.static.value if static else ModelKind.sentence_transformers.value,
+            name_or_path=str(self.weights),
+            offline=None,
+            revision=None,
+            query_prompt=base.query_prompt or prompts.get("query"),
+            document_prompt=base.document_prompt or prompts.get("document"),
+            symmetric_prompt=base.symmetric_prompt or prompts.get("symmetric"),
+            normalize=base.normalize or bool(settings.get("normalize")),
+            # a static model keeps its own length limit; an ST directory carries its max_seq_length
+            max_seq_length=base.max_seq_length or (int(max_length) if static and max_length else None),
+            static=StaticConfig(distill=False, pca_dims=None) if static else base.static,
+        )
+
+
+def read_logged_model(directory: Path, *, missing: str) -> LoggedModel:
+    """The logged model downloaded under ``directory`` (its ``settings.json`` + ``weights/``).
+
+    The one reader of logged models; ``missing`` is the ModelError's message when there is none.
+    """
+    settings_files = sorted(directory.rglob("settings.json")) if directory.is_dir() else []
+    if not settings_files or not (settings_files[0].parent / "weights").is_dir():
+        raise ModelError(missing)
+    settings = json.loads(settings_files[0].read_text(encoding="utf-8"))
+    return LoggedModel(settings_files[0].parent / "weights", settings)
+
+
 def fetch_logged_model(
     run_id: str, directory: Path, *, artifact_path: str = "model", tracking_uri: str | None = None
-) -> tuple[Path, dict[str, Any]]:
-    """Download the weights of a model ``log_embedding_model`` logged in run ``run_id``.
-
-    Returns (the weights directory under ``directory``, the settings: prompts, normalisation, backend).
-    """
+) -> LoggedModel:
+    """The model ``log_embedding_model`` logged in run ``run_id``, downloaded under ``directory`` once."""
     from mlflow.artifacts import download_artifacts
 
     from embsel_mlflow.tracking.store import resolve_tracking_uri
 
     target = directory / run_id
-    weights, settings_file = target / "artifacts" / "weights", target / "artifacts" / "settings.json"
-    if not settings_file.is_file():
+    if not (target / "artifacts" / "settings.json").is_file():
         target.mkdir(parents=True, exist_ok=True)
         try:
             download_artifacts(
@@ -208,6 +293,6 @@ def fetch_logged_model(
                 f"cannot load the model logged in run {run_id} ({type(exc).__name__}); pass the id of a "
                 "train run that logged a model (runs:/<id>/model) in this tracking store"
             ) from exc
-    if not settings_file.is_file():
-        raise ModelError(f"run {run_id} has no embsel model at {artifact_path}/; pass the id of a train run")
-    return weights, json.loads(settings_file.read_text())
+    return read_logged_model(
+        target, missing=f"run {run_id} has no embsel model at {artifact_path}/; pass the id of a train run"
+    )

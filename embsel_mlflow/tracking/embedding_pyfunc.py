@@ -3,7 +3,7 @@
 MLflow "models from code": see tracking/embedding_model.py, which logs it.
 
 MLflow copies this file into the logged model, so it imports only what serving needs
-(and ``exported_forward.py``, logged beside it): a
+(and ``exported_forward.py`` and ``stored_embedding_math.py``, logged beside it): a
 sentence-transformers directory (trust_remote_code off, safetensors only) or a model2vec
 static model. ``predict(texts)`` returns float32 embeddings, one row per text, exactly as the
 candidate encoded them in evaluation; ``params={"role": "query"}`` (or "document") applies the
@@ -101,26 +101,18 @@ def _sentence_transformer(path: str, variant: dict) -> Any:
 def _stored(embeddings: np.ndarray, variant: dict) -> np.ndarray:
     """Truncated, int8 (bucket centres of the calibrated ranges) or +-1 bits, as evaluated.
 
-    The same arithmetic as embsel_mlflow.models.stored_embeddings (this file must not import
-    embsel_mlflow: MLflow serves it alone).
+    The arithmetic of evaluation itself: ``stored_embedding_math.py``, logged beside this file
+    (``code_paths``; this file must not import embsel_mlflow: MLflow serves it alone).
     """
-    dim = variant.get("truncate_dim")
-    if dim:
-        embeddings = embeddings[:, :dim]
-        embeddings = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-        embeddings = embeddings.astype(np.float32)
-    dtype = variant.get("embedding_dtype", "float32")
-    if dtype == "binary":
-        return np.where(embeddings > 0, 1.0, -1.0).astype(np.float32)
-    if dtype == "int8":
-        from sentence_transformers.util.quantization import quantize_embeddings
+    from stored_embedding_math import to_scored
 
-        ranges = np.asarray(variant["ranges"], dtype=np.float32)
-        codes = np.asarray(quantize_embeddings(embeddings, precision="int8", ranges=ranges))
-        steps = (ranges[1] - ranges[0]) / 255
-        steps = np.where(steps == 0, 1, steps)
-        return ((codes.astype(np.float32) + 128.0 + 0.5) * steps + ranges[0]).astype(np.float32)
-    return embeddings
+    ranges = variant.get("ranges")
+    return to_scored(
+        embeddings,
+        variant.get("embedding_dtype", "float32"),
+        variant.get("truncate_dim") or None,
+        None if ranges is None else np.asarray(ranges, dtype=np.float32),
+    )
 
 
 def _texts(model_input: Any) -> list[str]:

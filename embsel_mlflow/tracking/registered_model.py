@@ -1,20 +1,21 @@
 """A registered embedding model (``models:/NAME@alias`` or ``models:/NAME/3``) as a model config.
 
 The registered pyfunc holds the model's own directory (``weights``: a sentence-transformers or
-model2vec folder) and ``settings.json`` (prompts, normalisation, batch size). Monitoring loads
+model2vec folder) and ``settings.json`` (prompts, normalisation, batch size), read as every
+logged model is (``embedding_model.read_logged_model``). Monitoring loads
 that directory through the normal model path (``build_encoder``), so its embeddings go through
 the embedding cache and equal the ones the champion was selected with.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from embsel_mlflow.config.schema import ModelConfig, ModelKind, StaticConfig
+from embsel_mlflow.config.schema import ModelConfig
 from embsel_mlflow.errors import ModelError
+from embsel_mlflow.tracking.embedding_model import read_logged_model
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -43,28 +44,10 @@ def load_registered_model(client: MlflowClient, uri: str, directory: Path) -> Re
         )
     except Exception as exc:  # missing artifacts, unreachable artifact store
         raise ModelError(f"cannot download the reference model {uri}: {_first_line(exc)}") from exc
-    settings_files = sorted(local.rglob("settings.json"))
-    if not settings_files or not (settings_files[0].parent / "weights").is_dir():
-        raise ModelError(
-            f"{uri} is not an embsel embedding model (no settings.json + weights/ in its artifacts); "
-            "register one with `embsel select ... select.register=NAME`, or give model=<config>"
-        )
-    settings = json.loads(settings_files[0].read_text(encoding="utf-8"))
-    weights = settings_files[0].parent / "weights"
-    prompts = settings.get("prompts") or {}
-    static = settings.get("backend") == "model2vec"
-    config = ModelConfig(
-        name=str(settings.get("name") or name),
-        name_or_path=str(weights),
-        kind=ModelKind.static if static else ModelKind.sentence_transformers,
-        normalize=bool(settings.get("normalize", False)),
-        symmetric_prompt=prompts.get("symmetric"),
-        query_prompt=prompts.get("query"),
-        document_prompt=prompts.get("document"),
-        batch_size=int(settings.get("batch_size", 32)),
-        # a static model keeps its own length limit; an ST directory carries its max_seq_length
-        max_seq_length=int(settings["max_length"]) if static and settings.get("max_length") else None,
-        static=StaticConfig(distill=False, pca_dims=None) if static else None,
+    logged = read_logged_model(
+        local,
+        missing=f"{uri} is not an embsel embedding model (no settings.json + weights/ in its artifacts); "
+        "register one with `embsel select ... select.register=NAME`, or give model=<config>",
     )
     return RegisteredModel(
         uri=uri,
@@ -72,7 +55,7 @@ def load_registered_model(client: MlflowClient, uri: str, directory: Path) -> Re
         version=str(version.version),
         run_id=version.run_id,
         candidate=(version.tags or {}).get("embsel.candidate"),
-        config=config,
+        config=logged.config(name=name),
     )
 
 

@@ -1,0 +1,46 @@
+"""Candidate kinds (``model.kind``): a registry of kind objects, one module per built-in kind.
+
+``build_encoder(cfg, ...)`` builds any candidate; ``register_kind(kind)`` adds a kind without
+touching the package (see ``base.py``).
+"""
+
+from embsel_mlflow.candidates.base import (
+    KINDS,
+    BuildContext,
+    CandidateKind,
+    build_encoder,
+    check_kinds,
+    get_kind,
+    register_kind,
+)
+
+# The built-in kinds register themselves on import, in this order (the order errors list them).
+# isort: off
+from embsel_mlflow.candidates import (
+    sentence_transformers,
+    transformers,
+    static,
+    lsa,
+    bm25,
+    openai_api,
+    from_run,
+)
+
+# isort: on
+
+__all__ = [
+    "KINDS",
+    "BuildContext",
+    "CandidateKind",
+    "bm25",
+    "build_encoder",
+    "check_kinds",
+    "from_run",
+    "get_kind",
+    "lsa",
+    "openai_api",
+    "register_kind",
+    "sentence_transformers",
+    "static",
+    "transformers",
+]

@@ -1,0 +1,48 @@
+"""``model.kind=from_run``: the model an `embsel train` run logged (``model.run_id``).
+
+The logged model is read back as every logged model is (``tracking.embedding_model``) and loaded
+as the sentence-transformers directory it is; prompts and normalisation not set in the config
+come from the logged settings.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from embsel_mlflow.candidates.base import BuildContext, CandidateKind, get_kind, register_kind
+from embsel_mlflow.config.schema import ModelKind
+from embsel_mlflow.errors import ConfigError
+
+if TYPE_CHECKING:
+    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.models.base import EmbeddingModel
+
+
+class FromRunKind(CandidateKind):
+    name = ModelKind.from_run.value
+    registrable = True
+    trainable = True
+
+    def build(self, cfg: ModelConfig, context: BuildContext) -> EmbeddingModel:
+        logged = logged_model_config(cfg, context)
+        return get_kind(logged.kind, model=cfg.name).build(logged, context)
+
+
+def logged_model_config(cfg: ModelConfig, context: BuildContext) -> ModelConfig:
+    """A from_run candidate as the sentence-transformers directory its run logged (downloaded once)."""
+    import tempfile
+    from pathlib import Path
+
+    from embsel_mlflow.tracking.embedding_model import fetch_logged_model
+
+    if not cfg.run_id:
+        raise ConfigError("model=from_run needs model.run_id=<id of a train run that logged a model>")
+    models_dir = context.models_dir
+    root = models_dir / "from_run" if models_dir is not None else Path(tempfile.mkdtemp(prefix="embsel-run-"))
+    logged = fetch_logged_model(cfg.run_id, root, tracking_uri=context.tracking_uri)
+    if logged.backend != "sentence_transformers":
+        raise ConfigError(f"run {cfg.run_id} logged a {logged.backend} model; from_run loads transformers")
+    return logged.config(cfg)
+
+
+KIND = register_kind(FromRunKind())

@@ -1,0 +1,28 @@
+"""``model.kind=sentence_transformers``: a SentenceTransformer repo or directory (modules.json)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from embsel_mlflow.candidates.base import BuildContext, CandidateKind, register_kind
+from embsel_mlflow.config.schema import ModelKind
+
+if TYPE_CHECKING:
+    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.models.encoder import Encoder
+
+
+class SentenceTransformersKind(CandidateKind):
+    name = ModelKind.sentence_transformers.value
+    registrable = True
+    trainable = True
+    has_variants = True
+    tokenized = True
+
+    def build(self, cfg: ModelConfig, context: BuildContext) -> Encoder:
+        from embsel_mlflow.models.encoder import load_encoder
+
+        return load_encoder(cfg, calibration=context.calibration, models_dir=context.models_dir)
+
+
+KIND = register_kind(SentenceTransformersKind())
