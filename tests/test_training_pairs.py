@@ -16,7 +16,7 @@ from embsel_mlflow.training.pairs import PairKind, build_pairs, hold_out
 def _data(name: str, split: str = "test"):
     from embsel_mlflow.config.store import compose_config
     from embsel_mlflow.data.task_loader import load_task_data
-    from embsel_mlflow.entrypoints.hydra_app import to_job_config
+    from embsel_mlflow.jobs.app import to_job_config
 
     job = to_job_config(compose_config("train", [f"data={name}"]), TrainJobConfig, "train")
     return load_task_data(job.data, split=split)

@@ -13,8 +13,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from embsel_mlflow.entrypoints.command import add_tracking_uri, command_parser, run_command
 from embsel_mlflow.errors import ConfigError
+from embsel_mlflow.jobs.command import add_tracking_uri, command_parser, run_command
 
 if TYPE_CHECKING:
     import pandas as pd

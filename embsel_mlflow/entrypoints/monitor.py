@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.config.schema import MonitorJobConfig, TrackingConfig
-from embsel_mlflow.entrypoints.hydra_app import EXIT_BAD_INPUT, run_app, to_job_config
 from embsel_mlflow.errors import ConfigError, ModelError
+from embsel_mlflow.jobs.app import EXIT_BAD_INPUT, run_app, to_job_config
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -331,7 +331,7 @@ def _quality(session: Session, child: RunLogger, window: Window) -> QualityCheck
     """Re-evaluate the labelled window with the task's evaluator (what ``evaluate`` logs) vs the baseline."""
     from embsel_mlflow.config.schema import EvaluateJobConfig
     from embsel_mlflow.data.task_loader import load_task_data
-    from embsel_mlflow.entrypoints.evaluate import evaluate_in_run
+    from embsel_mlflow.jobs.evaluate import evaluate_in_run
     from embsel_mlflow.monitoring.quality import QualityCheck
 
     job = session.job
@@ -390,7 +390,7 @@ def _reference_baseline(session: Session) -> tuple[float, str, str]:
     """The reference data scored once in a child run of the parent (found again on later invocations)."""
     from embsel_mlflow.config.schema import EvaluateJobConfig
     from embsel_mlflow.data.task_loader import load_task_data
-    from embsel_mlflow.entrypoints.evaluate import evaluate_in_run
+    from embsel_mlflow.jobs.evaluate import evaluate_in_run
     from embsel_mlflow.tracking.run import tracked_run
 
     job = session.job
@@ -477,8 +477,7 @@ def _summary_line(window: Window, step: int, report: WindowReport) -> str:
 
 def main(args: list[str]) -> int:
     from embsel_mlflow.config.store import register_configs, searchpath_dirs
-    from embsel_mlflow.entrypoints.hydra_app import _record_failure, report
-    from embsel_mlflow.entrypoints.select import unknown_option_error
+    from embsel_mlflow.jobs.app import _record_failure, report, unknown_option_error
     from embsel_mlflow.tracking.run import record_failed_run
 
     register_configs(searchpath_dirs(args))

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.entrypoints.command import add_tracking_uri, command_parser, run_command
 from embsel_mlflow.errors import ConfigError
+from embsel_mlflow.jobs.command import add_tracking_uri, command_parser, run_command
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -9,7 +9,7 @@ import argparse
 import socket
 import sys
 
-from embsel_mlflow.entrypoints.command import CommandParser, add_tracking_uri, command_parser, run_command
+from embsel_mlflow.jobs.command import CommandParser, add_tracking_uri, command_parser, run_command
 
 
 def _parser() -> argparse.ArgumentParser:

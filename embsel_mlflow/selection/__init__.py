@@ -7,7 +7,9 @@ Plain library code (no Hydra, no MLflow)::
     print(selection.summary())
 
 ``embsel select`` runs the same function with a tracker that opens one nested MLflow run per
-(candidate, dataset) pair.
+(candidate, dataset) pair and a trainer for ``select.finetune_top_k``; the ``Selection`` it gets
+back is complete (pairs, fine-tunes, decision, leaderboard, the champion to register) and the job
+logs it in one pass.
 """
 
 from __future__ import annotations
@@ -21,18 +23,31 @@ if TYPE_CHECKING:
 
     from embsel_mlflow.config.schema import DataConfig, EvaluationConfig, ModelConfig, SelectConfig
     from embsel_mlflow.selection.decision import Decision
+    from embsel_mlflow.selection.finetune import FineTuner
     from embsel_mlflow.selection.measurement_cache import MeasurementCache
     from embsel_mlflow.selection.runner import PairTracker, SelectionRun
 
 
 @dataclass
+class Champion:
+    """The winner to register (``select.register``): its loaded model and its config."""
+
+    name: str
+    model: Any
+    config: Any  # the ModelConfig (a variant's own, with select.variants)
+
+
+@dataclass
 class Selection:
-    """The outcome of a selection: every pair, the decision and the leaderboard."""
+    """The outcome of a selection: every pair and fine-tune, the decision, the leaderboard and,
+    with ``select.register``, the champion to register (or why it cannot be)."""
 
     run: SelectionRun
     decision: Decision
     leaderboard: pd.DataFrame
     markdown: str
+    champion: Champion | None = None
+    champion_problem: str | None = None
 
     @property
     def failures(self) -> list[str]:
@@ -101,10 +116,15 @@ def select_models(
     tracker: PairTracker | None = None,
     load_model: Callable[[ModelConfig], Any] | None = None,
     measurements: MeasurementCache | None = None,
+    finetune: FineTuner | None = None,
+    on_zero_shot: Callable[[Selection], None] | None = None,
 ) -> Selection:
-    """Evaluate each candidate on each dataset, then rank them and recommend one.
+    """Evaluate each candidate on each dataset, then rank them, recommend one and choose the champion.
 
-    ``measurements`` keeps efficiency measurements for reuse (see ``measurement_cache``).
+    ``measurements`` keeps efficiency measurements for reuse (see ``measurement_cache``). With
+    ``cfg.finetune_top_k`` and ``finetune`` (see ``selection.finetune.FineTuner``), the K best are
+    fine-tuned and ranked again with the others; ``on_zero_shot`` sees the zero-shot selection
+    before the first fine-tune starts.
     """
     from embsel_mlflow.config.schema import EvaluationConfig, SelectConfig
     from embsel_mlflow.selection.runner import run_selection
@@ -127,7 +147,31 @@ def select_models(
         measurements=measurements,
     )
     run.baselines = baselines
-    return conclude(run, cfg)
+    selection = conclude(run, cfg)
+    if cfg.finetune_top_k and finetune is not None:
+        from embsel_mlflow.selection.finetune import finetune_top_k
+
+        if on_zero_shot is not None:
+            on_zero_shot(selection)
+        scoring = {"tracker": tracker, "load_model": load_model, "measurements": measurements}
+        selection = finetune_top_k(selection, datasets, cfg, evaluation, finetune, **scoring)
+    choose_champion(selection, cfg)
+    return selection
+
+
+def choose_champion(selection: Selection, cfg: SelectConfig) -> None:
+    """``select.register``: the winner, kept loaded, as ``selection.champion``, else why it cannot be."""
+    from embsel_mlflow.selection.champion import not_registrable
+
+    name, winner = cfg.register, selection.decision.winner
+    if not name or winner is None:
+        return
+    model = selection.run.kept_models.get(winner)  # kept loaded because select.register is set
+    if model is None:
+        problem = not_registrable(winner, f"kind {selection.run.candidates[winner].kind}")
+        selection.champion_problem = f"could not register '{winner}' as {name}: {problem}"
+        return
+    selection.champion = Champion(winner, model, selection.run.candidates[winner].config)
 
 
 def conclude(run: SelectionRun, cfg: SelectConfig) -> Selection:

@@ -1,7 +1,7 @@
 """Evaluate every candidate on every dataset: datasets loaded once, each model loaded once.
 
 Plain library code. Where the work of one (candidate, dataset) pair is recorded is up to a
-:class:`PairTracker`: the ``select`` entry point opens one nested MLflow run per pair and
+:class:`PairTracker`: the ``select`` job (``jobs.select``) opens one nested MLflow run per pair and
 evaluates through ``evaluate_in_run``; :class:`PlainTracker` just evaluates.
 """
 
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     )
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.evaluation.base import TaskResult
-    from embsel_mlflow.selection.finetune import FineTune
 
 log = logging.getLogger("embsel.select")
 
@@ -52,6 +51,17 @@ class PairOutcome:
     @property
     def ok(self) -> bool:
         return self.result is not None
+
+
+@dataclass
+class FineTune:
+    """One fine-tune of a zero-shot candidate on one dataset's train split (``select.finetune_top_k``)."""
+
+    candidate: str
+    dataset: str
+    tuned: str  # the tuned model's candidate name in the final ranking
+    run_id: str | None = None  # the run that trained it (a child ``train`` run under ``embsel select``)
+    error: str | None = None  # the one-line reason the fine-tune failed
 
 
 @dataclass
