@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from embsel_mlflow.jobs.app import run_app
-from embsel_mlflow.jobs.evaluate import STEP, evaluate_job
+import sys
+
+from embsel_mlflow.jobs.steps import run_step
 
 
 def main(args: list[str]) -> int:
-    return run_app(STEP, evaluate_job, args)
+    return run_step("evaluate", args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(sys.argv[1:]))

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from embsel_mlflow.jobs.app import run_app
-from embsel_mlflow.jobs.profile import STEP, profile_job
+from embsel_mlflow.jobs.steps import run_step
 
 
 def main(args: list[str]) -> int:
-    # candidates=[...] must name model configs (conf/model or a hydra.searchpath dir)
-    return run_app(STEP, profile_job, args, check_options=True)
+    return run_step("profile", args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from embsel_mlflow.jobs.app import run_app
-from embsel_mlflow.jobs.select import STEP, select_job
+import sys
+
+from embsel_mlflow.jobs.steps import run_step
 
 
 def main(args: list[str]) -> int:
-    # candidates=[...] / datasets=[...] must name model / data configs (conf/ or a hydra.searchpath dir)
-    return run_app(STEP, select_job, args, check_options=True)
+    return run_step("select", args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(sys.argv[1:]))

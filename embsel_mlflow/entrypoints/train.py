@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from embsel_mlflow.jobs.app import run_app
-from embsel_mlflow.jobs.train import STEP, train_job
+import sys
+
+from embsel_mlflow.jobs.steps import run_step
 
 
 def main(args: list[str]) -> int:
-    return run_app(STEP, train_job, args)
+    return run_step("train", args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(sys.argv[1:]))
