@@ -138,6 +138,7 @@ def train_in_run(run: RunLogger, job: TrainJobConfig, *, resuming: bool = False)
     from embsel_mlflow.models.cache import open_cache
     from embsel_mlflow.models.factory import build_encoder
     from embsel_mlflow.training.checks import check_batches, check_sampler_name
+    from embsel_mlflow.training.hard_negatives import add_hard_negatives
     from embsel_mlflow.training.losses import check_loss_fits, loss_spec
     from embsel_mlflow.training.pairs import build_pairs, hold_out
 
@@ -178,7 +179,11 @@ def train_in_run(run: RunLogger, job: TrainJobConfig, *, resuming: bool = False)
         f"{baseline.main_score_name} = {baseline.main_score:.5f}"
     )
 
-    tuned, outcome, evaluator = _fit(run, job, base, pairs, train_data, validation, resuming=resuming)
+    if train_cfg.hard_negatives.enabled:  # mined with the base weights, through the cache evaluate fills
+        pairs = add_hard_negatives(pairs, encoder, train_data, train_cfg.hard_negatives)
+        if not resuming:
+            run.log_metrics({"train/pairs_with_negatives": float(len(pairs))})
+    tuned, outcome, evaluator = _fit(run, job, base, pairs, validation, resuming=resuming)
     tuned_encoder = _tuned(base, run.run_id, outcome)
 
     from embsel_mlflow.jobs.evaluate import evaluate_in_run, scoring_job
@@ -247,7 +252,6 @@ def _fit(
     job: TrainJobConfig,
     base: Any,
     pairs: Any,
-    train_data: TaskData,
     validation: TaskData,
     *,
     resuming: bool,
@@ -258,16 +262,11 @@ def _fit(
     """
     from embsel_mlflow.tracking.run import RunTerminated
     from embsel_mlflow.training.evaluator import TaskEvaluator
-    from embsel_mlflow.training.hard_negatives import add_hard_negatives
     from embsel_mlflow.training.losses import build_loss
     from embsel_mlflow.training.trainer import fine_tune, last_checkpoint, training_arguments
 
     cfg = job.train
     model = base.model
-    if cfg.hard_negatives.enabled:
-        pairs = add_hard_negatives(pairs, base, train_data, cfg.hard_negatives)
-        if not resuming:
-            run.log_metrics({"train/pairs_with_negatives": float(len(pairs))})
     evaluator = TaskEvaluator(validation, job.evaluation, job.model, base.source)
     output_dir = _output_dir(run, job, resuming=resuming)
     run.set_tags({OUTPUT_DIR_TAG: str(output_dir)})
