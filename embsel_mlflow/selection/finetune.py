@@ -29,9 +29,9 @@ if TYPE_CHECKING:
         SelectConfig,
     )
     from embsel_mlflow.data.task_data import TaskData
-    from embsel_mlflow.selection import Selection
     from embsel_mlflow.selection.efficiency import Efficiency
     from embsel_mlflow.selection.measurement_cache import Provenance
+    from embsel_mlflow.selection.result import Selection
 
 log = logging.getLogger("embsel.select")
 
@@ -109,7 +109,7 @@ def finetune_top_k(
 ) -> Selection:
     """``select.finetune_top_k``: ``train`` the K best candidates on each dataset's train split, then
     rank the tuned models with the others (``scoring``: ``run_selection``'s tracker and loader)."""
-    from embsel_mlflow.selection import add_candidates
+    from embsel_mlflow.selection.result import add_candidates
 
     several = len(datasets) > 1
     tuned: dict[str, ModelConfig] = {}
