@@ -117,23 +117,12 @@ def run_app(step: str, job: Job, args: list[str], *, check_options: bool = False
     ``check_options``: ``candidates=[...]`` / ``datasets=[...]`` / ``windows=[...]`` must name configs
     that exist (in conf/ or a ``hydra.searchpath`` dir), else one line, a FAILED run and exit 2.
     """
-    from embsel_mlflow.config.store import register_configs, searchpath_dirs
-
-    _register_plugins()
-    if check_options:
-        # model/data configs in a hydra.searchpath dir can be candidates/datasets too
-        register_configs(searchpath_dirs(args))
-        error = unknown_option_error(args)
-        if error:
-            report(error)
-            if not any(arg.startswith("-") for arg in args):  # a real run (not --cfg/--help): record it
-                from embsel_mlflow.tracking.run import record_failed_run
-
-                _record_failure(step, args, error, record_failed_run)
-            return EXIT_BAD_INPUT
     from embsel_mlflow.tracking.run import INTERRUPTED, SIGNAL_EXIT_CODES, RunTerminated, terminate_on_signals
     from embsel_mlflow.tracking.secrets import mask_override, remember_environment_secrets
 
+    _register_plugins()
+    if check_options and not _options_exist(step, args):
+        return EXIT_BAD_INPUT
     remember_environment_secrets()
     for arg in args:
         mask_override(arg)  # remembers the secret values typed on the command line
@@ -227,6 +216,22 @@ def _run_app(step: str, job: Job, args: list[str]) -> int:
         return sweep_exit_code()
     finally:
         sys.argv = saved_argv
+
+
+def _options_exist(step: str, args: list[str]) -> bool:
+    """The multi-select options in ``args`` exist; else one line, a FAILED run (a real run) and False."""
+    from embsel_mlflow.config.store import register_configs, searchpath_dirs
+    from embsel_mlflow.tracking.run import record_failed_run
+
+    # model/data configs in a hydra.searchpath dir can be candidates/datasets too
+    register_configs(searchpath_dirs(args))
+    error = unknown_option_error(args)
+    if error is None:
+        return True
+    report(error)
+    if not any(arg.startswith("-") for arg in args):  # a real run (not --cfg/--help): record it
+        _record_failure(step, args, error, record_failed_run)
+    return False
 
 
 def _register_plugins() -> None:
