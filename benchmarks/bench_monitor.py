@@ -43,7 +43,7 @@ def main() -> int:
     from embsel_mlflow.config.schema import CacheConfig, EvaluateJobConfig, MonitorConfig
     from embsel_mlflow.config.store import compose_config
     from embsel_mlflow.data.task_loader import load_task_data
-    from embsel_mlflow.entrypoints.hydra_app import to_job_config
+    from embsel_mlflow.jobs.app import to_job_config
     from embsel_mlflow.models.cache import open_cache
     from embsel_mlflow.models.factory import build_encoder
     from embsel_mlflow.monitoring.runner import monitor_window, prepare_reference

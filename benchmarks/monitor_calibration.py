@@ -54,7 +54,7 @@ def main() -> int:
     from embsel_mlflow.config.schema import CacheConfig, DriftConfig, EvaluateJobConfig
     from embsel_mlflow.config.store import compose_config
     from embsel_mlflow.data.task_loader import load_task_data
-    from embsel_mlflow.entrypoints.hydra_app import to_job_config
+    from embsel_mlflow.jobs.app import to_job_config
     from embsel_mlflow.models.cache import open_cache
     from embsel_mlflow.models.factory import build_encoder
     from embsel_mlflow.monitoring.drift import detect_drift
