@@ -98,6 +98,8 @@ def evaluate_in_run(
 
 def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> float:
     """Compose -> load data -> load model -> evaluate, logging each stage as soon as it is known."""
+    from functools import partial
+
     from omegaconf import OmegaConf
 
     from embsel_mlflow.data.task_loader import load_task_data
@@ -116,8 +118,8 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
     name = tracking.run_name or run_name(str(model_path), str(data_name))
     tags = {"embsel.model": model_name, "embsel.dataset": data_name}
     settings: dict[str, Any] = {"run_name": name, "tags": tags, "experiment_ui": True, "job_log": True}
-    with job_run(STEP, cfg, tracking, overrides, EvaluateJobConfig, **settings) as (run, job):
-        _name_attached_run(run, name, user_set=bool(tracking.run_name))
+    rename = partial(_name_attached_run, name=name, user_set=bool(tracking.run_name))
+    with job_run(STEP, cfg, tracking, overrides, EvaluateJobConfig, on_open=rename, **settings) as (run, job):
         log.info("loading data '%s' (%s)", job.data.name, job.data.task.value)
         # In a sweep, a model or dataset an earlier job of this process loaded is reused.
         data = reuse.shared("data", job.data, lambda: load_task_data(job.data))

@@ -38,10 +38,12 @@ def job_run(
     log_config: ConfigLogger | None = None,
     experiment_ui: bool = False,
     job_log: bool = False,
+    on_open: Callable[[RunLogger], None] | None = None,
 ) -> Iterator[tuple[RunLogger, T]]:
     """Open the run of ``step``; yield ``(run, job)``, ``job`` being ``cfg`` (a DictConfig) as ``schema``.
 
-    In order: the run (``tracking``; ``reopen_run_id`` continues an ended one), the experiment's UI
+    In order: the run (``tracking``; ``reopen_run_id`` continues an ended one), ``on_open(run)``
+    (e.g. evaluate renames the run ``mlflow run`` created), the experiment's UI
     columns (``experiment_ui``), ``tags`` and the version tags, the config (``log_config(run, cfg,
     overrides)``, default ``tracking.config_logging.log_config``), then the typed config, whose
     error (one line) fails the run. ``job_log``: Hydra's job log is attached as ``logs/<file>``
@@ -56,6 +58,8 @@ def job_run(
     with tracked_run(tracking, entry_point=step, run_name=run_name, reopen_run_id=reopen_run_id) as run:
         failure: str | None = None
         try:
+            if on_open is not None:
+                on_open(run)
             if experiment_ui:
                 prepare_experiment(run.client, run.experiment_id)
             run.set_tags({**(tags or {}), **version_tags()})
