@@ -35,7 +35,7 @@ def main() -> None:
 
     from embsel_mlflow.config.schema import TrackingConfig
     from embsel_mlflow.config.store import compose_config
-    from embsel_mlflow.entrypoints.evaluate import evaluate_job
+    from embsel_mlflow.jobs.evaluate import evaluate_job
 
     with tempfile.TemporaryDirectory() as tmp:
         store = f"sqlite:///{Path(tmp) / 'mlflow.db'}"

@@ -40,12 +40,12 @@ def main() -> int:
         os.environ["EMBSEL_CACHE_DIR"] = args.cache_dir
     sys.path.insert(0, str(REPO_ROOT))
 
+    from embsel_mlflow.candidates import build_encoder
     from embsel_mlflow.config.schema import CacheConfig, EvaluateJobConfig, MonitorConfig
     from embsel_mlflow.config.store import compose_config
     from embsel_mlflow.families import load_task_data
-    from embsel_mlflow.entrypoints.hydra_app import to_job_config
+    from embsel_mlflow.jobs.app import to_job_config
     from embsel_mlflow.models.cache import open_cache
-    from embsel_mlflow.candidates import build_encoder
     from embsel_mlflow.monitoring.runner import monitor_window, prepare_reference
     from embsel_mlflow.profiling.tokens import load_candidate_tokenizer
 

@@ -101,11 +101,11 @@ def main() -> None:
         os.environ[key] = "1"
     sys.path.insert(0, str(REPO_ROOT))
 
+    from embsel_mlflow.candidates import build_encoder
     from embsel_mlflow.config.schema import CacheConfig, Precision, Quantization
     from embsel_mlflow.families import load_task_data
     from embsel_mlflow.models.cache import open_cache
     from embsel_mlflow.models.calibration import texts_of
-    from embsel_mlflow.candidates import build_encoder
     from embsel_mlflow.selection import select_models
     from embsel_mlflow.selection.efficiency import uncached
     from embsel_mlflow.selection.runner import default_loader

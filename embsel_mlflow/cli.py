@@ -11,35 +11,17 @@ import sys
 
 from embsel_mlflow import __version__
 
-# step -> (module with ``main(args) -> int``, one-line description)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "evaluate": (
-        "embsel_mlflow.entrypoints.evaluate",
-        "score one embedding model on one dataset (retrieval, STS, classification, ...)",
-    ),
-    "runs": (
-        "embsel_mlflow.entrypoints.runs",
-        "`runs repair`: close RUNNING runs whose process is gone (killed or crashed) as KILLED",
-    ),
-    "select": (
-        "embsel_mlflow.entrypoints.select",
-        "rank candidate models on your datasets: CIs, paired tests, cost, a registered champion",
-    ),
-    "train": (
-        "embsel_mlflow.entrypoints.train",
-        "fine-tune a model on a dataset's train split: baseline vs tuned, checkpoints, a servable model",
-    ),
-    "profile": (
-        "embsel_mlflow.entrypoints.profile",
-        "understand your data: column types, duplicates, truncation per candidate, findings",
-    ),
-    "monitor": (
-        "embsel_mlflow.entrypoints.monitor",
-        "watch new windows of text: calibrated embedding drift, text signals, quality alerts (exit 3)",
-    ),
-    "cache": ("embsel_mlflow.entrypoints.cache", "show (info) or empty (clear) the embedding cache"),
-    "compare": ("embsel_mlflow.entrypoints.compare", "a table of runs (an experiment, a sweep, run ids)"),
-    "rerun": ("embsel_mlflow.entrypoints.rerun", "replay a logged run and diff it against the original"),
+# step -> the module with its ``main(args) -> int`` (descriptions: embsel_mlflow/config/steps.py)
+COMMANDS: dict[str, str] = {
+    "evaluate": "embsel_mlflow.entrypoints.evaluate",
+    "runs": "embsel_mlflow.entrypoints.runs",
+    "select": "embsel_mlflow.entrypoints.select",
+    "train": "embsel_mlflow.entrypoints.train",
+    "profile": "embsel_mlflow.entrypoints.profile",
+    "monitor": "embsel_mlflow.entrypoints.monitor",
+    "cache": "embsel_mlflow.entrypoints.cache",
+    "compare": "embsel_mlflow.entrypoints.compare",
+    "rerun": "embsel_mlflow.entrypoints.rerun",
 }
 
 USAGE = """usage: embsel <command> [hydra overrides ...]
@@ -66,8 +48,10 @@ examples:
 
 
 def usage() -> str:
+    from embsel_mlflow.config.steps import step_summary
+
     width = max(map(len, COMMANDS))
-    lines = [f"  {name:<{width}}  {description}" for name, (_, description) in COMMANDS.items()]
+    lines = [f"  {name:<{width}}  {step_summary(name)}" for name in COMMANDS]
     return USAGE.format(commands="\n".join(lines))
 
 
@@ -116,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     if argv is None:  # this process is the command: its collection policy is ours to set
         _collect_less_often()
-    module = importlib.import_module(COMMANDS[command][0])
+    module = importlib.import_module(COMMANDS[command])
     try:
         code = module.main(rest)
     finally:

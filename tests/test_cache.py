@@ -238,7 +238,7 @@ def _metrics(store_uri: str) -> list[dict[str, float]]:
 def test_evaluate_uses_the_cache_and_logs_hits_and_misses(tiny_bert_dir: Path, store_uri: str) -> None:
     from embsel_mlflow.config.schema import TrackingConfig
     from embsel_mlflow.config.store import compose_config
-    from embsel_mlflow.entrypoints.evaluate import evaluate_job
+    from embsel_mlflow.jobs.evaluate import evaluate_job
 
     args = [
         "model=transformers_mean",

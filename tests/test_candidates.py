@@ -210,7 +210,7 @@ def test_bm25_evaluates_retrieval_through_the_same_scoring() -> None:
 
 
 def test_bm25_on_a_non_retrieval_task_is_one_line_error(store_uri: str) -> None:
-    from embsel_mlflow.entrypoints.evaluate import evaluate_job
+    from embsel_mlflow.jobs.evaluate import evaluate_job
 
     args = ["model=bm25", "data=demo_sts"]
     with pytest.raises(ConfigError, match="retrieval tasks only") as info:

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from embsel_mlflow.cli import COMMANDS
 from embsel_mlflow.config.schema import (
     EvaluateJobConfig,
     JobConfig,
@@ -17,8 +16,9 @@ from embsel_mlflow.config.schema import (
     SelectJobConfig,
     TaskType,
 )
+from embsel_mlflow.config.steps import step_summary
 from embsel_mlflow.config.store import compose_config, config_dir, register_configs
-from embsel_mlflow.entrypoints.hydra_app import config_error_message, preflight
+from embsel_mlflow.jobs.app import config_error_message, preflight
 
 CONF = config_dir()
 MODEL_OPTIONS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
@@ -122,5 +122,5 @@ def test_shared_help_header_is_the_steps_line_of_embsel_help() -> None:
     # a step without a header of its own (evaluate, and any new step) gets its `embsel --help` line
     for step in ("evaluate", "train"):
         header = compose_config("evaluate", [f"hydra.job.name={step}"], with_hydra=True).hydra.help.header
-        expected = COMMANDS[step][1] if step in COMMANDS else "an embsel step"
+        expected = step_summary(step)
         assert header.startswith(f"embsel {step}: {expected};")

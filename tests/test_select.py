@@ -12,6 +12,7 @@ import pytest
 from mlflow import MlflowClient
 
 from embsel_mlflow.entrypoints import select as select_entrypoint
+from embsel_mlflow.jobs.select import select_job
 
 CHAMPION = "tiny_champion"
 # Small statistics and efficiency samples: tests check the plumbing, not the precision.
@@ -179,7 +180,7 @@ def test_parent_holds_the_decision(selected) -> None:
 def _embed_in_process(tiny_dir: Path, name: str, texts: list[str]) -> np.ndarray:
     from embsel_mlflow.config.schema import EvaluateJobConfig
     from embsel_mlflow.config.store import compose_config
-    from embsel_mlflow.entrypoints.hydra_app import to_job_config
+    from embsel_mlflow.jobs.app import to_job_config
     from embsel_mlflow.models.encoder import load_encoder
 
     model = "transformers_mean" if name == "transformers_mean" else "e5_base"
@@ -288,7 +289,7 @@ def test_repeat_selection_reuses_measurements_and_loads_each_candidate_once(
     from embsel_mlflow.candidates import base as factory
     from embsel_mlflow.config.schema import TrackingConfig
     from embsel_mlflow.config.store import compose_config
-    from embsel_mlflow.entrypoints.hydra_app import to_job_config
+    from embsel_mlflow.jobs.app import to_job_config
 
     _, cwd, first_parent, first_children = selected
     loads: list[str] = []
@@ -298,7 +299,7 @@ def test_repeat_selection_reuses_measurements_and_loads_each_candidate_once(
     )
     args = [*_fixture_args(tiny_bert_dir, tiny_st_dir, cwd), _store_override(cwd)]
     cfg = compose_config("select", args)
-    objective = select_entrypoint.select_job(cfg, to_job_config(cfg.tracking, TrackingConfig, "select"), args)
+    objective = select_job(cfg, to_job_config(cfg.tracking, TrackingConfig, "select"), args)
 
     runs = _runs(cwd)
     parent = next(

@@ -12,7 +12,8 @@ import pytest
 
 from embsel_mlflow.config.schema import DataConfig, TableConfig, TaskType, TrainConfig
 from embsel_mlflow.errors import ConfigError
-from embsel_mlflow.selection.finetune import check_finetune, tuned_name
+from embsel_mlflow.selection.finetune import tuned_name
+from embsel_mlflow.training.checks import check_finetune
 from tests.test_select import FAST, _runs, _select, _store, _tiny_candidates
 from tests.test_select_errors import _parent_and_children
 

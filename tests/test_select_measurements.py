@@ -18,8 +18,8 @@ from embsel_mlflow.selection.measurement_cache import MEASURED, REUSED, Measurem
 @pytest.fixture
 def lsa_on_demo_sts():
     from embsel_mlflow.config.store import compose_config
-    from embsel_mlflow.entrypoints.hydra_app import to_job_config
     from embsel_mlflow.families import load_task_data
+    from embsel_mlflow.jobs.app import to_job_config
     from embsel_mlflow.models.lsa import LsaModel
 
     job = to_job_config(compose_config("evaluate", ["data=demo_sts"]), EvaluateJobConfig, "evaluate")

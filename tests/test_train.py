@@ -14,6 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from embsel_mlflow.entrypoints import train as train_entrypoint
+from embsel_mlflow.jobs.train import train_in_run
 
 REGISTERED = "tiny_tuned"
 TEXTS = ["A man is playing a guitar.", "How do I reset my card pin?", "The protein binds to the receptor."]
@@ -49,7 +50,7 @@ def trained(tiny_st_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """One training run through the library call, the tuned model kept in memory."""
     from embsel_mlflow.config.schema import TrainJobConfig
     from embsel_mlflow.config.store import compose_config
-    from embsel_mlflow.entrypoints.hydra_app import to_job_config
+    from embsel_mlflow.jobs.app import to_job_config
     from embsel_mlflow.tracking.config_logging import log_config
     from embsel_mlflow.tracking.run import tracked_run
 
@@ -68,7 +69,7 @@ def trained(tiny_st_dir: Path, tmp_path_factory: pytest.TempPathFactory):
         job = to_job_config(cfg, TrainJobConfig, "train")
         with tracked_run(job.tracking, entry_point="train", run_name="tiny train") as run:
             log_config(run, cfg, overrides)  # as `embsel train` does
-            result = train_entrypoint.train_in_run(run, job)
+            result = train_in_run(run, job)
         in_memory = result.encoder.encode(TEXTS)
     finally:
         os.chdir(previous)

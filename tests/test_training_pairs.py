@@ -15,8 +15,8 @@ from embsel_mlflow.training.pairs import PairKind, build_pairs, hold_out
 
 def _data(name: str, split: str = "test"):
     from embsel_mlflow.config.store import compose_config
-    from embsel_mlflow.entrypoints.hydra_app import to_job_config
     from embsel_mlflow.families import load_task_data
+    from embsel_mlflow.jobs.app import to_job_config
 
     job = to_job_config(compose_config("train", [f"data={name}"]), TrainJobConfig, "train")
     return load_task_data(job.data, split=split)
@@ -101,3 +101,24 @@ def test_hard_negatives_come_from_the_corpus_and_are_not_the_positive(tiny_st_di
     corpus = set(data.examples.corpus.values())
     for positive, negative in zip(mined.columns["positive"], mined.columns["negative_1"], strict=True):
         assert negative in corpus and negative != positive
+
+
+def test_hard_negatives_are_mined_through_the_encoders_cache(tiny_st_dir: Path, tmp_path: Path) -> None:
+    from embsel_mlflow.config.schema import HardNegativesConfig, ModelConfig
+    from embsel_mlflow.models.cache import CachedEncoder, EmbeddingCache
+    from embsel_mlflow.models.encoder import load_encoder
+    from embsel_mlflow.training.hard_negatives import add_hard_negatives
+
+    data = _data("demo_retrieval")
+    pairs = build_pairs(data)
+    encoder = CachedEncoder(
+        load_encoder(ModelConfig(name="tiny", name_or_path=str(tiny_st_dir))), EmbeddingCache(tmp_path)
+    )
+    corpus = list(data.examples.corpus.values())
+    encoder.encode(corpus, role="document")  # what evaluate encodes for this dataset
+    misses = encoder.misses
+    cfg = HardNegativesConfig(enabled=True, range_min=0, range_max=10, relative_margin=None)
+    mined = add_hard_negatives(pairs, encoder, data, cfg)
+    assert "negative_1" in mined.columns and len(mined) > 0
+    assert encoder.hits >= len(set(corpus))  # the corpus came from the cache, in the document role
+    assert encoder.misses - misses == len(set(pairs.columns["anchor"]))  # only the anchors were encoded

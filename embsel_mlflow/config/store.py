@@ -35,27 +35,21 @@ def config_dir() -> Path:
     return bundled if bundled.is_dir() else here.parent / "conf"
 
 
+def demo_data_dir() -> Path:
+    """The bundled demo datasets (``embsel_mlflow/demo_data``): package files, like conf/."""
+    return Path(__file__).resolve().parent.parent / "demo_data"
+
+
 def register_resolvers() -> None:
     """Register the OmegaConf resolvers our configs use (idempotent)."""
     from omegaconf import OmegaConf
 
+    from embsel_mlflow.config.steps import step_summary
+
     if not OmegaConf.has_resolver("embsel_demo_data"):
-        OmegaConf.register_new_resolver("embsel_demo_data", _demo_data_dir)
+        OmegaConf.register_new_resolver("embsel_demo_data", lambda: str(demo_data_dir()))
     if not OmegaConf.has_resolver("embsel_step_summary"):
-        OmegaConf.register_new_resolver("embsel_step_summary", _step_summary)
-
-
-def _step_summary(step: str) -> str:
-    """The one-line description ``embsel --help`` gives ``step``: the shared help text's header."""
-    from embsel_mlflow.cli import COMMANDS
-
-    return COMMANDS[step][1] if step in COMMANDS else "an embsel step"
-
-
-def _demo_data_dir() -> str:
-    from embsel_mlflow.data.demo import demo_data_dir
-
-    return str(demo_data_dir())
+        OmegaConf.register_new_resolver("embsel_step_summary", step_summary)
 
 
 def compose_config(step: str, overrides: list[str] | None = None, *, with_hydra: bool = False) -> Any:
@@ -79,9 +73,8 @@ def register_configs(search_dirs: Sequence[Path] = ()) -> None:
     """
     from hydra.core.config_store import ConfigStore
 
-    from embsel_mlflow.sweeps.plugins import register_hydra_plugins
-
-    register_hydra_plugins()
+    # The sweepers' plugin root (sweeps.plugins) is put on the import path by the app that runs a
+    # sweep (jobs.app.run_app) and by the sweep's preflight: config does not import sweeps.
     register_resolvers()
     store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():

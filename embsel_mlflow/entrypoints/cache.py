@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from embsel_mlflow.config.schema import CacheConfig
-from embsel_mlflow.entrypoints.command import command_parser, run_command
+from embsel_mlflow.jobs.command import command_parser, run_command
 
 
 def _parser() -> argparse.ArgumentParser:

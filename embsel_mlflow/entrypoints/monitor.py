@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import sys
 
+from embsel_mlflow.jobs.steps import run_step
+
 
 def main(args: list[str]) -> int:
-    from embsel_mlflow.jobs.monitor import run_monitor
-
-    return run_monitor(args)
+    return run_step("monitor", args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,10 +6,9 @@ Every embsel run does this for its own host at start-up; the command does it on 
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 
-from embsel_mlflow.entrypoints.command import CommandParser, add_tracking_uri, command_parser, run_command
+from embsel_mlflow.jobs.command import CommandParser, add_tracking_uri, command_parser, run_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,22 +30,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(args: list[str]) -> int:
-    return run_command(_parser(), args, lambda opts: _repair(opts.tracking_uri, dry_run=opts.dry_run))
+    return run_command(_parser(), args, _repair)
 
 
-def _repair(tracking_uri: str | None, *, dry_run: bool) -> int:
-    from embsel_mlflow.tracking.repair import close_orphaned_runs, find_orphaned_runs
-    from embsel_mlflow.tracking.store import display_uri, open_store, resolve_tracking_uri, store_error
+def _repair(options: argparse.Namespace) -> int:
+    from embsel_mlflow.tracking.run import repair_runs
 
-    uri = resolve_tracking_uri(tracking_uri)
-    client = open_store(uri)
-    try:
-        orphans = find_orphaned_runs(client) if dry_run else close_orphaned_runs(client)
-    except Exception as exc:
-        raise store_error(exc, uri) from exc
-    verb = "would close" if dry_run else "closed"
+    orphans, where = repair_runs(options.tracking_uri, dry_run=options.dry_run)
+    verb = "would close" if options.dry_run else "closed"
     for orphan in orphans:
         print(f"{verb} KILLED: run {orphan.run_id} '{orphan.run_name}' (process {orphan.pid} is gone)")
-    where = f"{socket.gethostname()} in {display_uri(uri)}"
     print(f"{len(orphans)} run(s) of {where} left RUNNING by a dead process", file=sys.stderr)
     return 0

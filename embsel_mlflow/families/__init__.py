@@ -13,6 +13,7 @@ from embsel_mlflow.families.pair_classification import PairClassificationExample
 from embsel_mlflow.families.registry import (
     FAMILIES,
     TASKS,
+    check_families,
     family_of,
     get_family,
     register_family,
@@ -42,6 +43,7 @@ __all__ = [
     "STSExamples",
     "TaskFamily",
     "build_task",
+    "check_families",
     "family_of",
     "get_family",
     "load_task_data",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.errors import ConfigError
 
@@ -36,6 +37,21 @@ def get_family(name: str, *, dataset: str | None = None) -> TaskFamily:
         where = f" for dataset '{dataset}'" if dataset is not None else ""
         raise ConfigError(f"unknown task type '{name}'{where}: use one of {', '.join(FAMILIES)}")
     return family
+
+
+def check_families(config: Any) -> None:
+    """Refuse (one line) the first data config inside ``config`` (a typed job config, a mapping of
+    datasets, a DataConfig) whose ``task`` no family is registered for."""
+    from embsel_mlflow.config.schema import DataConfig
+
+    if isinstance(config, DataConfig):
+        get_family(config.task, dataset=config.name)
+    elif isinstance(config, Mapping):
+        for value in config.values():
+            check_families(value)
+    elif dataclasses.is_dataclass(config) and not isinstance(config, type):
+        for item in dataclasses.fields(config):
+            check_families(getattr(config, item.name))
 
 
 def family_of(data: TaskData) -> TaskFamily:

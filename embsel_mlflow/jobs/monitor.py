@@ -52,18 +52,8 @@ PARENT, WINDOW, BASELINE = "parent", "window", "baseline"
 
 def run_monitor(args: list[str]) -> int:
     """``embsel monitor <args>``: 0 all well, ``monitor.drift_exit_code`` on an alert, 2 bad input."""
-    from embsel_mlflow.config.store import register_configs, searchpath_dirs
-    from embsel_mlflow.entrypoints.hydra_app import EXIT_BAD_INPUT, _record_failure, report, run_app
-    from embsel_mlflow.entrypoints.select import unknown_option_error
-    from embsel_mlflow.tracking.run import record_failed_run
+    from embsel_mlflow.jobs.app import run_app
 
-    register_configs(searchpath_dirs(args))
-    error = unknown_option_error(args)
-    if error:
-        report(error)
-        if not any(arg.startswith("-") for arg in args):
-            _record_failure(STEP, args, error, record_failed_run)
-        return EXIT_BAD_INPUT
     outcome: dict[str, int] = {}  # monitor.drift_exit_code of the last job that raised an alert
 
     def job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> float:
@@ -72,19 +62,19 @@ def run_monitor(args: list[str]) -> int:
             outcome["exit_code"] = int(cfg.monitor.drift_exit_code)
         return alerts
 
-    code = run_app(STEP, job, args)
+    code = run_app(STEP, job, args, check_options=True)
     return outcome.get("exit_code", 0) if code == 0 else code
 
 
 def monitor_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> float:
     """Open (or reopen) the parent run, monitor every new window, log; returns the number of alerts."""
+    from functools import partial
+
     from omegaconf import OmegaConf
 
-    from embsel_mlflow.entrypoints.hydra_app import to_job_config
+    from embsel_mlflow.jobs.run import job_run
     from embsel_mlflow.tracking.config_logging import log_config
-    from embsel_mlflow.tracking.run import tracked_run
     from embsel_mlflow.tracking.store import open_store, resolve_tracking_uri
-    from embsel_mlflow.tracking.system_tags import version_tags
 
     key = monitor_key(cfg)
     client = open_store(resolve_tracking_uri(tracking.uri))
@@ -93,21 +83,23 @@ def monitor_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> flo
         cfg, "model.name", default="model", throw_on_missing=False
     )
     data_name = OmegaConf.select(cfg, "data.name", default="data", throw_on_missing=False)
-    name = tracking.run_name or f"monitor {model_label} on {data_name}"
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    # A reopened parent's params are set and immutable: this invocation's config as files only.
+    logger = partial(log_config, artifact_dir=f"invocations/{stamp}/", with_params=False) if reopen else None
     with (
         tempfile.TemporaryDirectory(prefix="embsel-monitor-") as tmp,
-        tracked_run(tracking, entry_point=STEP, run_name=name, reopen_run_id=reopen) as parent,
+        job_run(
+            STEP,
+            cfg,
+            tracking,
+            overrides,
+            MonitorJobConfig,
+            run_name=tracking.run_name or f"monitor {model_label} on {data_name}",
+            tags={KEY_TAG: key, ROLE_TAG: PARENT, "embsel.model": model_label, "embsel.dataset": data_name},
+            reopen_run_id=reopen,
+            log_config=logger,
+        ) as (parent, job),
     ):
-        parent.set_tags(
-            {KEY_TAG: key, ROLE_TAG: PARENT, "embsel.model": model_label, "embsel.dataset": data_name}
-        )
-        parent.set_tags(version_tags())
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        if reopen:  # params are set and immutable: this invocation's config as files only
-            log_config(parent, cfg, overrides, artifact_dir=f"invocations/{stamp}/", with_params=False)
-        else:
-            log_config(parent, cfg, overrides)
-        job = to_job_config(cfg, MonitorJobConfig, STEP)
         statuses = _monitor(job, parent, key, Path(tmp))
         parent_id = parent.run_id
     alerts = sum(status != "ok" for status in statuses)
@@ -219,8 +211,8 @@ def _load_model(
     job: MonitorJobConfig, parent: RunLogger, tmp: Path
 ) -> tuple[EmbeddingModel, RegisteredModel | None]:
     """The monitored model: a registered model URI or a model config, through the embedding cache."""
-    from embsel_mlflow.models.cache import open_cache
     from embsel_mlflow.candidates import build_encoder
+    from embsel_mlflow.models.cache import open_cache
 
     registered = None
     if job.model_uri:
@@ -342,16 +334,12 @@ def _log_window(
 
 def _score(session: Session, child: RunLogger, window: Window) -> Score:
     """Re-evaluate the labelled window with the task's evaluator, logging what ``evaluate`` logs."""
-    from embsel_mlflow.config.schema import EvaluateJobConfig
     from embsel_mlflow.families import load_task_data
-    from embsel_mlflow.entrypoints.evaluate import evaluate_in_run
+    from embsel_mlflow.jobs.evaluate import evaluate_in_run, scoring_job
 
     job = session.job
     assert window.quality_data is not None and job.model is not None
-    evaluate_job = EvaluateJobConfig(
-        model=job.model, data=window.quality_data, tracking=job.tracking, evaluation=job.evaluation,
-        cache=job.cache, profile=job.profile,
-    )  # fmt: skip
+    evaluate_job = scoring_job(job, model=job.model, data=window.quality_data)
     data = load_task_data(window.quality_data)
     result = evaluate_in_run(child, evaluate_job, data, session.encoder.for_dataset(data))
     return result.main_score_name, result.main_score
@@ -393,9 +381,8 @@ def _run_baseline(session: Session, run_id: str) -> Baseline:
 
 def _reference_baseline(session: Session) -> Baseline:
     """The reference data scored once in a child run of the parent (found again on later invocations)."""
-    from embsel_mlflow.config.schema import EvaluateJobConfig
     from embsel_mlflow.families import load_task_data
-    from embsel_mlflow.entrypoints.evaluate import evaluate_in_run
+    from embsel_mlflow.jobs.evaluate import evaluate_in_run, scoring_job
     from embsel_mlflow.tracking.run import tracked_run
 
     job, parent = session.job, session.parent
@@ -417,10 +404,7 @@ def _reference_baseline(session: Session) -> Baseline:
     name = f"baseline: {job.data.name} (reference)"
     with tracked_run(job.tracking, entry_point=STEP, run_name=name, parent_run_id=parent.run_id) as run:
         run.set_tags({KEY_TAG: session.key, ROLE_TAG: BASELINE})
-        evaluate_job = EvaluateJobConfig(
-            model=job.model, data=job.data, tracking=job.tracking, evaluation=job.evaluation,
-            cache=job.cache, profile=job.profile,
-        )  # fmt: skip
+        evaluate_job = scoring_job(job, model=job.model, data=job.data)
         result = evaluate_in_run(run, evaluate_job, data, session.encoder.for_dataset(data))
         run.set_tags({BASELINE_METRIC_TAG: result.main_score_name})
         return result.main_score, result.main_score_name, f"reference data (run {run.run_id})"

@@ -266,7 +266,7 @@ def _build_model(
         "local_files_only": local_only,
     }
     model_kwargs = _model_kwargs(cfg)
-    if ModelKind(cfg.kind) is ModelKind.sentence_transformers:
+    if cfg.kind == ModelKind.sentence_transformers:
         return SentenceTransformer(source.path_or_id, device=device, model_kwargs=model_kwargs, **hub_kwargs)
 
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer

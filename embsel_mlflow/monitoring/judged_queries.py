@@ -26,9 +26,7 @@ JUDGED_ROLES = ("text", "doc_id")  # a query and one document judged relevant to
 
 def is_judged_queries(frame: pd.DataFrame, reference: DataConfig) -> bool:
     """A window of judged queries: a retrieval reference, and a query text and a doc_id per row."""
-    return str(reference.task) == TaskType.retrieval and all(
-        role in frame.columns for role in JUDGED_ROLES
-    )
+    return str(reference.task) == TaskType.retrieval and all(role in frame.columns for role in JUDGED_ROLES)
 
 
 def _query_ids(frame: pd.DataFrame) -> list[str]:

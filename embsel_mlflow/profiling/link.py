@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from embsel_mlflow.config.schema import ProfileConfig, TaskType
+    from embsel_mlflow.config.schema import ProfileConfig
     from embsel_mlflow.data.task_data import TableInfo
     from embsel_mlflow.tracking.run_logger import DatasetRef, RunLogger
 
@@ -51,7 +51,7 @@ def link_profile(
     datasets: Mapping[str, DatasetRef],
     *,
     name: str,
-    task: TaskType | None,
+    task: str | None,
     eval_split: str,
     cfg: ProfileConfig,
     root: str | Path = ".",
@@ -119,7 +119,7 @@ def _compute_and_log(
     datasets: Mapping[str, DatasetRef],
     *,
     name: str,
-    task: TaskType | None,
+    task: str | None,
     eval_split: str,
     cfg: ProfileConfig,
     root: str | Path,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.config.schema import ProfileConfig, TaskType
+from embsel_mlflow.config.schema import ProfileConfig
 from embsel_mlflow.errors import ConfigError
 from embsel_mlflow.profiling.columns import ColumnKind, ColumnType, as_strings, detect_column
 from embsel_mlflow.profiling.findings import Finding, Severity, severity_counts
@@ -122,7 +122,7 @@ def profile_tables(
     tables: list[TableInfo],
     *,
     name: str,
-    task: TaskType | None = None,
+    task: str | None = None,
     eval_split: str = "test",
     candidates: Sequence[CandidateTokenizer] = (),
     cfg: ProfileConfig | None = None,
@@ -153,7 +153,7 @@ def profile_tables(
     ]
     return DataProfile(
         name=name,
-        task=task.value if task else None,
+        task=str(task) if task else None,
         tables=tables,
         columns=columns,
         checks=checks,
@@ -249,7 +249,7 @@ def profile_job_data(
             table_root,
         )
     elif data is not None:
-        tables, name, task = dataset_tables(data), data.name, TaskType(data.task)
+        tables, name, task = dataset_tables(data), data.name, str(data.task)
         eval_split, root = data.eval_split, data.root
     else:
         raise ConfigError(

@@ -7,89 +7,33 @@ Plain library code (no Hydra, no MLflow)::
     print(selection.summary())
 
 ``embsel select`` runs the same function with a tracker that opens one nested MLflow run per
-(candidate, dataset) pair.
+(candidate, dataset) pair and a trainer for ``select.finetune_top_k``; the ``Selection`` it gets
+back is complete (pairs, fine-tunes, decision, leaderboard, the champion to register) and the job
+logs it in one pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from embsel_mlflow.selection.result import (
+    Champion,
+    Selection,
+    add_candidates,
+    choose_champion,
+    conclude,
+    variant_lines,
+)
+
 if TYPE_CHECKING:
-    import pandas as pd
-
     from embsel_mlflow.config.schema import DataConfig, EvaluationConfig, ModelConfig, SelectConfig
-    from embsel_mlflow.selection.decision import Decision
+    from embsel_mlflow.selection.finetune import FineTuner
     from embsel_mlflow.selection.measurement_cache import MeasurementCache
-    from embsel_mlflow.selection.runner import PairTracker, SelectionRun
+    from embsel_mlflow.selection.runner import PairTracker
 
-
-@dataclass
-class Selection:
-    """The outcome of a selection: every pair, the decision and the leaderboard."""
-
-    run: SelectionRun
-    decision: Decision
-    leaderboard: pd.DataFrame
-    markdown: str
-
-    @property
-    def failures(self) -> list[str]:
-        """One line per failed (candidate, dataset) pair."""
-        return [f"{o.candidate}@{o.dataset}: {o.error}" for o in self.run.failed]
-
-    @property
-    def finetune_failures(self) -> list[str]:
-        """One line per failed fine-tune (``select.finetune_top_k``)."""
-        return [f"{f.candidate}@{f.dataset}: {f.error}" for f in self.run.finetunes if f.error]
-
-    def summary(self) -> str:
-        """What the terminal shows: the leaderboard, the recommendation, speed, failures."""
-        from embsel_mlflow.selection.decision import fastest
-
-        lines = [self.markdown.rstrip(), "", f"recommendation: {self.decision.recommendation}"]
-        quickest = fastest(self.decision)
-        if quickest is not None:
-            name, ratio, runner_up = quickest
-            speed = self.decision.costs[name].texts_per_second
-            text = f"fastest: {name} ({speed:,.0f} texts/s)"
-            if ratio is not None:
-                text += f", {ratio:.1f}x the next fastest ({runner_up})"
-            lines.append(text)
-        lines += variant_lines(self.decision)
-        if self.failures:
-            lines.append(f"failed ({len(self.failures)}): " + "; ".join(self.failures))
-        if self.finetune_failures:
-            failed = self.finetune_failures
-            lines.append(f"fine-tunes failed ({len(failed)}): " + "; ".join(failed))
-        return "\n".join(lines)
-
-
-def variant_lines(decision: Decision) -> list[str]:
-    """Per variant: score as a share of its fp32 baseline per dataset, stored size, flags."""
-    import math
-
-    lines = []
-    for variant, baseline in decision.baselines.items():
-        parts = []
-        for dataset in decision.datasets:
-            score, base = decision.scores[variant].get(dataset), decision.scores[baseline].get(dataset)
-            if score is None or base is None:
-                continue
-            share = f" = {100 * score / base:.1f}% of fp32" if variant != baseline and base else ""
-            parts.append(f"{dataset} {score:.4f}{share}")
-        cost = decision.costs[variant]
-        if not math.isnan(cost.bytes_per_vector):
-            per_million = cost.memory_per_million_docs_mb
-            parts.append(f"{cost.bytes_per_vector:.0f} B/vector ({per_million:,.1f} MB per 1M docs)")
-        if not math.isnan(cost.texts_per_second):
-            parts.append(f"{cost.texts_per_second:,.0f} texts/s")
-        drops = [v for v in decision.violations.get(variant, []) if v.startswith("quality drop")]
-        if drops:
-            parts.append("FLAGGED: " + "; ".join(drops))
-        lines.append(f"  {variant}: " + ", ".join(parts))
-    return ["variants (vs each candidate's fp32 variant):", *lines] if lines else []
+__all__ = ["Champion", "Selection", "add_candidates", "choose_champion", "conclude", "select_models"]
+__all__ += ["variant_lines"]
 
 
 def select_models(
@@ -101,10 +45,15 @@ def select_models(
     tracker: PairTracker | None = None,
     load_model: Callable[[ModelConfig], Any] | None = None,
     measurements: MeasurementCache | None = None,
+    finetune: FineTuner | None = None,
+    on_zero_shot: Callable[[Selection], None] | None = None,
 ) -> Selection:
-    """Evaluate each candidate on each dataset, then rank them and recommend one.
+    """Evaluate each candidate on each dataset, then rank them, recommend one and choose the champion.
 
-    ``measurements`` keeps efficiency measurements for reuse (see ``measurement_cache``).
+    ``measurements`` keeps efficiency measurements for reuse (see ``measurement_cache``). With
+    ``cfg.finetune_top_k`` and ``finetune`` (see ``selection.finetune.FineTuner``), the K best are
+    fine-tuned and ranked again with the others; ``on_zero_shot`` sees the zero-shot selection
+    before the first fine-tune starts.
     """
     from embsel_mlflow.config.schema import EvaluationConfig, SelectConfig
     from embsel_mlflow.selection.runner import run_selection
@@ -127,41 +76,16 @@ def select_models(
         measurements=measurements,
     )
     run.baselines = baselines
-    return conclude(run, cfg)
+    selection = conclude(run, cfg)
+    if cfg.finetune_top_k and finetune is not None:
+        from embsel_mlflow.selection.finetune import finetune_top_k
 
-
-def conclude(run: SelectionRun, cfg: SelectConfig) -> Selection:
-    """The decision and the leaderboard of the pairs evaluated so far."""
-    from embsel_mlflow.selection.decision import decide
-    from embsel_mlflow.selection.leaderboard import leaderboard_frame, leaderboard_markdown
-
-    decision = decide(run, cfg)
-    frame = leaderboard_frame(run, decision)
-    return Selection(run, decision, frame, leaderboard_markdown(frame, decision.datasets))
-
-
-def add_candidates(
-    selection: Selection,
-    candidates: Mapping[str, ModelConfig],
-    datasets: Mapping[str, DataConfig],
-    cfg: SelectConfig,
-    evaluation: EvaluationConfig,
-    **scoring: Any,
-) -> Selection:
-    """``selection`` ranked again with more candidates (``select.finetune_top_k``'s tuned models).
-
-    Only the new candidates are evaluated (``scoring``: ``run_selection``'s tracker, loader and
-    measurements); the bootstrap resamples are seeded per dataset, so the earlier candidates keep
-    their intervals and the paired tests cover every candidate.
-    """
-    from embsel_mlflow.selection.runner import run_selection
-
-    added = run_selection(candidates, datasets, cfg, evaluation, **scoring)
-    run = selection.run
-    run.candidates.update(added.candidates)
-    run.outcomes += added.outcomes
-    run.kept_models.update(added.kept_models)
-    return conclude(run, cfg)
+        if on_zero_shot is not None:
+            on_zero_shot(selection)
+        scoring = {"tracker": tracker, "load_model": load_model, "measurements": measurements}
+        selection = finetune_top_k(selection, datasets, cfg, evaluation, finetune, **scoring)
+    choose_champion(selection, cfg)
+    return selection
 
 
 def _check(cfg: SelectConfig, corrections: tuple[str, ...]) -> None:

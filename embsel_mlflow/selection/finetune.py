@@ -1,47 +1,48 @@
-"""``select.finetune_top_k``: which candidates to fine-tune, what to refuse before any work, and the
-names of the tuned candidates.
+"""``select.finetune_top_k``: which candidates to fine-tune, the names and configs of the tuned
+candidates, and their ranking with the others.
 
-Plain library code. The training itself is ``embsel train``'s (``entrypoints.train.train_in_run``),
-which the select entry point runs in one child run per (candidate, dataset); each tuned model then
-joins the final ranking as a ``from_run`` candidate (``selection.add_candidates``).
+Plain library code. The training itself is a callable the caller passes (``embsel select`` passes
+``embsel train``'s ``jobs.train.train_in_run`` in one child run per (candidate, dataset); what must
+be refused before any work is ``training.checks.check_finetune``); each tuned model then joins
+the final ranking as a ``from_run`` candidate (``selection.add_candidates``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.config.schema import ModelKind, TaskType
-from embsel_mlflow.errors import ConfigError
+from embsel_mlflow.config.schema import ModelKind
 from embsel_mlflow.selection.decision import MEAN
 from embsel_mlflow.selection.efficiency import uncached
 from embsel_mlflow.selection.measurement_cache import measure_now
+from embsel_mlflow.selection.runner import FineTune
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import DataConfig, EfficiencyConfig, TrainConfig
+    from embsel_mlflow.config.schema import (
+        DataConfig,
+        EfficiencyConfig,
+        EvaluationConfig,
+        ModelConfig,
+        SelectConfig,
+    )
     from embsel_mlflow.data.task_data import TaskData
-    from embsel_mlflow.selection import Selection
     from embsel_mlflow.selection.efficiency import Efficiency
     from embsel_mlflow.selection.measurement_cache import Provenance
+    from embsel_mlflow.selection.result import Selection
 
 log = logging.getLogger("embsel.select")
 
 # What train_in_run can fine-tune: models with transformer weights (a from_run model is one too).
 FINETUNABLE_KINDS = (ModelKind.sentence_transformers, ModelKind.transformers, ModelKind.from_run)
 SUFFIX = "finetuned"
-
-
-@dataclass
-class FineTune:
-    """One fine-tune of a zero-shot candidate on one dataset's train split (a child ``train`` run)."""
-
-    candidate: str
-    dataset: str
-    tuned: str  # the tuned model's candidate name in the final ranking
-    run_id: str | None = None
-    error: str | None = None  # the one-line reason the fine-tune failed
+# Trains ``model`` on ``data``'s train split and logs the tuned model in a run: sets the FineTune's
+# run_id, and its error (one line) when the training fails.
+FineTuner = Callable[[FineTune, "ModelConfig", "DataConfig"], None]
+__all__ = ["SUFFIX", "BaseEfficiency", "FineTune", "FineTuner", "finetune_choices", "finetune_top_k"]
+__all__ += ["tuned_config", "tuned_name"]
 
 
 @dataclass
@@ -81,42 +82,50 @@ def tuned_name(candidate: str, dataset: str, *, several_datasets: bool) -> str:
     return f"{candidate}/{SUFFIX}-{dataset}" if several_datasets else f"{candidate}/{SUFFIX}"
 
 
-def check_finetune(top_k: int, datasets: Mapping[str, DataConfig], train: TrainConfig) -> None:
-    """Refuse, before anything is evaluated or trained, what would make every fine-tune fail."""
-    from embsel_mlflow.training.checks import check_sampler_name
-    from embsel_mlflow.training.losses import check_loss_fits
-    from embsel_mlflow.training.pairs import TASK_PAIRS, TrainPairs
+def tuned_config(base: ModelConfig, run_id: str | None) -> ModelConfig:
+    """A tuned model as a ``from_run`` candidate: the base's prompts, normalisation and batching, the
+    weights that run ``run_id`` logged."""
+    import dataclasses
 
-    if top_k < 0:
-        raise ConfigError(f"select.finetune_top_k must be >= 0 (0 = no fine-tuning), got {top_k}")
-    if top_k == 0:
-        return
-    if train.resume:
-        raise ConfigError(
-            "train.resume continues one `embsel train` run; select.finetune_top_k starts new ones: "
-            "drop train.resume"
-        )
-    if not train.log_model:
-        raise ConfigError(
-            "select.finetune_top_k ranks each tuned model as logged in its run: set train.log_model=true"
-        )
-    check_sampler_name(train.batch_sampler)
-    for name, data in datasets.items():
-        task = TaskType(data.task)
-        if data.train_split not in data.splits:
-            raise ConfigError(
-                f"select.finetune_top_k: dataset '{name}' has no '{data.train_split}' split to fine-tune "
-                f"on (splits: {', '.join(sorted(data.splits))}); add data.splits.{data.train_split} to "
-                f"its config, point datasets.{name}.train_split at another split, or drop the dataset"
-            )
-        kind = TASK_PAIRS.get(task)
-        if kind is None:
-            raise ConfigError(
-                f"select.finetune_top_k: dataset '{name}' ({task.value}) has no training pairs; "
-                "fine-tune on retrieval, STS, pair classification or classification datasets"
-            )
-        # the loss must fit every dataset's pairs (checked on their kind: no data is loaded yet)
-        check_loss_fits(train.loss, TrainPairs(kind, {}, f"{name}/{data.train_split} ({task.value})"))
+    return dataclasses.replace(
+        base,
+        name=f"{base.name}-{SUFFIX}",
+        name_or_path=ModelKind.from_run.value,
+        kind=ModelKind.from_run,
+        run_id=run_id,
+        offline=None,
+        revision=None,
+        token=None,
+    )
+
+
+def finetune_top_k(
+    selection: Selection,
+    datasets: Mapping[str, DataConfig],
+    cfg: SelectConfig,
+    evaluation: EvaluationConfig,
+    train: FineTuner,
+    **scoring: Any,
+) -> Selection:
+    """``select.finetune_top_k``: ``train`` the K best candidates on each dataset's train split, then
+    rank the tuned models with the others (``scoring``: ``run_selection``'s tracker and loader)."""
+    from embsel_mlflow.selection.result import add_candidates
+
+    several = len(datasets) > 1
+    tuned: dict[str, ModelConfig] = {}
+    for name in finetune_choices(selection, cfg.finetune_top_k):
+        base = selection.run.candidates[name].config
+        for data_name, data in datasets.items():
+            finetune = FineTune(name, data_name, tuned_name(name, data_name, several_datasets=several))
+            selection.run.finetunes.append(finetune)
+            train(finetune, base, data)
+            if finetune.error is None:
+                tuned[finetune.tuned] = tuned_config(base, finetune.run_id)
+    if not tuned:
+        return selection
+    # a tuned model costs what its base costs: its base's efficiency, not a second timing
+    scoring = {**scoring, "measurements": BaseEfficiency.of(selection, datasets)}
+    return add_candidates(selection, tuned, datasets, cfg, evaluation, **scoring)
 
 
 def finetune_choices(selection: Selection, top_k: int) -> list[str]:

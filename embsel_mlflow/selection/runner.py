@@ -1,7 +1,7 @@
 """Evaluate every candidate on every dataset: datasets loaded once, each model loaded once.
 
 Plain library code. Where the work of one (candidate, dataset) pair is recorded is up to a
-:class:`PairTracker`: the ``select`` entry point opens one nested MLflow run per pair and
+:class:`PairTracker`: the ``select`` job (``jobs.select``) opens one nested MLflow run per pair and
 evaluates through ``evaluate_in_run``; :class:`PlainTracker` just evaluates.
 """
 
@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
-from embsel_mlflow.config.schema import TaskType
 from embsel_mlflow.errors import ConfigError, EmbselError
 from embsel_mlflow.selection.efficiency import Efficiency, is_ranker, tokens_used
 from embsel_mlflow.selection.measurement_cache import Provenance, measure_now
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
     )
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.evaluation.base import TaskResult
-    from embsel_mlflow.selection.finetune import FineTune
 
 log = logging.getLogger("embsel.select")
 
@@ -52,6 +50,17 @@ class PairOutcome:
     @property
     def ok(self) -> bool:
         return self.result is not None
+
+
+@dataclass
+class FineTune:
+    """One fine-tune of a zero-shot candidate on one dataset's train split (``select.finetune_top_k``)."""
+
+    candidate: str
+    dataset: str
+    tuned: str  # the tuned model's candidate name in the final ranking
+    run_id: str | None = None  # the run that trained it (a child ``train`` run under ``embsel select``)
+    error: str | None = None  # the one-line reason the fine-tune failed
 
 
 @dataclass
@@ -182,7 +191,7 @@ def run_selection(
     the one-line reason) and the other pairs go on. A ranker (BM25) is not applicable to
     non-retrieval datasets; where the selection holds no retrieval dataset at all it is an error.
     """
-    from embsel_mlflow.families import load_task_data
+    from embsel_mlflow.families import get_family, load_task_data
 
     if not candidates:
         raise ConfigError("no candidates: choose model configs, e.g. candidates=[minilm,static_minilm]")
@@ -190,16 +199,14 @@ def run_selection(
         raise ConfigError("no datasets: choose data configs, e.g. datasets=[stsb,scifact]")
     tracker = tracker or PlainTracker(evaluation)
     load_model = load_model or default_loader(calibration_data=list(datasets.values()))
-    has_retrieval = any(TaskType(d.task) is TaskType.retrieval for d in datasets.values())
+    has_retrieval = any(get_family(d.task).ranks_documents for d in datasets.values())
 
     loaded: dict[str, Any] = {}
     for name, data_cfg in datasets.items():
-        log.info("loading data '%s' (%s)", name, TaskType(data_cfg.task).value)
+        log.info("loading data '%s' (%s)", name, data_cfg.task)
         loaded[name] = _attempt(partial(load_task_data, data_cfg))
 
-    selection = SelectionRun(
-        candidates={}, datasets={name: TaskType(d.task).value for name, d in datasets.items()}
-    )
+    selection = SelectionRun(candidates={}, datasets={name: str(d.task) for name, d in datasets.items()})
     for name, model_cfg in candidates.items():
         log.info("loading candidate '%s' (%s)", name, model_cfg.name_or_path)
         model = _attempt(partial(load_model, model_cfg))
@@ -215,7 +222,12 @@ def run_selection(
         for data_name, data_cfg in datasets.items():
             outcome = PairOutcome(name, data_name, selection.datasets[data_name])
             selection.outcomes.append(outcome)
-            if not failed_load and is_ranker(model) and outcome.task != "retrieval" and has_retrieval:
+            if (
+                not failed_load
+                and is_ranker(model)
+                and not get_family(outcome.task).ranks_documents
+                and has_retrieval
+            ):
                 outcome.not_applicable = "ranks documents: retrieval datasets only"
                 continue
             _evaluate_pair(outcome, tracker, model, model_cfg, data_cfg, loaded[data_name], cfg, measurements)

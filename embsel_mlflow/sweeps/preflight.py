@@ -6,20 +6,31 @@ its multi-line report.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from embsel_mlflow.sweeps.overrides import parse_overrides, preflight_jobs
 
 
-def check_sweep(step: str, overrides: list[str]) -> str | None:
+def check_sweep(
+    step: str, overrides: list[str], preflight: Callable[[str, list[str]], str | None] | None = None
+) -> str | None:
     """The one-line error of a sweep that cannot run, or None.
+
+    ``preflight(step, overrides)``: the one-line error of one job's composition (default:
+    ``config.compose.compose_error``).
 
     Composes every value of every enumerable sweep (see ``preflight_jobs``), then builds the
     sweeper from the composed ``hydra.sweeper`` (its own checks: direction, sampler, search space).
     """
     from hydra.utils import instantiate
 
+    from embsel_mlflow.config.compose import compose_error, config_error_message
     from embsel_mlflow.config.store import compose_config
-    from embsel_mlflow.entrypoints.hydra_app import config_error_message, preflight
     from embsel_mlflow.errors import EmbselError
+    from embsel_mlflow.sweeps.plugins import register_hydra_plugins
+
+    register_hydra_plugins()  # the sweeper is instantiated below
+    preflight = preflight or compose_error
 
     try:
         jobs = preflight_jobs(overrides)

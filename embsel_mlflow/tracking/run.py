@@ -14,6 +14,7 @@ import signal
 import threading
 import types
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from embsel_mlflow.config.schema import TrackingConfig
 from embsel_mlflow.errors import ConfigError, EmbselError
@@ -26,9 +27,13 @@ from embsel_mlflow.tracking.store import (
     open_store,
     quick_store_calls,
     resolve_tracking_uri,
+    store_error,
     validate_experiment_name,
 )
 from embsel_mlflow.tracking.system_tags import provenance_tags
+
+if TYPE_CHECKING:
+    from embsel_mlflow.tracking.repair import OrphanedRun
 
 # Exit codes of a process ended by a signal, as a shell reports them (128 + signal number).
 # Signals are IntEnums: a plain signal number finds its entry.
@@ -287,3 +292,20 @@ def record_failed_run(
 
 class _Recorded(EmbselError):
     """Internal: carries a reason through tracked_run so it ends the run FAILED."""
+
+
+def repair_runs(tracking_uri: str | None, *, dry_run: bool) -> tuple[list[OrphanedRun], str]:
+    """``embsel runs repair``: close (``dry_run``: list) this host's RUNNING runs whose process is
+    gone as KILLED; those runs, and "<host> in <store>" for the summary line."""
+    import socket
+
+    from embsel_mlflow.tracking.repair import find_orphaned_runs
+    from embsel_mlflow.tracking.store import display_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    client = open_store(uri)
+    try:
+        orphans = find_orphaned_runs(client) if dry_run else close_orphaned_runs(client)
+    except Exception as exc:
+        raise store_error(exc, uri) from exc
+    return orphans, f"{socket.gethostname()} in {display_uri(uri)}"

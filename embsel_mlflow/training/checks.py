@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.training.pairs import TrainPairs
+
+if TYPE_CHECKING:
+    from embsel_mlflow.config.schema import DataConfig, TrainConfig
 
 SAMPLERS = ("no_duplicates", "batch_sampler")
 
@@ -48,3 +54,41 @@ def _fills_a_batch(pairs: TrainPairs, batch_size: int) -> bool:
         if taken >= batch_size:
             return True
     return False
+
+
+def check_finetune(top_k: int, datasets: Mapping[str, DataConfig], train: TrainConfig) -> None:
+    """``select.finetune_top_k``: refuse, before anything is evaluated or trained, what would make every
+    fine-tune fail."""
+    from embsel_mlflow.training.losses import check_loss_fits
+    from embsel_mlflow.training.pairs import TASK_PAIRS
+
+    if top_k < 0:
+        raise ConfigError(f"select.finetune_top_k must be >= 0 (0 = no fine-tuning), got {top_k}")
+    if top_k == 0:
+        return
+    if train.resume:
+        raise ConfigError(
+            "train.resume continues one `embsel train` run; select.finetune_top_k starts new ones: "
+            "drop train.resume"
+        )
+    if not train.log_model:
+        raise ConfigError(
+            "select.finetune_top_k ranks each tuned model as logged in its run: set train.log_model=true"
+        )
+    check_sampler_name(train.batch_sampler)
+    for name, data in datasets.items():
+        task = str(data.task)
+        if data.train_split not in data.splits:
+            raise ConfigError(
+                f"select.finetune_top_k: dataset '{name}' has no '{data.train_split}' split to fine-tune "
+                f"on (splits: {', '.join(sorted(data.splits))}); add data.splits.{data.train_split} to "
+                f"its config, point datasets.{name}.train_split at another split, or drop the dataset"
+            )
+        kind = TASK_PAIRS.get(task)
+        if kind is None:
+            raise ConfigError(
+                f"select.finetune_top_k: dataset '{name}' ({task}) has no training pairs; "
+                "fine-tune on retrieval, STS, pair classification or classification datasets"
+            )
+        # the loss must fit every dataset's pairs (checked on their kind: no data is loaded yet)
+        check_loss_fits(train.loss, TrainPairs(kind, {}, f"{name}/{data.train_split} ({task})"))

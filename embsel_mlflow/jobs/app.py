@@ -15,12 +15,14 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from embsel_mlflow.config.compose import config_error_message, override_value, to_job_config
 from embsel_mlflow.config.schema import TrackingConfig
 from embsel_mlflow.errors import ConfigError, EmbselError
 
-T = TypeVar("T")
+__all__ = ["EXIT_BAD_INPUT", "app_output_dir", "config_error_message", "preflight", "report", "run_app"]
+__all__ += ["to_job_config", "unknown_option_error"]
 EXIT_BAD_INPUT = 2
 # Hydra's command-line flags that take a value (hydra._internal.utils.get_args_parser).
 _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn"}
@@ -30,28 +32,6 @@ KNOWN_HARMLESS_WARNINGS = (
     # mlflow.data, for every local table logged as a run input: the source it picks is right
     r"The specified dataset source can be interpreted in multiple ways",
 )
-
-
-def config_error_message(exc: BaseException, step: str) -> str:
-    """One line out of Hydra/OmegaConf's multi-line composition errors."""
-    parts: list[str] = []
-    seen: BaseException | None = exc
-    while seen is not None:
-        for line in str(seen).splitlines():
-            line = line.strip()
-            if line and not line.startswith(("object_type=", "reference_type=")) and line not in parts:
-                parts.append(line)
-        seen = seen.__cause__ or seen.__context__
-    detail = "; ".join(parts) or type(exc).__name__
-    return f"invalid config: {detail} (valid keys: `embsel {step} --cfg job`)"
-
-
-def _override_value(overrides: list[str], key: str) -> str | None:
-    for override in overrides:
-        name, sep, value = override.lstrip("+").partition("=")
-        if sep and name == key:
-            return value.strip("'\"") or None
-    return None
 
 
 def split_flags(args: list[str]) -> tuple[dict[str, str | None], list[str]]:
@@ -76,16 +56,40 @@ def split_flags(args: list[str]) -> tuple[dict[str, str | None], list[str]]:
 
 
 def preflight(step: str, overrides: list[str]) -> str | None:
-    """Compose once up front; the one-line error if the config does not compose.
+    """Compose once up front; the one-line error if the config does not compose, or names a task
+    family or a candidate kind that is not registered.
 
     Hydra would print a multi-line report and no MLflow run would record the failure.
     """
     from embsel_mlflow.config.store import compose_config
 
     try:
-        compose_config(step, overrides)
+        cfg = compose_config(step, overrides)
     except Exception as exc:  # Hydra raises several unrelated exception types here
         return config_error_message(exc, step)
+    return unregistered_error(cfg, step)
+
+
+def unregistered_error(cfg: Any, step: str) -> str | None:
+    """One line for a ``data.task`` or ``model.kind`` (anywhere in the config) no family or kind claims.
+
+    The schema types them as ``str`` so that a plug-in can register new ones; the registries
+    check them here, before any run starts, as the schema's enums once did at compose time.
+    """
+    from omegaconf import OmegaConf
+
+    from embsel_mlflow.candidates import check_kinds
+    from embsel_mlflow.families import check_families
+
+    try:
+        typed = OmegaConf.to_object(cfg)
+    except Exception:  # a missing or mistyped value: to_job_config reports it in the run
+        return None
+    try:
+        check_families(typed)
+        check_kinds(typed)
+    except ConfigError as exc:
+        return f"invalid config: {exc} (valid keys: `embsel {step} --cfg job`)"
     return None
 
 
@@ -93,7 +97,7 @@ def output_dir_problem(args: list[str], multirun: bool) -> str | None:
     """Why Hydra could not write its output dir (the job log), or None: tried for real, since
     permission bits do not tell (root, read-only mounts, ACLs)."""
     key, default = ("hydra.sweep.dir", "multirun") if multirun else ("hydra.run.dir", "outputs")
-    configured = _override_value(args, key) or default
+    configured = override_value(args, key) or default
     target = Path(configured.split("$", 1)[0] or ".").expanduser()
     existing = target
     while not existing.exists() and existing != existing.parent:
@@ -132,14 +136,23 @@ def report(message: str) -> None:
     print(f"error: {redact(' '.join(message.split()))}", file=sys.stderr)
 
 
-def run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], args: list[str]) -> int:
-    """Run ``job(cfg, tracking, overrides)`` as the Hydra app of ``step`` with ``args`` as its command line.
+Job = Callable[[Any, TrackingConfig, list[str]], Any]
 
-    ``job`` opens its run with ``tracking`` and must end it (see ``tracked_run``).
+
+def run_app(step: str, job: Job, args: list[str], *, check_options: bool = False) -> int:
+    """Run ``job(cfg, tracking, overrides)`` as the Hydra app of ``step`` with ``args`` as its command line;
+    the exit code.
+
+    ``job`` opens its run with ``tracking`` and must end it (``jobs.run.job_run`` does both).
+    ``check_options``: ``candidates=[...]`` / ``datasets=[...]`` / ``windows=[...]`` must name configs
+    that exist (in conf/ or a ``hydra.searchpath`` dir), else one line, a FAILED run and exit 2.
     """
     from embsel_mlflow.tracking.run import INTERRUPTED, SIGNAL_EXIT_CODES, RunTerminated, terminate_on_signals
     from embsel_mlflow.tracking.secrets import mask_override, remember_environment_secrets
 
+    _register_plugins()
+    if check_options and not _options_exist(step, args):
+        return EXIT_BAD_INPUT
     remember_environment_secrets()
     for arg in args:
         mask_override(arg)  # remembers the secret values typed on the command line
@@ -156,7 +169,7 @@ def run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], arg
             return SIGNAL_EXIT_CODES[signal.SIGINT]
 
 
-def _run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], args: list[str]) -> int:
+def _run_app(step: str, job: Job, args: list[str]) -> int:
     import hydra
 
     from embsel_mlflow.config.deletions import deletions_to_defaults
@@ -174,7 +187,7 @@ def _run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], ar
     multirun = "-m" in flags or "--multirun" in flags
     sweep = multirun and len(flags) == 1  # -m alone: a sweep to run (not --cfg, --help)
     if plain_run or show_config or sweep:
-        error = check_sweep(step, overrides) if multirun else preflight(step, overrides)
+        error = check_sweep(step, overrides, preflight) if multirun else preflight(step, overrides)
         if error:
             report(error)
             if plain_run or sweep:  # --cfg runs nothing, so it records nothing
@@ -235,6 +248,61 @@ def _run_app(step: str, job: Callable[[Any, TrackingConfig, list[str]], Any], ar
         sys.argv = saved_argv
 
 
+def _options_exist(step: str, args: list[str]) -> bool:
+    """The multi-select options in ``args`` exist; else one line, a FAILED run (a real run) and False."""
+    from embsel_mlflow.config.store import register_configs, searchpath_dirs
+    from embsel_mlflow.tracking.run import record_failed_run
+
+    # model/data configs in a hydra.searchpath dir can be candidates/datasets too
+    register_configs(searchpath_dirs(args))
+    error = unknown_option_error(args)
+    if error is None:
+        return True
+    report(error)
+    if not any(arg.startswith("-") for arg in args):  # a real run (not --cfg/--help): record it
+        _record_failure(step, args, error, record_failed_run)
+    return False
+
+
+def _register_plugins() -> None:
+    """What the configs need from the layers above config: the sweepers' plugin root on the path."""
+    from embsel_mlflow.sweeps.plugins import register_hydra_plugins
+
+    register_hydra_plugins()
+
+
+def unknown_option_error(args: list[str]) -> str | None:
+    """One line for ``candidates=[...]`` / ``datasets=[...]`` naming a config that does not exist."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from embsel_mlflow.config.store import MULTI_SELECT_GROUPS, group_options, searchpath_dirs
+
+    plain = [arg for arg in args if not arg.startswith("-")]
+    search_dirs = searchpath_dirs(plain)
+    parser = OverridesParser.create()
+    parsed = []
+    for arg in plain:
+        try:
+            parsed += parser.parse_overrides([arg])
+        except Exception:  # not an override (e.g. the `job` of `--cfg job`) or bad syntax: Hydra reports it
+            continue
+    for override in parsed:
+        group = override.key_or_group
+        if group not in MULTI_SELECT_GROUPS or override.is_delete():
+            continue
+        value = override.value()
+        names = value if isinstance(value, list) else [value]
+        options = group_options(MULTI_SELECT_GROUPS[group], search_dirs)
+        for name in names:
+            if str(name) not in options:
+                what = {"candidates": "candidate", "windows": "window"}.get(group, "dataset")
+                return (
+                    f"unknown {what} '{name}': {group}=[...] takes {MULTI_SELECT_GROUPS[group]} configs "
+                    f"from conf/{MULTI_SELECT_GROUPS[group]}/: {', '.join(options)}"
+                )
+    return None
+
+
 def _skip_worker_exit_collection() -> None:
     """In a launcher's worker process (joblib's loky workers), skip Python's exit-time collection.
 
@@ -255,8 +323,8 @@ def _skip_worker_exit_collection() -> None:
 def _record_failure(step: str, overrides: list[str], reason: str, record_failed_run: Callable) -> None:
     """A FAILED run for a job that could not start, in the store the overrides name (best effort)."""
     tracking = TrackingConfig(
-        uri=_override_value(overrides, "tracking.uri"),
-        experiment=_override_value(overrides, "tracking.experiment") or TrackingConfig.experiment,
+        uri=override_value(overrides, "tracking.uri"),
+        experiment=override_value(overrides, "tracking.experiment") or TrackingConfig.experiment,
     )
     record_failed_run(
         tracking, entry_point=step, reason=reason, run_name=f"{step} (invalid config)", overrides=overrides
@@ -295,19 +363,3 @@ def app_output_dir() -> Path | None:
     # behind without a run dir (MissingMandatoryValue).
     except (ValueError, MissingMandatoryValue):
         return None
-
-
-def to_job_config(cfg: Any, schema: type[T], step: str) -> T:
-    """Resolve interpolations and convert to the typed dataclass; errors become one line."""
-    from omegaconf import OmegaConf
-
-    try:
-        obj = OmegaConf.to_object(cfg)
-    except Exception as exc:  # OmegaConf raises InterpolationResolutionError, ValidationError, ...
-        raise ConfigError(config_error_message(exc, step).removeprefix("invalid config: ")) from exc
-    if not isinstance(obj, schema):
-        raise ConfigError(f"config did not convert to {schema.__name__}")
-    from embsel_mlflow.candidates import check_kinds
-
-    check_kinds(obj)  # model.kind is a str: an unknown kind is refused here, in one line
-    return obj

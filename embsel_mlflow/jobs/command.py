@@ -45,7 +45,7 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str], body: Callable
     try:
         return body(parser.parse_args(argv))  # --help prints and exits 0
     except EmbselError as exc:
-        from embsel_mlflow.entrypoints.hydra_app import report
+        from embsel_mlflow.jobs.app import report
 
         report(str(exc))
         return EXIT_BAD_INPUT
