@@ -47,7 +47,7 @@ def main() -> int:
     from embsel_mlflow.jobs.app import to_job_config
     from embsel_mlflow.models.cache import open_cache
     from embsel_mlflow.monitoring.runner import monitor_window, prepare_reference
-    from embsel_mlflow.profiling.tokens import load_candidate_tokenizer
+    from embsel_mlflow.text.tokens import load_candidate_tokenizer
 
     composed = compose_config("evaluate", ["model=minilm", "data=banking77"])
     job = to_job_config(composed, EvaluateJobConfig, "evaluate")

@@ -43,7 +43,7 @@ def _child(rows: int, workdir: Path) -> dict:
     from embsel_mlflow.config.schema import ModelConfig, OfflineCopyConfig, ProfileConfig, TableConfig
     from embsel_mlflow.profiling.profile import profile_tables
     from embsel_mlflow.profiling.sources import raw_table
-    from embsel_mlflow.profiling.tokens import load_candidate_tokenizer
+    from embsel_mlflow.text.tokens import load_candidate_tokenizer
     from tests.tiny_models import build_tiny_bert
 
     hf_logging.set_verbosity_error()
@@ -93,7 +93,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as workdir:
             print(json.dumps(_child(args.child, Path(workdir))))
         return
-    from embsel_mlflow.profiling.language import language_identifier
+    from embsel_mlflow.text.language import language_identifier
 
     language_identifier()  # unpacked into the cache once (a no-op after the first profile)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}

@@ -51,7 +51,7 @@ def shared_data_dir() -> Path:
 @pytest.fixture(scope="session")
 def _language_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The profile's language model unpacked once per session (see profiling/language.py)."""
-    from embsel_mlflow.profiling.language import unpacked_model_dir
+    from embsel_mlflow.text.language import unpacked_model_dir
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EMBSEL_CACHE_DIR", str(tmp_path_factory.mktemp("langid")))

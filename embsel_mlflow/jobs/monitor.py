@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from embsel_mlflow.monitoring.plan import ReferenceSample, Seen
     from embsel_mlflow.monitoring.runner import Baseline, Reference, Score, WindowReport
     from embsel_mlflow.monitoring.windows import Window
-    from embsel_mlflow.profiling.tokens import CandidateTokenizer
+    from embsel_mlflow.text.tokens import CandidateTokenizer
     from embsel_mlflow.tracking.registered_model import RegisteredModel
     from embsel_mlflow.tracking.run_logger import RunLogger
 
@@ -269,7 +269,7 @@ def _reference(session: Session, sample: ReferenceSample) -> Reference:
 
 def _tokenizer(job: MonitorJobConfig) -> CandidateTokenizer:
     """The model's tokenizer for the text signals; word counts when it has none that loads."""
-    from embsel_mlflow.profiling.tokens import CandidateTokenizer, load_candidate_tokenizer
+    from embsel_mlflow.text.tokens import CandidateTokenizer, load_candidate_tokenizer
 
     assert job.model is not None
     try:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from embsel_mlflow.evaluation.base import TextEncoder
     from embsel_mlflow.monitoring.results import DriftResult
     from embsel_mlflow.monitoring.windows import Window
-    from embsel_mlflow.profiling.tokens import CandidateTokenizer
+    from embsel_mlflow.text.tokens import CandidateTokenizer
 
 OK, DRIFT, QUALITY_DROP = "ok", "drift", "quality_drop"
 log = logging.getLogger("embsel.monitor")

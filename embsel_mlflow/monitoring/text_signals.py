@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from embsel_mlflow.config.schema import ProfileConfig, TextSignalsConfig
-    from embsel_mlflow.profiling.tokens import CandidateTokenizer
+    from embsel_mlflow.text.tokens import CandidateTokenizer
 
 
 @dataclass
@@ -28,9 +28,9 @@ class TextProfile:
 
 def text_profile(texts: list[str], tokenizer: CandidateTokenizer, cfg: ProfileConfig) -> TextProfile:
     """Token statistics of every text and the language mix of a sample, via the profiling code."""
-    from embsel_mlflow.profiling.duplicates import evenly_spaced
-    from embsel_mlflow.profiling.language import language_mix
-    from embsel_mlflow.profiling.tokens import token_stats
+    from embsel_mlflow.text.duplicates import evenly_spaced
+    from embsel_mlflow.text.language import language_mix
+    from embsel_mlflow.text.tokens import token_stats
 
     tokens = token_stats(tokenizer, texts, batch_size=cfg.tokenize_batch_size)
     # a text's opening tells its language; the same sample rule as the profile's

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.config.schema import ProfileConfig
 from embsel_mlflow.errors import ConfigError
+from embsel_mlflow.profiling.column_profile import ColumnProfile
 from embsel_mlflow.profiling.columns import ColumnKind, ColumnType, as_strings, detect_column
 from embsel_mlflow.profiling.findings import Finding, Severity, severity_counts
 from embsel_mlflow.profiling.rules import column_findings, token_findings
 from embsel_mlflow.profiling.tasks import task_checks
-from embsel_mlflow.profiling.text_stats import TextStats, text_stats
-from embsel_mlflow.profiling.tokens import CandidateTokenizer, TokenStats, token_stats
+from embsel_mlflow.profiling.text_stats import text_stats
+from embsel_mlflow.text.tokens import CandidateTokenizer, token_stats
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -28,31 +29,6 @@ if TYPE_CHECKING:
 TEXT_ROLES = frozenset({"text", "s1", "s2", "title", "document"})
 # A retrieval corpus is embedded as "title text" (the BEIR convention the task loader follows).
 DOCUMENT = "document"
-
-
-@dataclass
-class ColumnProfile:
-    table: str  # table role: test, train, corpus, queries, qrels/test, table
-    column: str  # column name after the role mapping
-    type: ColumnType
-    text: TextStats | None = None
-    tokens: dict[str, TokenStats] = field(default_factory=dict)  # candidate -> stats
-    # non-empty texts as read, and normalised (same index): for token counts and cross-table checks
-    filled: pd.Series | None = field(default=None, repr=False)
-    normalized: pd.Series | None = field(default=None, repr=False)
-
-    @property
-    def key(self) -> str:
-        return f"{self.table}/{self.column}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "table": self.table,
-            "column": self.column,
-            "type": self.type.to_dict(),
-            "text": self.text.to_dict() if self.text else None,
-            "tokens": {name: stats.to_dict() for name, stats in self.tokens.items()},
-        }
 
 
 @dataclass
@@ -234,7 +210,7 @@ def profile_job_data(
 ) -> DataProfile:
     """The library call behind ``embsel profile``: a dataset config, or one raw table, for candidates."""
     from embsel_mlflow.profiling.sources import dataset_tables, raw_table
-    from embsel_mlflow.profiling.tokens import load_candidate_tokenizer
+    from embsel_mlflow.text.tokens import load_candidate_tokenizer
 
     cfg = cfg or ProfileConfig()
     wanted_table = table if table is not None and bool(table.path or table.hub) else None

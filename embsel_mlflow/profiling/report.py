@@ -8,7 +8,8 @@ import io
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from embsel_mlflow.profiling.profile import ColumnProfile, DataProfile
+    from embsel_mlflow.profiling.column_profile import ColumnProfile
+    from embsel_mlflow.profiling.profile import DataProfile
 
 _STYLE = (
     "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"

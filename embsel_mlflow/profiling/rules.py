@@ -9,7 +9,7 @@ from embsel_mlflow.profiling.findings import Finding, Severity, percent
 
 if TYPE_CHECKING:
     from embsel_mlflow.config.schema import ProfileConfig
-    from embsel_mlflow.profiling.profile import ColumnProfile
+    from embsel_mlflow.profiling.column_profile import ColumnProfile
 
 _MEDIA_WORDS = {ColumnKind.image_path: "image", ColumnKind.audio_path: "audio"}
 

@@ -5,32 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.profiling.duplicates import evenly_spaced, near_duplicates, normalize_texts
-from embsel_mlflow.profiling.language import language_mix, script_mix
+from embsel_mlflow.text.duplicates import evenly_spaced, near_duplicates, normalize_texts
+from embsel_mlflow.text.language import language_mix, script_mix
+from embsel_mlflow.text.lengths import LengthSummary
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
     from embsel_mlflow.config.schema import ProfileConfig
-
-
-@dataclass
-class LengthSummary:
-    min: float
-    mean: float
-    median: float
-    p95: float
-    max: float
-
-    @classmethod
-    def of(cls, values: np.ndarray) -> LengthSummary:
-        import numpy as np
-
-        if values.size == 0:
-            return cls(0, 0, 0, 0, 0)
-        p50, p95 = np.percentile(values, [50, 95])
-        return cls(float(values.min()), float(values.mean()), float(p50), float(p95), float(values.max()))
 
 
 @dataclass

@@ -56,7 +56,7 @@ class TokenStats:
         return self.unknown_tokens / self.total_tokens if self.total_tokens else 0.0
 
     def metrics(self) -> dict[str, float]:
-        from embsel_mlflow.profiling.text_stats import LengthSummary
+        from embsel_mlflow.text.lengths import LengthSummary
 
         summary = LengthSummary.of(self.lengths)
         metrics = {
@@ -73,7 +73,7 @@ class TokenStats:
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        from embsel_mlflow.profiling.text_stats import LengthSummary
+        from embsel_mlflow.text.lengths import LengthSummary
 
         return {
             "unit": self.unit,
