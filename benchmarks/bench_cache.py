@@ -33,7 +33,7 @@ def main() -> None:
 
     from mlflow import MlflowClient
 
-    from embsel_mlflow.config.schema import TrackingConfig
+    from embsel_mlflow.config import TrackingConfig
     from embsel_mlflow.config.store import compose_config
     from embsel_mlflow.jobs.evaluate import evaluate_job
 

@@ -41,7 +41,7 @@ def load_texts(n: int) -> tuple[list[str], str]:
 def build_model_config(name: str, tmp: Path):
     from omegaconf import OmegaConf
 
-    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.config import ModelConfig
 
     if name == "minilm":
         node = OmegaConf.merge(

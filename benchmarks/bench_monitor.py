@@ -41,7 +41,7 @@ def main() -> int:
     sys.path.insert(0, str(REPO_ROOT))
 
     from embsel_mlflow.candidates import build_encoder
-    from embsel_mlflow.config.schema import CacheConfig, EvaluateJobConfig, MonitorConfig
+    from embsel_mlflow.config import CacheConfig, EvaluateJobConfig, MonitorConfig
     from embsel_mlflow.config.store import compose_config
     from embsel_mlflow.families import load_task_data
     from embsel_mlflow.jobs.app import to_job_config

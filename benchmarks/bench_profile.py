@@ -40,7 +40,7 @@ def _child(rows: int, workdir: Path) -> dict:
     import pandas as pd
     from transformers.utils import logging as hf_logging
 
-    from embsel_mlflow.config.schema import ModelConfig, OfflineCopyConfig, ProfileConfig, TableConfig
+    from embsel_mlflow.config import ModelConfig, OfflineCopyConfig, ProfileConfig, TableConfig
     from embsel_mlflow.profiling.profile import profile_tables
     from embsel_mlflow.profiling.sources import raw_table
     from embsel_mlflow.text.tokens import load_candidate_tokenizer

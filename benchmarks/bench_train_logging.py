@@ -59,7 +59,7 @@ def _round(st_dir: Path, work: Path, steps: int, tracking: bool, logging_steps: 
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
     from sentence_transformers import SentenceTransformer
 
-    from embsel_mlflow.config.schema import TrainConfig
+    from embsel_mlflow.config import TrainConfig
     from embsel_mlflow.tracking.run_logger import RunLogger
     from embsel_mlflow.training.losses import build_loss
     from embsel_mlflow.training.trainer import fine_tune, training_arguments
@@ -93,7 +93,7 @@ def _round(st_dir: Path, work: Path, steps: int, tracking: bool, logging_steps: 
 
 def main() -> None:
     sys.path.insert(0, str(REPO_ROOT))
-    from embsel_mlflow.config.schema import TrainConfig
+    from embsel_mlflow.config import TrainConfig
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)

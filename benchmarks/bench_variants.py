@@ -37,7 +37,7 @@ def compose(candidate: str, datasets: list[str], variants: str):
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
-    from embsel_mlflow.config.schema import SelectJobConfig
+    from embsel_mlflow.config import SelectJobConfig
     from embsel_mlflow.config.store import register_configs
 
     register_configs([])
@@ -102,7 +102,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO_ROOT))
 
     from embsel_mlflow.candidates import build_encoder
-    from embsel_mlflow.config.schema import CacheConfig, Precision, Quantization
+    from embsel_mlflow.config import CacheConfig, Precision, Quantization
     from embsel_mlflow.families import load_task_data
     from embsel_mlflow.models.cache import open_cache
     from embsel_mlflow.models.calibration import texts_of

@@ -52,7 +52,7 @@ def main() -> int:
     import numpy as np
 
     from embsel_mlflow.candidates import build_encoder
-    from embsel_mlflow.config.schema import CacheConfig, DriftConfig, EvaluateJobConfig
+    from embsel_mlflow.config import CacheConfig, DriftConfig, EvaluateJobConfig
     from embsel_mlflow.config.store import compose_config
     from embsel_mlflow.families import load_task_data
     from embsel_mlflow.jobs.app import to_job_config

@@ -12,7 +12,7 @@ import pytest
 from mlflow import MlflowClient
 
 from embsel_mlflow.candidates.base import build_encoder
-from embsel_mlflow.config.schema import CacheConfig, ModelConfig
+from embsel_mlflow.config import CacheConfig, ModelConfig
 from embsel_mlflow.errors import ConfigError
 from embsel_mlflow.models.cache import (
     CachedEncoder,
@@ -236,7 +236,7 @@ def _metrics(store_uri: str) -> list[dict[str, float]]:
 
 
 def test_evaluate_uses_the_cache_and_logs_hits_and_misses(tiny_bert_dir: Path, store_uri: str) -> None:
-    from embsel_mlflow.config.schema import TrackingConfig
+    from embsel_mlflow.config import TrackingConfig
     from embsel_mlflow.config.store import compose_config
     from embsel_mlflow.jobs.evaluate import evaluate_job
 

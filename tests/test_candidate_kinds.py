@@ -20,7 +20,7 @@ from embsel_mlflow.candidates import (
     get_kind,
     register_kind,
 )
-from embsel_mlflow.config.schema import ModelConfig
+from embsel_mlflow.config import ModelConfig
 from embsel_mlflow.errors import ConfigError
 from embsel_mlflow.models.base import EmbeddingModel, encode_prompted
 from embsel_mlflow.models.identity import model_identity

@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
 from embsel_mlflow.candidates.base import build_encoder
-from embsel_mlflow.config.schema import (
+from embsel_mlflow.config import (
     Bm25Config,
     CacheConfig,
     LsaConfig,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from embsel_mlflow.config.schema import (
+from embsel_mlflow.config import (
     EvaluateJobConfig,
     JobConfig,
     ModelKind,

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from embsel_mlflow.config.schema import DataConfig, TableConfig, TaskType
+from embsel_mlflow.config import DataConfig, TableConfig, TaskType
 from embsel_mlflow.data import demo_data_dir, load_table
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.families import (
@@ -246,7 +246,7 @@ def test_config_errors(tmp_path: Path) -> None:
 def test_hub_dataset_offline_fails_with_one_line_and_the_fix(tmp_path: Path) -> None:
     # The real load_dataset path, in a subprocess so that offline mode is set before import.
     code = textwrap.dedent("""
-        from embsel_mlflow.config.schema import TableConfig
+        from embsel_mlflow.config import TableConfig
         from embsel_mlflow.data import load_table
         from embsel_mlflow.errors import DataError
         try:

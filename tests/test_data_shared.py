@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from embsel_mlflow.config.schema import DataConfig, TaskType
+from embsel_mlflow.config import DataConfig, TaskType
 from embsel_mlflow.data.task_data import TaskData
 from embsel_mlflow.families import load_task_data
 

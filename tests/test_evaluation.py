@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from embsel_mlflow.config.schema import EvaluationConfig, MetricSpec, TaskType
+from embsel_mlflow.config import EvaluationConfig, MetricSpec, TaskType
 from embsel_mlflow.data.task_data import TaskData
 from embsel_mlflow.errors import ConfigError, DataError, ModelError
 from embsel_mlflow.evaluation import EvalTask, TaskResult, TextEncoder

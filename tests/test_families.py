@@ -147,7 +147,7 @@ def test_the_registry_holds_the_toy_family_and_refuses_unknown_tasks_in_one_line
 
 
 def test_the_loader_and_monitor_ask_the_family(workspace: Path) -> None:
-    from embsel_mlflow.config.schema import DataConfig, TableConfig
+    from embsel_mlflow.config import DataConfig, TableConfig
     from embsel_mlflow.monitoring.windows import task_texts
 
     cfg = DataConfig(

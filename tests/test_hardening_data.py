@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embsel_mlflow.config.schema import EvaluationConfig
+from embsel_mlflow.config import EvaluationConfig
 from tests.cli_harness import Store, assert_one_line_error, invoke
 
 ZWSP, BOM = "\u200b", "\ufeff"

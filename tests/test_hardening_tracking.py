@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from embsel_mlflow.config.schema import TrackingConfig
+from embsel_mlflow.config import TrackingConfig
 from embsel_mlflow.tracking.repair import (
     HOST_TAG,
     PID_NAMESPACE_TAG,
@@ -266,7 +266,7 @@ def test_store_lock_lives_beside_the_store_not_in_tmpdir(history_store: Store) -
 
 _FIRST_RUN = """
 import sys
-from embsel_mlflow.config.schema import TrackingConfig
+from embsel_mlflow.config import TrackingConfig
 from embsel_mlflow.tracking.run import tracked_run
 with tracked_run(TrackingConfig(uri=sys.argv[1], experiment="race"), entry_point="e", run_name="r") as run:
     run.log_metrics({"m": 1.0})

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from embsel_mlflow.config.schema import ModelConfig, OfflineCopyConfig
+from embsel_mlflow.config import ModelConfig, OfflineCopyConfig
 from embsel_mlflow.errors import ConfigError, ModelError
 from embsel_mlflow.models import load_encoder, resolve_device, resolve_model_source
 

@@ -190,7 +190,7 @@ def test_registered_champion_is_monitored_with_its_source_run_as_baseline(
     tiny_st_dir: Path, tmp_path: Path
 ) -> None:
     from embsel_mlflow.candidates.base import build_encoder
-    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.config import ModelConfig
     from embsel_mlflow.selection.champion import register_champion
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embsel_mlflow.config.schema import DriftConfig
+from embsel_mlflow.config import DriftConfig
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.monitoring.classifier import classifier_test
 from embsel_mlflow.monitoring.drift import detect_drift, overall_drift

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from embsel_mlflow.config.schema import EvaluationConfig, TaskType
+from embsel_mlflow.config import EvaluationConfig, TaskType
 from embsel_mlflow.data.task_data import TaskData
 from embsel_mlflow.families import (
     ClassificationExamples,

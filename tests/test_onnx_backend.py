@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embsel_mlflow.config.schema import ModelConfig, VariantConfig
+from embsel_mlflow.config import ModelConfig, VariantConfig
 
 EXTRA = "backend=onnx needs the [onnx] extra: pip install 'embsel-mlflow[onnx]'"
 for module in ("onnxruntime", "onnx", "onnxscript"):

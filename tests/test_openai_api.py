@@ -16,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 from embsel_mlflow.candidates.base import build_encoder
-from embsel_mlflow.config.schema import ApiConfig, ModelConfig, TrackingConfig
+from embsel_mlflow.config import ApiConfig, ModelConfig, TrackingConfig
 from embsel_mlflow.config.store import compose_config
 from embsel_mlflow.errors import ModelError
 from embsel_mlflow.models.base import EmbeddingModel

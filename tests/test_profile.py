@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from embsel_mlflow.config.schema import (
+from embsel_mlflow.config import (
     DataConfig,
     ModelConfig,
     ModelKind,

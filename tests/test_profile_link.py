@@ -102,7 +102,7 @@ def test_evaluate_computes_then_reuses_the_profile_and_recomputes_for_changed_da
 
 
 def test_profile_link_false_links_nothing(tmp_path: Path, profiled: list[str]) -> None:
-    from embsel_mlflow.config.schema import ProfileConfig, TaskType, TrackingConfig
+    from embsel_mlflow.config import ProfileConfig, TaskType, TrackingConfig
     from embsel_mlflow.data.task_data import TableInfo
     from embsel_mlflow.profiling.link import link_profile
     from embsel_mlflow.tracking.run import tracked_run

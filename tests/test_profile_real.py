@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from embsel_mlflow.config.schema import DataConfig, ModelConfig, ProfileConfig
+from embsel_mlflow.config import DataConfig, ModelConfig, ProfileConfig
 from embsel_mlflow.config.store import compose_config
 from embsel_mlflow.jobs.app import to_job_config
 from embsel_mlflow.profiling.profile import profile_job_data

@@ -178,7 +178,7 @@ def test_parent_holds_the_decision(selected) -> None:
 
 
 def _embed_in_process(tiny_dir: Path, name: str, texts: list[str]) -> np.ndarray:
-    from embsel_mlflow.config.schema import EvaluateJobConfig
+    from embsel_mlflow.config import EvaluateJobConfig
     from embsel_mlflow.config.store import compose_config
     from embsel_mlflow.jobs.app import to_job_config
     from embsel_mlflow.models.encoder import load_encoder
@@ -250,7 +250,7 @@ def test_static_champion_round_trips_through_pyfunc(tiny_bert_dir: Path, tmp_pat
     import mlflow.pyfunc
 
     from embsel_mlflow.candidates.base import build_encoder
-    from embsel_mlflow.config.schema import ModelConfig, StaticConfig
+    from embsel_mlflow.config import ModelConfig, StaticConfig
     from embsel_mlflow.models.cache import EmbeddingCache
     from embsel_mlflow.tracking.embedding_model import save_embedding_model
 
@@ -287,7 +287,7 @@ def test_repeat_selection_reuses_measurements_and_loads_each_candidate_once(
     identical metrics, cache hits logged; each candidate loaded once, registration included; the
     step returns the winner's mean main score (a sweep's objective)."""
     from embsel_mlflow.candidates import base as factory
-    from embsel_mlflow.config.schema import TrackingConfig
+    from embsel_mlflow.config import TrackingConfig
     from embsel_mlflow.config.store import compose_config
     from embsel_mlflow.jobs.app import to_job_config
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from embsel_mlflow.config.schema import DataConfig, TableConfig, TaskType, TrainConfig
+from embsel_mlflow.config import DataConfig, TableConfig, TaskType, TrainConfig
 from embsel_mlflow.errors import ConfigError
 from embsel_mlflow.selection.finetune import tuned_name
 from embsel_mlflow.training.checks import check_finetune

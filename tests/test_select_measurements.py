@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embsel_mlflow.config.schema import EfficiencyConfig, EvaluateJobConfig, LsaConfig, ModelConfig
+from embsel_mlflow.config import EfficiencyConfig, EvaluateJobConfig, LsaConfig, ModelConfig
 from embsel_mlflow.models.cache import EmbeddingCache
 from embsel_mlflow.selection.measurement_cache import MEASURED, REUSED, MeasurementCache
 

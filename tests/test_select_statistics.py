@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from embsel_mlflow.config.schema import SelectConfig
+from embsel_mlflow.config import SelectConfig
 from embsel_mlflow.evaluation.base import TaskResult
 from embsel_mlflow.selection.decision import MEAN, decide
 from embsel_mlflow.selection.efficiency import Efficiency

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from embsel_mlflow.config.schema import TrackingConfig
+from embsel_mlflow.config import TrackingConfig
 from embsel_mlflow.errors import DataError
 from embsel_mlflow.tracking.params import MASK, config_to_params, flatten, mask_override, mask_secrets
 from embsel_mlflow.tracking.run import record_failed_run, tracked_run
@@ -133,7 +133,7 @@ def test_sigterm_ends_the_run_killed_not_running(store_uri: str, tmp_path: Path)
     ready = tmp_path / "ready"
     code = (
         "import sys, time\n"
-        "from embsel_mlflow.config.schema import TrackingConfig\n"
+        "from embsel_mlflow.config import TrackingConfig\n"
         "from embsel_mlflow.tracking.run import tracked_run\n"
         f"with tracked_run(TrackingConfig(uri={store_uri!r}), entry_point='e', run_name='r') as run:\n"
         f"    open({str(ready)!r}, 'w').write(run.run_id)\n"

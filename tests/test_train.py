@@ -48,7 +48,7 @@ def _runs(cwd: Path) -> list:
 @pytest.fixture(scope="module")
 def trained(tiny_st_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """One training run through the library call, the tuned model kept in memory."""
-    from embsel_mlflow.config.schema import TrainJobConfig
+    from embsel_mlflow.config import TrainJobConfig
     from embsel_mlflow.config.store import compose_config
     from embsel_mlflow.jobs.app import to_job_config
     from embsel_mlflow.tracking.config_logging import log_config

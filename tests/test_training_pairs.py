@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from embsel_mlflow.config.schema import LossConfig, TrainJobConfig
+from embsel_mlflow.config import LossConfig, TrainJobConfig
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.training.checks import check_batches
 from embsel_mlflow.training.losses import LOSSES, check_loss_fits
@@ -88,7 +88,7 @@ def test_batch_checks() -> None:
 
 
 def test_hard_negatives_come_from_the_corpus_and_are_not_the_positive(tiny_st_dir: Path) -> None:
-    from embsel_mlflow.config.schema import HardNegativesConfig, ModelConfig
+    from embsel_mlflow.config import HardNegativesConfig, ModelConfig
     from embsel_mlflow.models.encoder import load_encoder
     from embsel_mlflow.training.hard_negatives import add_hard_negatives
 
@@ -104,7 +104,7 @@ def test_hard_negatives_come_from_the_corpus_and_are_not_the_positive(tiny_st_di
 
 
 def test_hard_negatives_are_mined_through_the_encoders_cache(tiny_st_dir: Path, tmp_path: Path) -> None:
-    from embsel_mlflow.config.schema import HardNegativesConfig, ModelConfig
+    from embsel_mlflow.config import HardNegativesConfig, ModelConfig
     from embsel_mlflow.models.cache import CachedEncoder, EmbeddingCache
     from embsel_mlflow.models.encoder import load_encoder
     from embsel_mlflow.training.hard_negatives import add_hard_negatives

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from embsel_mlflow.config.schema import (
+from embsel_mlflow.config import (
     Backend,
     CalibrationConfig,
     DataConfig,
@@ -498,7 +498,7 @@ def test_real_variants_bar(shared_data_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("nncf", reason="int8 static calibration needs the [openvino] extra")
     import importlib.util
 
-    from embsel_mlflow.config.schema import CacheConfig
+    from embsel_mlflow.config import CacheConfig
     from embsel_mlflow.models.cache import open_cache
     from embsel_mlflow.selection import select_models
     from embsel_mlflow.selection.runner import default_loader

@@ -23,7 +23,7 @@ from embsel_mlflow.errors import ConfigError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from embsel_mlflow.config.schema import DataConfig, ModelConfig
+    from embsel_mlflow.config import DataConfig, ModelConfig
     from embsel_mlflow.models.base import EmbeddingModel
     from embsel_mlflow.models.cache import EmbeddingCache
     from embsel_mlflow.models.calibration import CalibrationTexts
@@ -95,7 +95,7 @@ def get_kind(name: Any, *, model: str | None = None) -> CandidateKind:
 def check_kinds(config: Any) -> None:
     """Refuse (one line) the first model config inside ``config`` (a typed job config, a mapping
     of candidates, a ModelConfig) whose ``kind`` is not registered."""
-    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.config import ModelConfig
 
     if isinstance(config, ModelConfig):
         get_kind(config.kind, model=config.name)
@@ -140,7 +140,7 @@ def build_encoder(
 
 def _calibration(cfg: ModelConfig, datasets: Sequence[DataConfig]) -> CalibrationTexts | None:
     """Calibration texts when the variant needs int8 ranges (the evaluation split is refused first)."""
-    from embsel_mlflow.config.schema import EmbeddingDtype, Quantization
+    from embsel_mlflow.config import EmbeddingDtype, Quantization
     from embsel_mlflow.models.calibration import calibration_texts
 
     variant = cfg.variant

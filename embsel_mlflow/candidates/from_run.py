@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from embsel_mlflow.candidates.base import BuildContext, CandidateKind, get_kind, register_kind
-from embsel_mlflow.config.schema import ModelKind
+from embsel_mlflow.config import ModelKind
 from embsel_mlflow.errors import ConfigError
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.config import ModelConfig
     from embsel_mlflow.models.base import EmbeddingModel
 
 

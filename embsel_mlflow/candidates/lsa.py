@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from embsel_mlflow.candidates.base import BuildContext, CandidateKind, register_kind
-from embsel_mlflow.config.schema import ModelKind
+from embsel_mlflow.config import ModelKind
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.config import ModelConfig
     from embsel_mlflow.models.lsa import LsaModel
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from embsel_mlflow.candidates.base import register_kind
 from embsel_mlflow.candidates.sentence_transformers import SentenceTransformersKind
-from embsel_mlflow.config.schema import ModelKind
+from embsel_mlflow.config import ModelKind
 
 
 class TransformersKind(SentenceTransformersKind):

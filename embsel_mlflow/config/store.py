@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from embsel_mlflow.config.schema import (
+from embsel_mlflow.config import (
     EvaluateJobConfig,
     MonitorJobConfig,
     ProfileJobConfig,

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.config.schema import TableConfig
+from embsel_mlflow.config import TableConfig
 from embsel_mlflow.errors import ConfigError, DataError
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from embsel_mlflow.config.schema import DataConfig, TableConfig
+    from embsel_mlflow.config import DataConfig, TableConfig
 
 _TRUE = {"1", "1.0", "true"}
 _FALSE = {"0", "0.0", "false"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from embsel_mlflow.config.schema import CacheConfig
+from embsel_mlflow.config import CacheConfig
 from embsel_mlflow.jobs.command import command_parser, run_command
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import evaluate
     import pandas as pd
 
-    from embsel_mlflow.config.schema import EvaluationConfig
+    from embsel_mlflow.config import EvaluationConfig
     from embsel_mlflow.data.task_data import DataWarning, TaskData
 
 logger = logging.getLogger(__name__)

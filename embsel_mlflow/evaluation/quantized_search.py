@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from embsel_mlflow.config.schema import EmbeddingDtype
+from embsel_mlflow.config import EmbeddingDtype
 from embsel_mlflow.evaluation.search import StreamingTopK
 from embsel_mlflow.models import stored_embedding_math as math
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from embsel_mlflow.config.schema import EvaluationConfig
+    from embsel_mlflow.config import EvaluationConfig
     from embsel_mlflow.data.tables import Tables
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.evaluation.base import EvalTask

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from embsel_mlflow.config.schema import TaskType
+from embsel_mlflow.config import TaskType
 from embsel_mlflow.data.tables import head, texts
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.evaluation.base import EvalTask, TaskOutput

@@ -10,7 +10,7 @@ from embsel_mlflow.errors import ConfigError
 from embsel_mlflow.families.registry import get_family
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import DataConfig, EvaluationConfig
+    from embsel_mlflow.config import DataConfig, EvaluationConfig
     from embsel_mlflow.evaluation.base import EvalTask
 
 

@@ -42,7 +42,7 @@ def get_family(name: str, *, dataset: str | None = None) -> TaskFamily:
 def check_families(config: Any) -> None:
     """Refuse (one line) the first data config inside ``config`` (a typed job config, a mapping of
     datasets, a DataConfig) whose ``task`` no family is registered for."""
-    from embsel_mlflow.config.schema import DataConfig
+    from embsel_mlflow.config import DataConfig
 
     if isinstance(config, DataConfig):
         get_family(config.task, dataset=config.name)

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from embsel_mlflow.config import TrackingConfig
 from embsel_mlflow.config.compose import config_error_message, override_value, to_job_config
-from embsel_mlflow.config.schema import TrackingConfig
 from embsel_mlflow.errors import ConfigError, EmbselError
 
 __all__ = ["EXIT_BAD_INPUT", "app_output_dir", "config_error_message", "preflight", "report", "run_app"]

@@ -10,10 +10,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.config.schema import EvaluateJobConfig, TrackingConfig
+from embsel_mlflow.config import EvaluateJobConfig, TrackingConfig
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import DataConfig, ModelConfig, ScoringJobConfig
+    from embsel_mlflow.config import DataConfig, ModelConfig, ScoringJobConfig
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.evaluation.base import TaskResult
     from embsel_mlflow.models.base import EmbeddingModel

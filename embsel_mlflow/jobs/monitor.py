@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.config.schema import MonitorJobConfig, TrackingConfig
+from embsel_mlflow.config import MonitorJobConfig, TrackingConfig
 from embsel_mlflow.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:

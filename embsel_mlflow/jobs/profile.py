@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.config.schema import ProfileJobConfig, TrackingConfig
+from embsel_mlflow.config import ProfileJobConfig, TrackingConfig
 
 if TYPE_CHECKING:
     from embsel_mlflow.profiling.profile import DataProfile

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from embsel_mlflow.config.compose import to_job_config
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import TrackingConfig
+    from embsel_mlflow.config import TrackingConfig
     from embsel_mlflow.tracking.run_logger import RunLogger
 
 T = TypeVar("T")

@@ -16,13 +16,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.config.schema import EvaluateJobConfig, SelectJobConfig, TrackingConfig
+from embsel_mlflow.config import EvaluateJobConfig, SelectJobConfig, TrackingConfig
 from embsel_mlflow.errors import ConfigError, EmbselError
 from embsel_mlflow.jobs.evaluate import evaluate_in_run, scoring_job
 from embsel_mlflow.jobs.run import child_run, job_run
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import DataConfig, ModelConfig, TrainConfig
+    from embsel_mlflow.config import DataConfig, ModelConfig, TrainConfig
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.evaluation.base import TaskResult
     from embsel_mlflow.selection import Selection
@@ -81,7 +81,7 @@ class ChildRunTracker:
 
 def _candidate_tags(candidate: str, model: ModelConfig) -> dict[str, str]:
     """A from_run candidate (a tuned model) names its train run; a variant names its settings."""
-    from embsel_mlflow.config.schema import ModelKind
+    from embsel_mlflow.config import ModelKind
     from embsel_mlflow.models.variants import variant_name
 
     if model.kind == ModelKind.from_run:
@@ -158,7 +158,7 @@ def _finetune(
     overrides: list[str],
 ) -> None:
     """One fine-tune as a child ``train`` run; a failure is recorded there and in ``finetune``."""
-    from embsel_mlflow.config.schema import TrainJobConfig
+    from embsel_mlflow.config import TrainJobConfig
     from embsel_mlflow.jobs import train
     from embsel_mlflow.tracking.run import one_line
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.config.schema import TrackingConfig, TrainJobConfig
+from embsel_mlflow.config import TrackingConfig, TrainJobConfig
 from embsel_mlflow.errors import ConfigError
 from embsel_mlflow.jobs.app import app_output_dir
 

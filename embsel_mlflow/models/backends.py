@@ -31,14 +31,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.config.schema import Backend, Precision, Quantization
+from embsel_mlflow.config import Backend, Precision, Quantization
 from embsel_mlflow.errors import ConfigError
 from embsel_mlflow.models.exported_forward import onnx_forward, onnx_session, openvino_forward
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.config import ModelConfig
     from embsel_mlflow.models.calibration import CalibrationTexts
 
 log = logging.getLogger("embsel.models")

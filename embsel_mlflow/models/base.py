@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.config import ModelConfig
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.models.resolve import ResolvedModel
 

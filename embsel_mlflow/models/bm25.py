@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embsel_mlflow.config.schema import Bm25Config
+from embsel_mlflow.config import Bm25Config
 from embsel_mlflow.errors import ConfigError, ModelError
 from embsel_mlflow.models.base import LEXICAL
 from embsel_mlflow.models.resolve import ResolvedModel
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.config import ModelConfig
     from embsel_mlflow.data.task_data import TaskData
 
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import CacheConfig
+    from embsel_mlflow.config import CacheConfig
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.models.base import EmbeddingModel
     from embsel_mlflow.models.resolve import ResolvedModel

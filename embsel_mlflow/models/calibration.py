@@ -20,7 +20,7 @@ import numpy as np
 from embsel_mlflow.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import CalibrationConfig, DataConfig
+    from embsel_mlflow.config import CalibrationConfig, DataConfig
     from embsel_mlflow.data.task_data import TaskData
 
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embsel_mlflow.config.schema import ModelKind, Precision
-from embsel_mlflow.config.schema import Pooling as PoolingMode
+from embsel_mlflow.config import ModelKind, Precision
+from embsel_mlflow.config import Pooling as PoolingMode
 from embsel_mlflow.errors import ConfigError, ModelError
 from embsel_mlflow.models.base import PretrainedCandidate
 from embsel_mlflow.models.device import resolve_device
@@ -26,7 +26,7 @@ from embsel_mlflow.models.resolve import (
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.config import ModelConfig
     from embsel_mlflow.models.calibration import CalibrationTexts
 
 ROLES = (None, "query", "document")

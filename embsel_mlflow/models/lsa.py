@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embsel_mlflow.config.schema import LsaConfig
+from embsel_mlflow.config import LsaConfig
 from embsel_mlflow.errors import ConfigError, DataError, ModelError
 from embsel_mlflow.models.base import FITTED
 from embsel_mlflow.models.resolve import ResolvedModel
@@ -24,7 +24,7 @@ from embsel_mlflow.models.resolve import ResolvedModel
 if TYPE_CHECKING:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.config import ModelConfig
     from embsel_mlflow.data.task_data import TaskData
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from embsel_mlflow.models.resolve import ResolvedModel
 if TYPE_CHECKING:
     from openai import OpenAI
 
-    from embsel_mlflow.config.schema import ApiConfig, ModelConfig
+    from embsel_mlflow.config import ApiConfig, ModelConfig
     from embsel_mlflow.data.task_data import TaskData
 
 # HTTP statuses worth retrying: timeouts, conflicts, rate limits and server errors.

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from embsel_mlflow.errors import ModelError
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.config import ModelConfig
 
 LOCAL = "local"
 OFFLINE_PACKAGE = "offline_package"

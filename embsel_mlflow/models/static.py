@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embsel_mlflow.config.schema import StaticConfig
+from embsel_mlflow.config import StaticConfig
 from embsel_mlflow.errors import ModelError
 from embsel_mlflow.models.base import (
     DISTILLED,
@@ -31,7 +31,7 @@ from embsel_mlflow.models.resolve import HUB, LOCAL, ResolvedModel, resolve_mode
 if TYPE_CHECKING:
     from model2vec import StaticModel as Model2Vec
 
-    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.config import ModelConfig
 
 log = logging.getLogger(__name__)
 _WEIGHTS = "model.safetensors"

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embsel_mlflow.config.schema import EmbeddingDtype
+from embsel_mlflow.config import EmbeddingDtype
 from embsel_mlflow.errors import ConfigError
 from embsel_mlflow.models import stored_embedding_math as math
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import VariantConfig
+    from embsel_mlflow.config import VariantConfig
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.models.calibration import CalibrationTexts
 

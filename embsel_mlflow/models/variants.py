@@ -1,7 +1,7 @@
 """Variants of a transformer candidate: their names, their checks and ``select.variants`` expansion.
 
 A variant is the candidate's ``ModelConfig`` with ``precision`` and ``variant.*`` set
-(:class:`~embsel_mlflow.config.schema.VariantConfig`). ``select.variants`` lists values per
+(:class:`~embsel_mlflow.config.VariantConfig`). ``select.variants`` lists values per
 axis; each candidate expands into its fp32 baseline plus one variant per listed value, one
 axis at a time (``minilm/fp32``, ``minilm/bf16``, ``minilm/int8-emb``, ...). A quantization is
 applied on every listed non-torch backend (``minilm/openvino-int8``), else on torch, except
@@ -17,11 +17,11 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.config.schema import Backend, EmbeddingDtype, ModelKind, Precision, Quantization
+from embsel_mlflow.config import Backend, EmbeddingDtype, ModelKind, Precision, Quantization
 from embsel_mlflow.errors import ConfigError
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.config import ModelConfig
 
 # The kinds with variants when the caller does not say (candidates/: ``CandidateKind.has_variants``)
 TRANSFORMER_KINDS = (ModelKind.sentence_transformers.value, ModelKind.transformers.value)

@@ -12,7 +12,7 @@ from embsel_mlflow.monitoring.results import DriftResult
 from embsel_mlflow.monitoring.sampling import Projection, fit_pca, subsample_indices
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import DriftConfig, DriftMethodConfig
+    from embsel_mlflow.config import DriftConfig, DriftMethodConfig
 
 MIN_TEXTS = 5  # per side: fewer cannot be tested (a permutation test of 2 vs 2 has 6 relabellings)
 

@@ -15,7 +15,7 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from embsel_mlflow.config.schema import DataConfig, TableConfig, TaskType
+from embsel_mlflow.config import DataConfig, TableConfig, TaskType
 from embsel_mlflow.errors import DataError
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from embsel_mlflow.errors import ConfigError, DataError
 if TYPE_CHECKING:
     import numpy as np
 
-    from embsel_mlflow.config.schema import MonitorConfig
+    from embsel_mlflow.config import MonitorConfig
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.monitoring.windows import Window
 

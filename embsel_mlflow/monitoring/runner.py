@@ -22,7 +22,7 @@ from embsel_mlflow.monitoring.text_signals import (
 )
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import MonitorConfig, ProfileConfig
+    from embsel_mlflow.config import MonitorConfig, ProfileConfig
     from embsel_mlflow.evaluation.base import TextEncoder
     from embsel_mlflow.monitoring.results import DriftResult
     from embsel_mlflow.monitoring.windows import Window

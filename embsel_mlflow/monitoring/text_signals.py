@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import ProfileConfig, TextSignalsConfig
+    from embsel_mlflow.config import ProfileConfig, TextSignalsConfig
     from embsel_mlflow.text.tokens import CandidateTokenizer
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from embsel_mlflow.config.schema import DataConfig, TableConfig
+from embsel_mlflow.config import DataConfig, TableConfig
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.families import family_of, get_family, load_task_data
 from embsel_mlflow.monitoring.judged_queries import (
@@ -24,7 +24,7 @@ from embsel_mlflow.monitoring.judged_queries import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from embsel_mlflow.config.schema import WindowFilesConfig
+    from embsel_mlflow.config import WindowFilesConfig
     from embsel_mlflow.data.task_data import TableInfo, TaskData
 
 TEXT_ROLES = ("text", "s1", "s2")  # the columns whose texts are embedded, in this order

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from embsel_mlflow.config.schema import ProfileConfig
+    from embsel_mlflow.config import ProfileConfig
     from embsel_mlflow.data.task_data import TableInfo
     from embsel_mlflow.tracking.run_logger import DatasetRef, RunLogger
 

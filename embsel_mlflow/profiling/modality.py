@@ -12,7 +12,7 @@ from embsel_mlflow.profiling.columns import ColumnKind, detect_column
 if TYPE_CHECKING:
     import pandas as pd
 
-    from embsel_mlflow.config.schema import ProfileConfig
+    from embsel_mlflow.config import ProfileConfig
     from embsel_mlflow.data.task_data import TableInfo, TaskData
 
 _GUARD_SAMPLE = 5000  # values inspected per column: the guard runs before every evaluation

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.config.schema import ProfileConfig
+from embsel_mlflow.config import ProfileConfig
 from embsel_mlflow.errors import ConfigError
 from embsel_mlflow.profiling.column_profile import ColumnProfile
 from embsel_mlflow.profiling.columns import ColumnKind, ColumnType, as_strings, detect_column
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from embsel_mlflow.config.schema import DataConfig, ModelConfig, TableConfig
+    from embsel_mlflow.config import DataConfig, ModelConfig, TableConfig
     from embsel_mlflow.data.task_data import TableInfo
 
 # Columns the data layer hands to models as text: always profiled as text (unless media/empty/vectors).

@@ -8,7 +8,7 @@ from embsel_mlflow.profiling.columns import ColumnKind
 from embsel_mlflow.profiling.findings import Finding, Severity, percent
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import ProfileConfig
+    from embsel_mlflow.config import ProfileConfig
     from embsel_mlflow.profiling.column_profile import ColumnProfile
 
 _MEDIA_WORDS = {ColumnKind.image_path: "image", ColumnKind.audio_path: "audio"}

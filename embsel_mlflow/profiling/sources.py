@@ -12,7 +12,7 @@ from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.families import get_family
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import DataConfig, TableConfig
+    from embsel_mlflow.config import DataConfig, TableConfig
 
 
 def dataset_tables(data: DataConfig) -> list[TableInfo]:

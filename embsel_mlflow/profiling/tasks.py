@@ -13,7 +13,7 @@ from embsel_mlflow.profiling.findings import Finding, Severity
 if TYPE_CHECKING:
     import pandas as pd
 
-    from embsel_mlflow.config.schema import ProfileConfig
+    from embsel_mlflow.config import ProfileConfig
     from embsel_mlflow.data.task_data import TableInfo
 
 

@@ -12,7 +12,7 @@ from embsel_mlflow.text.lengths import LengthSummary
 if TYPE_CHECKING:
     import pandas as pd
 
-    from embsel_mlflow.config.schema import ProfileConfig
+    from embsel_mlflow.config import ProfileConfig
 
 
 @dataclass

@@ -27,7 +27,7 @@ from embsel_mlflow.selection.result import (
 )
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import DataConfig, EvaluationConfig, ModelConfig, SelectConfig
+    from embsel_mlflow.config import DataConfig, EvaluationConfig, ModelConfig, SelectConfig
     from embsel_mlflow.selection.finetune import FineTuner
     from embsel_mlflow.selection.measurement_cache import MeasurementCache
     from embsel_mlflow.selection.runner import PairTracker
@@ -55,7 +55,7 @@ def select_models(
     fine-tuned and ranked again with the others; ``on_zero_shot`` sees the zero-shot selection
     before the first fine-tune starts.
     """
-    from embsel_mlflow.config.schema import EvaluationConfig, SelectConfig
+    from embsel_mlflow.config import EvaluationConfig, SelectConfig
     from embsel_mlflow.selection.runner import run_selection
     from embsel_mlflow.selection.statistics import CORRECTIONS
 

@@ -14,7 +14,7 @@ from embsel_mlflow.tracking.embedding_model import log_embedding_model
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.config import ModelConfig
 
 ARTIFACT_PATH = "champion"
 

@@ -22,7 +22,7 @@ from embsel_mlflow.selection.statistics import (
 )
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import SelectConfig
+    from embsel_mlflow.config import SelectConfig
     from embsel_mlflow.selection.runner import SelectionRun
 
 MEAN = "mean"  # the pseudo-dataset "mean over datasets" in score tables

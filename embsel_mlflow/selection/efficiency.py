@@ -20,7 +20,7 @@ import numpy as np
 from embsel_mlflow.families import family_of
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import EfficiencyConfig
+    from embsel_mlflow.config import EfficiencyConfig
     from embsel_mlflow.data.task_data import TaskData
 
 MB = 1024**2

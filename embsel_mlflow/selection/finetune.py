@@ -14,14 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.config.schema import ModelKind
+from embsel_mlflow.config import ModelKind
 from embsel_mlflow.selection.decision import MEAN
 from embsel_mlflow.selection.efficiency import uncached
 from embsel_mlflow.selection.measurement_cache import measure_now
 from embsel_mlflow.selection.runner import FineTune
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import (
+    from embsel_mlflow.config import (
         DataConfig,
         EfficiencyConfig,
         EvaluationConfig,

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from embsel_mlflow.selection.efficiency import Efficiency, measure_efficiency, sample_texts, uncached
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import EfficiencyConfig
+    from embsel_mlflow.config import EfficiencyConfig
     from embsel_mlflow.data.task_data import TaskData
 
 log = logging.getLogger("embsel.select")

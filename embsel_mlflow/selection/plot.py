@@ -13,7 +13,7 @@ from embsel_mlflow.selection.decision import CONSTRAINTS, MEAN
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from embsel_mlflow.config.schema import SelectConfig
+    from embsel_mlflow.config import SelectConfig
     from embsel_mlflow.selection.decision import Decision
 
 

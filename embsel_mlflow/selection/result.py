@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from embsel_mlflow.config.schema import DataConfig, EvaluationConfig, ModelConfig, SelectConfig
+    from embsel_mlflow.config import DataConfig, EvaluationConfig, ModelConfig, SelectConfig
     from embsel_mlflow.selection.decision import Decision
     from embsel_mlflow.selection.runner import SelectionRun
 

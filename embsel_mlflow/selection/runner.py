@@ -20,7 +20,7 @@ from embsel_mlflow.selection.efficiency import Efficiency, is_ranker, tokens_use
 from embsel_mlflow.selection.measurement_cache import Provenance, measure_now
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import (
+    from embsel_mlflow.config import (
         DataConfig,
         EfficiencyConfig,
         EvaluationConfig,

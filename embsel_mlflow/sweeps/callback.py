@@ -218,8 +218,8 @@ class MlflowSweepCallback(Callback):
 
 
 def _tracking_config(config: DictConfig, step: str) -> Any:
+    from embsel_mlflow.config import TrackingConfig
     from embsel_mlflow.config.compose import to_job_config
-    from embsel_mlflow.config.schema import TrackingConfig
 
     return to_job_config(config.tracking, TrackingConfig, step)
 

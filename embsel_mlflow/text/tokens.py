@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.config.schema import ModelKind
+from embsel_mlflow.config import ModelKind
 from embsel_mlflow.errors import ModelError
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.config import ModelConfig
 
 # Kinds that embed through a Hugging Face tokenizer (static: the teacher's tokenizer).
 _TOKENIZED_KINDS = {ModelKind.sentence_transformers, ModelKind.transformers, ModelKind.static}

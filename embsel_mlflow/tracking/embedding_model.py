@@ -26,7 +26,7 @@ from embsel_mlflow.errors import ModelError
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from embsel_mlflow.config.schema import ModelConfig
+    from embsel_mlflow.config import ModelConfig
 
 PYFUNC_FILE = Path(__file__).with_name("embedding_pyfunc.py")
 # The pyfunc's imports of this package's code, logged beside it (MLflow puts them on sys.path):
@@ -230,7 +230,7 @@ class LoggedModel:
         ``base``: a config whose settings win where set (a from_run candidate's prompts, batch
         size, device, ...); None: the logged settings alone, named as logged (else ``name``).
         """
-        from embsel_mlflow.config.schema import ModelConfig, ModelKind, StaticConfig
+        from embsel_mlflow.config import ModelConfig, ModelKind, StaticConfig
 
         settings = self.settings
         if base is None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from embsel_mlflow.config.schema import ModelConfig
+from embsel_mlflow.config import ModelConfig
 from embsel_mlflow.errors import ModelError
 from embsel_mlflow.tracking.embedding_model import read_logged_model
 

@@ -16,7 +16,7 @@ import types
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from embsel_mlflow.config.schema import TrackingConfig
+from embsel_mlflow.config import TrackingConfig
 from embsel_mlflow.errors import ConfigError, EmbselError
 from embsel_mlflow.tracking.experiment_ui import get_or_create_experiment
 from embsel_mlflow.tracking.repair import close_orphaned_runs, process_tags

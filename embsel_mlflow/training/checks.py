@@ -9,7 +9,7 @@ from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.training.pairs import TrainPairs
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import DataConfig, TrainConfig
+    from embsel_mlflow.config import DataConfig, TrainConfig
 
 SAMPLERS = ("no_duplicates", "batch_sampler")
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config.schema import EvaluationConfig, ModelConfig
+    from embsel_mlflow.config import EvaluationConfig, ModelConfig
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.evaluation.base import TaskResult
     from embsel_mlflow.models.resolve import ResolvedModel

@@ -17,7 +17,7 @@ from embsel_mlflow.training.pairs import PairKind, TrainPairs
 if TYPE_CHECKING:
     import numpy as np
 
-    from embsel_mlflow.config.schema import HardNegativesConfig
+    from embsel_mlflow.config import HardNegativesConfig
     from embsel_mlflow.data.task_data import TaskData
 
 

@@ -12,7 +12,7 @@ from embsel_mlflow.training.pairs import KIND_COLUMNS, PairKind, TrainPairs
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from embsel_mlflow.config.schema import LossConfig
+    from embsel_mlflow.config import LossConfig
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from embsel_mlflow.training.callbacks import MetricsCallback, MetricSink, StopOn
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from embsel_mlflow.config.schema import TrainConfig
+    from embsel_mlflow.config import TrainConfig
     from embsel_mlflow.training.evaluator import TaskEvaluator
     from embsel_mlflow.training.pairs import TrainPairs
 

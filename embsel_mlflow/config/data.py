@@ -1,0 +1,67 @@
+"""``conf/data/``: a dataset for one task family (``data/``, ``families/``): its tables and columns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from omegaconf import MISSING
+
+
+class TaskType(StrEnum):
+    retrieval = "retrieval"
+    sts = "sts"
+    pair_classification = "pair_classification"
+    classification = "classification"
+    clustering = "clustering"
+
+
+@dataclass
+class TableConfig:
+    """One table: local files (csv/tsv/json/jsonl/parquet, or any line format via a regex) or a hub split.
+
+    Reader options left as None inherit from ``data.reader``.
+    """
+
+    # A file, a glob (``sick/SICK_*.txt``) or a list of files/globs, relative to data.root unless
+    # absolute; several files are read with the same options and joined in order (globs sorted).
+    path: Any = None
+    hub: str | None = None  # Hugging Face dataset id (needs network)
+    subset: str | None = None  # hub dataset config name
+    split: str | None = None  # hub dataset split
+    format: str | None = None  # csv | tsv | json | jsonl | parquet | regex; None = from the file extension
+    delimiter: str | None = None  # one character; "\\t" (backslash t, as typed on a command line) = tab
+    header: bool | None = None  # False: the file has no header row (give column_names)
+    column_names: list[str] | None = None
+    quoting: str | None = None  # minimal | all | nonnumeric | none ("none" for files with stray quotes)
+    encoding: str | None = None  # e.g. utf-8, utf-8-sig (strips a BOM), latin-1
+    # format=regex: a Python regex matched against each whole non-blank line; its named groups
+    # are the columns, e.g. TREC's '(?P<label>[^:]+):(?P<fine>\\S+) (?P<text>.+)'.
+    pattern: str | None = None
+    # Task role -> column in this table, e.g. {s1: sentence1, s2: sentence2, score: score}.
+    columns: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """A dataset for one task.
+
+    ``splits`` maps a split name to the table that defines it. For retrieval the split table
+    is the qrels, and ``corpus`` and ``queries`` hold the BEIR corpus and queries.
+    """
+
+    name: str = MISSING
+    task: str = MISSING  # a registered task family (embsel_mlflow.families), checked when loaded
+    root: str = "."
+    eval_split: str = "test"
+    train_split: str = "train"  # classification: the split the classifier is fitted on
+    reader: TableConfig = field(default_factory=TableConfig)  # defaults shared by every table
+    splits: dict[str, TableConfig] = field(default_factory=dict)
+    corpus: TableConfig | None = None
+    queries: TableConfig | None = None
+    limit: int | None = None  # keep the first N eval examples (quick runs); None = all
+
+    def __post_init__(self) -> None:
+        if self.task in TaskType.__members__:  # a built-in family keeps its TaskType name
+            self.task = TaskType(self.task)

