@@ -28,3 +28,12 @@ class ModelError(EmbselError):
 
 class StoreError(EmbselError):
     """The MLflow tracking store cannot be used: unreachable, unwritable, damaged or misnamed."""
+
+
+def first_line(exc: BaseException, *, with_type: bool = False) -> str:
+    """The first line of a third-party exception's message (its type when it has none), to quote
+    inside one of our one-line errors; ``with_type`` prefixes the type (``OSError: ...``)."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {lines[0]}" if with_type else lines[0]

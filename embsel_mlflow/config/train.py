@@ -29,6 +29,8 @@ class HardNegativesConfig:
     range_max: int = 50
     relative_margin: float | None = 0.05  # a negative scores at most (1 - margin) x the positive
     sampling_strategy: str = "top"  # top | random
+    # Unused since mining encodes through the candidate and its embedding cache (at model.batch_size,
+    # as evaluate does); kept so existing configs still compose.
     batch_size: int = 64
 
 

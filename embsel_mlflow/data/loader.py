@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.config import TableConfig
-from embsel_mlflow.errors import ConfigError, DataError
+from embsel_mlflow.errors import ConfigError, DataError, first_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -108,8 +108,8 @@ def resolve_path(path: str | Path, root: str | Path, where: str = "") -> Path:
     except (RuntimeError, OSError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
         key = f"{where}.path: " if where else ""
         raise DataError(
-            f"{key}cannot resolve {candidate} ({_first_line(exc)}); it is probably a symlink loop, "
-            "fix or remove the link"
+            f"{key}cannot resolve {candidate} ({first_line(exc, with_type=True)}); "
+            "it is probably a symlink loop, fix or remove the link"
         ) from exc
 
 
@@ -303,7 +303,7 @@ def _read_error(exc: BaseException, path: Path, fmt: str, options: TableConfig, 
     if isinstance(cause, UnicodeDecodeError):
         return DataError(_encoding_message(path, options, where, cause))
     hint = _options_hint(where, fmt)
-    return DataError(f"{where}: cannot read {path} as {fmt}: {_first_line(cause)}; {hint}")
+    return DataError(f"{where}: cannot read {path} as {fmt}: {first_line(cause, with_type=True)}; {hint}")
 
 
 def _encoding_message(path: Path, options: TableConfig, where: str, cause: UnicodeDecodeError) -> str:
@@ -469,15 +469,15 @@ def _read_hub(options: TableConfig, where: str) -> pd.DataFrame:
         subset = f" subset {options.subset!r}" if options.subset else ""
         raise DataError(
             f"{where}: could not load hub dataset {options.hub!r}{subset} split {options.split!r} "
-            f"({_first_line(exc)}); without network access, download it elsewhere and set {where}.path "
-            f"to a local csv/jsonl/parquet copy (relative to data.root) instead of {where}.hub"
+            f"({first_line(exc, with_type=True)}); without network access, download it elsewhere and set "
+            f"{where}.path to a local csv/jsonl/parquet copy (relative to data.root) instead of {where}.hub"
         ) from exc
     return dataset.to_pandas()
 
 
 def _root_cause(exc: BaseException) -> str:
     """The innermost chained exception, as ``Type: first line`` (datasets wraps parser errors)."""
-    return _first_line(_innermost(exc))
+    return first_line(_innermost(exc), with_type=True)
 
 
 def _innermost(exc: BaseException) -> BaseException:
@@ -486,8 +486,3 @@ def _innermost(exc: BaseException) -> BaseException:
         seen.add(id(inner))
         exc = inner
     return exc
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from embsel_mlflow.errors import ConfigError, DataError, ModelError
+from embsel_mlflow.errors import ConfigError, DataError, ModelError, first_line
 
 if TYPE_CHECKING:
     import evaluate
@@ -204,9 +204,8 @@ class EvalTask(ABC):
         try:
             result = extra.module.compute(predictions=predictions, references=references, **extra.kwargs)
         except (ValueError, TypeError, KeyError) as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(
-                f"extra metric '{extra.prefix}' ({extra.path}) failed on {self._where()}: {first_line}; "
+                f"extra metric '{extra.prefix}' ({extra.path}) failed on {self._where()}: {first_line(exc)}; "
                 f"it receives {self.extra_metric_inputs}"
             ) from exc
         scalars = {}

@@ -11,7 +11,7 @@ import numpy as np
 
 from embsel_mlflow.config import ModelKind, Precision
 from embsel_mlflow.config import Pooling as PoolingMode
-from embsel_mlflow.errors import ConfigError, ModelError
+from embsel_mlflow.errors import ConfigError, ModelError, first_line
 from embsel_mlflow.models.base import PretrainedCandidate
 from embsel_mlflow.models.device import resolve_device
 from embsel_mlflow.models.exported_forward import torch_threads_for
@@ -337,11 +337,11 @@ def _as_model_error(source: ResolvedModel, local_only: bool) -> Iterator[None]:
         yield
     except SafetensorError as err:
         raise ModelError(
-            f"cannot load {what}: a .safetensors weights file is corrupt or truncated ({_first_line(err)}); "
+            f"cannot load {what}: a .safetensors weights file is corrupt or truncated ({first_line(err)}); "
             "download or save the model again"
         ) from err
     except (OSError, HFValidationError) as err:
-        reason = _first_line(err)
+        reason = first_line(err)
         if source.origin == HUB and local_only:
             raise ModelError(
                 f"cannot load {what} from the Hugging Face Hub (offline or unknown id); download it where "
@@ -360,10 +360,5 @@ def _as_model_error(source: ResolvedModel, local_only: bool) -> Iterator[None]:
                 "you trust that code"
             ) from err
         if "Unrecognized model" in str(err):  # transformers: config.json without a known model_type
-            raise ModelError(f"cannot load {what}: {_first_line(err)}") from err
+            raise ModelError(f"cannot load {what}: {first_line(err)}") from err
         raise
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embsel_mlflow.config import StaticConfig
-from embsel_mlflow.errors import ModelError
+from embsel_mlflow.errors import ModelError, first_line
 from embsel_mlflow.models.base import (
     DISTILLED,
     PretrainedCandidate,
@@ -160,7 +160,7 @@ def _distil_into(target: Path, teacher_dir: str, settings: StaticConfig, trust_r
             device="cpu",
         )
     except (OSError, ValueError) as err:
-        raise ModelError(f"cannot distil a static model from {teacher_dir}: {_first_line(err)}") from err
+        raise ModelError(f"cannot distil a static model from {teacher_dir}: {first_line(err)}") from err
     try:
         model.save_pretrained(str(tmp))
         os.replace(tmp, target)  # atomic; fails if another process already put its copy there
@@ -169,8 +169,3 @@ def _distil_into(target: Path, teacher_dir: str, settings: StaticConfig, trust_r
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

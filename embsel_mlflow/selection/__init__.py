@@ -62,10 +62,14 @@ def select_models(
     cfg = cfg or SelectConfig()
     evaluation = evaluation or EvaluationConfig()
     _check(cfg, CORRECTIONS)
+    from embsel_mlflow.candidates import get_kind
     from embsel_mlflow.models.variants import expand_variants
 
     # select.variants: each transformer candidate becomes its fp32 baseline plus named variants
-    candidates, baselines = expand_variants(candidates, cfg.variants)
+    # a kind says whether it has variants (transformer kinds: precision, backend, stored formats)
+    candidates, baselines = expand_variants(
+        candidates, cfg.variants, has_variants=lambda c: get_kind(c.kind).has_variants
+    )
     run = run_selection(
         candidates,
         datasets,

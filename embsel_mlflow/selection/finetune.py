@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from embsel_mlflow.candidates import get_kind
 from embsel_mlflow.config import ModelKind
 from embsel_mlflow.selection.decision import MEAN
 from embsel_mlflow.selection.efficiency import uncached
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("embsel.select")
 
 # What train_in_run can fine-tune: models with transformer weights (a from_run model is one too).
-FINETUNABLE_KINDS = (ModelKind.sentence_transformers, ModelKind.transformers, ModelKind.from_run)
 SUFFIX = "finetuned"
 # Trains ``model`` on ``data``'s train split and logs the tuned model in a run: sets the FineTune's
 # run_id, and its error (one line) when the training fails.
@@ -156,7 +156,7 @@ def _not_finetunable(name: str, selection: Selection) -> str | None:
     info, decision = selection.run.candidates[name], selection.decision
     if name not in decision.complete:
         return "not scored on every dataset"
-    if info.kind not in FINETUNABLE_KINDS:
+    if not get_kind(info.kind).trainable:
         return f"kind {info.kind}; only transformer candidates can be fine-tuned"
     baseline = selection.run.baselines.get(name, name)
     if baseline != name:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from embsel_mlflow.candidates import get_kind
 from embsel_mlflow.selection.decision import MEAN
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def leaderboard_frame(selection: SelectionRun, decision: Decision) -> pd.DataFra
         if not info.registrable and info.load_error is None:
             notes.append(
                 "not an embedding model: cannot be registered or monitored"
-                if info.kind == "bm25"
+                if not get_kind(info.kind).embeds
                 else "fitted per dataset: cannot be registered"
             )
         notes += [

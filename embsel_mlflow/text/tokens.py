@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from embsel_mlflow.config import ModelConfig
 
 # Kinds that embed through a Hugging Face tokenizer (static: the teacher's tokenizer).
-_TOKENIZED_KINDS = {ModelKind.sentence_transformers, ModelKind.transformers, ModelKind.static}
 _NO_LIMIT = 1_000_000  # transformers' "no limit" model_max_length is a huge int
 
 
@@ -88,7 +87,9 @@ class TokenStats:
 
 def load_candidate_tokenizer(name: str, cfg: ModelConfig) -> CandidateTokenizer:
     """The tokenizer of candidate ``name``; a ModelError when its files cannot be found."""
-    if cfg.kind not in _TOKENIZED_KINDS:
+    from embsel_mlflow.candidates import get_kind
+
+    if not get_kind(cfg.kind, model=name).tokenized:
         return CandidateTokenizer(name, note=f"{cfg.kind} has no tokenizer: word counts")
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging

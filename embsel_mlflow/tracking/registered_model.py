@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from embsel_mlflow.config import ModelConfig
-from embsel_mlflow.errors import ModelError
+from embsel_mlflow.errors import ModelError, first_line
 from embsel_mlflow.tracking.embedding_model import read_logged_model
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def load_registered_model(client: MlflowClient, uri: str, directory: Path) -> Re
             )
         )
     except Exception as exc:  # missing artifacts, unreachable artifact store
-        raise ModelError(f"cannot download the reference model {uri}: {_first_line(exc)}") from exc
+        raise ModelError(f"cannot download the reference model {uri}: {first_line(exc)}") from exc
     logged = read_logged_model(
         local,
         missing=f"{uri} is not an embsel embedding model (no settings.json + weights/ in its artifacts); "
@@ -78,11 +78,6 @@ def _model_version(client: MlflowClient, uri: str):
         raise
     except Exception as exc:  # RESOURCE_DOES_NOT_EXIST and the like
         raise ModelError(
-            f"cannot load the reference model {uri}: {_first_line(exc)}; check the name and alias "
+            f"cannot load the reference model {uri}: {first_line(exc)}; check the name and alias "
             "(`embsel select ... select.register=NAME` registers one as @champion)"
         ) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.errors import ConfigError
-from embsel_mlflow.families.retrieval import RetrievalExamples
+from embsel_mlflow.families import family_of
 from embsel_mlflow.training.pairs import PairKind, TrainPairs
 
 if TYPE_CHECKING:
@@ -67,7 +67,8 @@ def add_hard_negatives(
         raise ConfigError(
             f"train.hard_negatives.sampling_strategy={cfg.sampling_strategy!r} is unknown; use top or random"
         )
-    corpus = list(data.examples.corpus.values()) if isinstance(data.examples, RetrievalExamples) else None
+    # the family's document texts (a retrieval corpus) are the candidates; else the positives
+    corpus = family_of(data).texts(data.examples).get("document")
     mined = mine_hard_negatives(
         pairs.to_dataset(),
         # duck-typed (see EncoderAsModel): the candidate's embeddings, its SentenceTransformer's similarity
@@ -80,7 +81,6 @@ def add_hard_negatives(
         relative_margin=cfg.relative_margin,
         num_negatives=cfg.num_negatives,
         sampling_strategy=cfg.sampling_strategy,  # type: ignore[arg-type]  # checked above
-        batch_size=cfg.batch_size,
         output_format="n-tuple",
         verbose=False,
     )
