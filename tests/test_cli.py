@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from embsel_mlflow.data.demo import demo_data_dir
+from embsel_mlflow.data import demo_data_dir
 
 
 def _runs(cwd: Path) -> list:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from embsel_mlflow.data.demo import demo_data_dir
+from embsel_mlflow.data import demo_data_dir
 from embsel_mlflow.entrypoints import compare, evaluate, rerun
 from tests.test_sweeps import QUIET, _absolute_store, _runs, _split, _tiny, restore_logging  # noqa: F401
 

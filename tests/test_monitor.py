@@ -35,7 +35,7 @@ def _runs(cwd: Path) -> list:
 
 
 def _demo_test() -> pd.DataFrame:
-    from embsel_mlflow.data.demo import demo_data_dir
+    from embsel_mlflow.data import demo_data_dir
 
     return pd.read_csv(demo_data_dir() / "classification" / "test.csv")
 
@@ -222,7 +222,7 @@ def test_retrieval_windows_given_as_data_configs_are_rescored(tiny_bert_dir: Pat
     """Judged queries (qrels) in a window: nDCG@10 against the reference's; shuffled qrels alert."""
     import random
 
-    from embsel_mlflow.data.demo import demo_data_dir
+    from embsel_mlflow.data import demo_data_dir
 
     demo = demo_data_dir() / "retrieval"
     header, *rows = (demo / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()
@@ -275,7 +275,7 @@ def test_judged_query_window_files_are_rescored_against_the_reference_corpus(
     shuffled ones alert."""
     import json
 
-    from embsel_mlflow.data.demo import demo_data_dir
+    from embsel_mlflow.data import demo_data_dir
 
     demo = demo_data_dir() / "retrieval"
     queries = {
@@ -334,7 +334,7 @@ def test_retrieval_queries_are_embedded_in_the_query_role_from_evaluates_cache(
     them from the embedding cache."""
     import json
 
-    from embsel_mlflow.data.demo import demo_data_dir
+    from embsel_mlflow.data import demo_data_dir
     from embsel_mlflow.entrypoints.evaluate import main as evaluate_main
     from embsel_mlflow.models.cache import CachedEncoder
 

@@ -103,7 +103,7 @@ def test_planted_problems_are_found_with_exact_values_and_nothing_else(tmp_path:
 
 
 def test_a_clean_dataset_has_no_warning(tmp_path: Path) -> None:
-    from embsel_mlflow.data.demo import demo_data_dir
+    from embsel_mlflow.data import demo_data_dir
 
     data = DataConfig(
         name="demo",
@@ -222,7 +222,7 @@ def test_near_duplicates_match_datasketch_minhash_lsh() -> None:
     from datasketch import MinHash, MinHashLSH
     from datasketch.lsh import _optimal_param
 
-    from embsel_mlflow.profiling import duplicates
+    from embsel_mlflow.text import duplicates
 
     for threshold, num_perm in ((0.5, 32), (0.8, 64), (0.9, 128)):
         assert duplicates.lsh_bands(threshold, num_perm) == _optimal_param(threshold, num_perm, 0.5, 0.5)
@@ -249,7 +249,7 @@ def test_language_model_is_unpacked_once_and_classifies_as_py3langid(
 ) -> None:
     from py3langid.langid import classify
 
-    from embsel_mlflow.profiling import language
+    from embsel_mlflow.text import language
 
     monkeypatch.setenv("EMBSEL_CACHE_DIR", str(tmp_path / "cache"))
     language.language_identifier.cache_clear()

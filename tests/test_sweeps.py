@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from embsel_mlflow.data.demo import demo_data_dir
+from embsel_mlflow.data import demo_data_dir
 from embsel_mlflow.sweeps.overrides import job_label, preflight_jobs, swept_keys
 from embsel_mlflow.tracking.store import open_store
 from tests.test_server import server  # noqa: F401  (fixture: a live mlflow server on 127.0.0.1)

@@ -13,6 +13,7 @@ from embsel_mlflow.config import (
     SelectJobConfig,
     TrainJobConfig,
 )
+from embsel_mlflow.config.paths import config_dir, demo_data_dir
 
 # Primary config name -> schema. Each conf/<name>.yaml lists "<name>_schema" first in its
 # defaults, so every key it (and every group option) sets is type-checked at compose time.
@@ -26,18 +27,6 @@ SCHEMAS: dict[str, type] = {
 # Group -> the group whose options it can select several of at once (``candidates=[a,b]``):
 # each option of the source group is offered under its own key, e.g. candidates.minilm.
 MULTI_SELECT_GROUPS: dict[str, str] = {"candidates": "model", "datasets": "data", "windows": "data"}
-
-
-def config_dir() -> Path:
-    """The conf/ tree: inside the installed wheel, or at the top of a source checkout."""
-    here = Path(__file__).resolve().parent.parent  # embsel_mlflow/
-    bundled = here / "conf"
-    return bundled if bundled.is_dir() else here.parent / "conf"
-
-
-def demo_data_dir() -> Path:
-    """The bundled demo datasets (``embsel_mlflow/demo_data``): package files, like conf/."""
-    return Path(__file__).resolve().parent.parent / "demo_data"
 
 
 def register_resolvers() -> None:

@@ -3,7 +3,7 @@
 The task families (``embsel_mlflow.families``) build their examples from these tables.
 """
 
-from embsel_mlflow.data.demo import demo_data_dir
+from embsel_mlflow.config.paths import demo_data_dir
 from embsel_mlflow.data.loader import load_table
 from embsel_mlflow.data.task_data import DataWarning, Family, TableInfo, TaskData
 

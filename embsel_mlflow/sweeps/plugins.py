@@ -15,7 +15,19 @@ PLUGIN_ROOT = Path(__file__).resolve().parent / "hydra_plugin_root"
 
 
 def register_hydra_plugins() -> None:
-    """Idempotent: add our plugin root to the import path once, before Hydra scans its plugins."""
+    """Idempotent: our plugin root on the import path, and our sweepers known to Hydra's plugins.
+
+    Hydra scans its plugins once per process. One that scanned before our root was on the path (a
+    config composed earlier in the same process, e.g. from a notebook or a test) learns ours
+    through ``Plugins.register``, Hydra's public way to add a plugin class.
+    """
+    from hydra.core.plugins import Plugins
+
     root = str(PLUGIN_ROOT)
     if root not in sys.path:
         sys.path.append(root)
+    from hydra_plugins.embsel_sweepers.sweepers import GridSweeper, OptunaSweeper
+
+    plugins = Plugins.instance()
+    for sweeper in (GridSweeper, OptunaSweeper):
+        plugins.register(sweeper)
