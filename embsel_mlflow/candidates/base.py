@@ -13,8 +13,7 @@ settings)`` where ``settings`` is the kind's own config section, if any.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -96,15 +95,10 @@ def check_kinds(config: Any) -> None:
     """Refuse (one line) the first model config inside ``config`` (a typed job config, a mapping
     of candidates, a ModelConfig) whose ``kind`` is not registered."""
     from embsel_mlflow.config import ModelConfig
+    from embsel_mlflow.config.walk import nodes_of
 
-    if isinstance(config, ModelConfig):
-        get_kind(config.kind, model=config.name)
-    elif isinstance(config, Mapping):
-        for value in config.values():
-            check_kinds(value)
-    elif dataclasses.is_dataclass(config) and not isinstance(config, type):
-        for item in dataclasses.fields(config):
-            check_kinds(getattr(config, item.name))
+    for model in nodes_of(config, ModelConfig):
+        get_kind(model.kind, model=model.name)
 
 
 def build_encoder(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -43,15 +42,10 @@ def check_families(config: Any) -> None:
     """Refuse (one line) the first data config inside ``config`` (a typed job config, a mapping of
     datasets, a DataConfig) whose ``task`` no family is registered for."""
     from embsel_mlflow.config import DataConfig
+    from embsel_mlflow.config.walk import nodes_of
 
-    if isinstance(config, DataConfig):
-        get_family(config.task, dataset=config.name)
-    elif isinstance(config, Mapping):
-        for value in config.values():
-            check_families(value)
-    elif dataclasses.is_dataclass(config) and not isinstance(config, type):
-        for item in dataclasses.fields(config):
-            check_families(getattr(config, item.name))
+    for data in nodes_of(config, DataConfig):
+        get_family(data.task, dataset=data.name)
 
 
 def family_of(data: TaskData) -> TaskFamily:

@@ -12,22 +12,28 @@ import sys
 from pathlib import Path
 
 PLUGIN_ROOT = Path(__file__).resolve().parent / "hydra_plugin_root"
+SHIM = "hydra_plugins.embsel_sweepers.sweepers"  # the module under PLUGIN_ROOT that names our sweepers
 
 
 def register_hydra_plugins() -> None:
     """Idempotent: our plugin root on the import path, and our sweepers known to Hydra's plugins.
 
-    Hydra scans its plugins once per process. One that scanned before our root was on the path (a
-    config composed earlier in the same process, e.g. from a notebook or a test) learns ours
-    through ``Plugins.register``, Hydra's public way to add a plugin class.
+    Hydra scans its plugins once per process, when they are first asked for. One that scanned
+    before our root was on the path (a config composed earlier in the same process, e.g. from a
+    notebook or a test) learns ours through ``Plugins.register``, Hydra's public way to add a
+    plugin class; otherwise its scan finds them (and the shim module is imported once only).
     """
     from hydra.core.plugins import Plugins
+    from hydra.plugins.sweeper import Sweeper
 
     root = str(PLUGIN_ROOT)
     if root not in sys.path:
         sys.path.append(root)
+    plugins = Plugins.instance()  # scans now, with our root on the path, unless it already has
+    known = {f"{cls.__module__}.{cls.__name__}" for cls in plugins.discover(Sweeper)}
+    if f"{SHIM}.GridSweeper" in known:
+        return
     from hydra_plugins.embsel_sweepers.sweepers import GridSweeper, OptunaSweeper
 
-    plugins = Plugins.instance()
     for sweeper in (GridSweeper, OptunaSweeper):
         plugins.register(sweeper)
