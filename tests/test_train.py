@@ -62,7 +62,7 @@ def trained(tiny_st_dir: Path, tmp_path_factory: pytest.TempPathFactory):
             *_tiny(tiny_st_dir),
             f"tracking.uri=sqlite:///{cwd / 'mlflow.db'}",
             f"train.register={REGISTERED}",
-            "train.system_metrics_interval_s=0.5",
+            "train.system_metrics_interval_s=0.1",  # the first sample well inside a short training
             "train.epochs=3",
         ]
         cfg = compose_config("train", overrides)
