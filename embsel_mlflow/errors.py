@@ -37,3 +37,7 @@ def first_line(exc: BaseException, *, with_type: bool = False) -> str:
     if not lines:
         return type(exc).__name__
     return f"{type(exc).__name__}: {lines[0]}" if with_type else lines[0]
+
+
+class MediaError(DataError):
+    """An image or audio input that cannot be used: names the row and the file, and the fix."""

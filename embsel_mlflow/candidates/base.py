@@ -61,6 +61,9 @@ class CandidateKind:
     embeds: bool = True
     has_variants: bool = False  # precision, backend, quantization and stored-embedding variants
     tokenized: bool = False  # its texts go through a tokenizer that profile can count tokens with
+    # What its encode() takes (media.TEXT, IMAGE, AUDIO): the modality guard routes on it, so a
+    # text model is refused on an image column with the kinds that fit named.
+    modalities: frozenset[str] = frozenset({"text"})
 
     def build(self, cfg: ModelConfig, context: BuildContext) -> EmbeddingModel:
         """The model ``cfg`` describes (the embedding cache and stored formats are added by the caller)."""

@@ -6,7 +6,7 @@ plain dataclasses, so the library can be used from Python without Hydra.
 """
 
 from embsel_mlflow.config.cache import CacheConfig
-from embsel_mlflow.config.data import DataConfig, TableConfig, TaskType
+from embsel_mlflow.config.data import DataConfig, MediaConfig, TableConfig, TaskType
 from embsel_mlflow.config.evaluation import EvaluationConfig, MetricSpec
 from embsel_mlflow.config.jobs import (
     EvaluateJobConfig,
@@ -57,6 +57,7 @@ __all__ = [
     "CalibrationConfig",
     "ClassifierConfig",
     "DataConfig",
+    "MediaConfig",
     "DriftConfig",
     "DriftMethodConfig",
     "EfficiencyConfig",

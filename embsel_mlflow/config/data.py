@@ -44,6 +44,15 @@ class TableConfig:
 
 
 @dataclass
+class MediaConfig:
+    """Limits on image and audio inputs (``media/``): a larger input is refused (or skipped), never decoded."""
+
+    max_image_pixels: int = 40_000_000  # width x height, read from the header
+    max_audio_seconds: float = 600.0  # read from the header
+    max_file_mb: float = 200.0  # any media file larger than this is refused before it is read
+
+
+@dataclass
 class DataConfig:
     """A dataset for one task.
 
@@ -61,6 +70,10 @@ class DataConfig:
     corpus: TableConfig | None = None
     queries: TableConfig | None = None
     limit: int | None = None  # keep the first N eval examples (quick runs); None = all
+    # Image and audio columns: a missing, corrupt, empty or over-limit file is one error line
+    # naming the row and file ("error"), or the row is left out, counted and logged ("skip").
+    on_bad_media: str = "error"
+    media: MediaConfig = field(default_factory=MediaConfig)
 
     def __post_init__(self) -> None:
         if self.task in TaskType.__members__:  # a built-in family keeps its TaskType name

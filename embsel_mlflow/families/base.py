@@ -44,6 +44,8 @@ class TaskFamily(ABC):
     # Columns (after the data config's role mapping) whose values a model embeds: the modality
     # guard checks them.
     embedded_columns: ClassVar[tuple[str, ...]] = ("text",)
+    # The modalities its evaluation embeds (media.TEXT, IMAGE, AUDIO): a candidate must take all.
+    modalities: ClassVar[frozenset[str]] = frozenset({"text"})
     # Columns a monitored window file needs to be re-scored with this family (None: never).
     window_columns: ClassVar[tuple[str, ...] | None] = None
     # The role whose texts monitor embeds as the reference (and evaluate encodes in that role).

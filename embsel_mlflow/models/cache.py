@@ -4,7 +4,8 @@ An embedding is keyed by (model key, role, text hash): the model key hashes the 
 identity (weights sha256 or hub revision, pooling, normalisation, prompts, max_seq_length,
 precision, truncation, kind settings), the role is ``query``, ``document`` or ``symmetric``
 (query and document embeddings are never shared: mteb issue 5383), and the text hash is a
-BLAKE2b-128 of the UTF-8 text.
+BLAKE2b-128 of the UTF-8 text (of an image or a clip: of its modality and content hash, never its
+path: ``media.item_hash``).
 
 Layout: ``<dir>/embeddings/<model key>/<role>/<uuid>.emb``, one shard per encode call with
 its misses. A shard is a 16-byte header (magic, version, dim, count), ``count`` text hashes,
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from embsel_mlflow.media.items import Media, item_hash
 
 if TYPE_CHECKING:
     from embsel_mlflow.config import CacheConfig
@@ -75,8 +78,9 @@ def open_cache(cfg: CacheConfig) -> EmbeddingCache | None:
     return EmbeddingCache(cache_dir(cfg), max_size_bytes=int(cfg.max_size_gb * _GB))
 
 
-def text_hash(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=_HASH_BYTES).digest()
+def text_hash(text: str | Media) -> bytes:
+    """The key of one input: BLAKE2b-128 of a text, or of an image's / a clip's modality and content."""
+    return item_hash(text)
 
 
 @dataclass
@@ -323,7 +327,7 @@ class CachedEncoder:
         return self._model_key
 
     def encode(
-        self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
+        self, texts: Sequence[str | Media], *, role: str | None = None, show_progress: bool = False
     ) -> np.ndarray:
         from embsel_mlflow.models.base import as_float32
 
