@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from embsel_mlflow.config import DataConfig, TableConfig
+    from embsel_mlflow.media.items import Media
 
 _TRUE = {"1", "1.0", "true"}
 _FALSE = {"0", "0.0", "false"}
@@ -216,3 +217,47 @@ def _strings(column: pd.Series) -> list[str]:
     """Values as ``str``, missing cells (None, NaN, NA) as "" (ints from json/parquet become "4983")."""
     missing = column.isna().tolist()
     return ["" if gone else str(value) for value, gone in zip(column.tolist(), missing, strict=True)]
+
+
+def media(
+    tables: Tables, frame: pd.DataFrame, role: str, loaded: Loaded, modality: str
+) -> tuple[pd.DataFrame, list[Media]]:
+    """(rows kept, their checked image/audio references) of the role's column of paths.
+
+    Paths are relative to ``data.root`` and must stay inside it. A missing, corrupt, empty or
+    over-limit file is one MediaError naming the row and file, or (``data.on_bad_media=skip``)
+    its row is left out of the returned frame, counted and logged as a ``bad_media_skipped``
+    warning. Only headers are read (and the bytes hashed); nothing is decoded here.
+    """
+    from pathlib import Path
+
+    from embsel_mlflow.errors import MediaError
+    from embsel_mlflow.media.paths import ERROR, check_on_bad_media, make_media
+
+    cfg = tables.cfg
+    on_bad = check_on_bad_media(cfg.on_bad_media)
+    root = Path(cfg.root).expanduser().resolve()
+    items: list[Media] = []
+    kept: list[int] = []
+    skipped: list[str] = []
+    for position, value in enumerate(frame[role].tolist()):
+        path, row = loaded.at(position)
+        try:
+            item = make_media(value, modality, root=root, row=row, where=path, limits=cfg.media)
+        except MediaError:
+            if on_bad == ERROR:
+                raise
+            skipped.append(str(value))
+            continue
+        items.append(item)
+        kept.append(position)
+    if skipped:
+        shown = ", ".join(repr(value) for value in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        tables.warn(
+            "bad_media_skipped",
+            f"{loaded.source}: {len(skipped)} row(s) with a missing, corrupt, empty or over-limit "
+            f"{modality} file left out (data.on_bad_media=skip): {shown}",
+            len(skipped),
+        )
+        frame = frame.iloc[kept]
+    return frame, items

@@ -35,6 +35,8 @@ class Media:
     row: int | None = field(default=None, compare=False)
     where: str = field(default="", compare=False)  # e.g. "digits/test": the table, for messages
     duration_s: float | None = field(default=None, compare=False)
+    # The configured limit it was checked against (max pixels, or max seconds): decoding keeps it.
+    limit: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.modality not in (IMAGE, AUDIO):

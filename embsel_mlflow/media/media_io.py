@@ -58,7 +58,9 @@ def open_image(source: Any, *, max_pixels: int = MAX_IMAGE_PIXELS) -> Any:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise BadMediaFile(f"too many pixels ({err})") from err
     except (OSError, SyntaxError, ValueError) as err:  # Pillow's words for truncated and corrupt data
-        raise BadMediaFile(f"corrupt or truncated image ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from err
+        raise BadMediaFile(
+            f"corrupt or truncated image ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+        ) from err
     return image if image.mode == "RGB" else image.convert("RGB")
 
 

@@ -91,7 +91,9 @@ def make_media(
     if isinstance(value, dict) and value.get("bytes") is not None:  # a datasets Image/Audio cell
         data = bytes(value["bytes"])
         if len(data) > limits.max_file_mb * _MB:
-            raise refuse(f"{len(data) / _MB:.0f} MB is over the limit of {limits.max_file_mb:g} MB (data.media.max_file_mb)")
+            raise refuse(
+                f"{len(data) / _MB:.0f} MB is over the limit of {limits.max_file_mb:g} MB (data.media.max_file_mb)"
+            )
         digest = content_digest(data)
     else:
         if isinstance(value, dict):
@@ -110,7 +112,9 @@ def make_media(
         if size == 0:
             raise refuse("the file is empty (0 bytes)")
         if size > limits.max_file_mb * _MB:
-            raise refuse(f"{size / _MB:.0f} MB is over the limit of {limits.max_file_mb:g} MB (data.media.max_file_mb)")
+            raise refuse(
+                f"{size / _MB:.0f} MB is over the limit of {limits.max_file_mb:g} MB (data.media.max_file_mb)"
+            )
         path = str(resolved)
         try:
             digest = file_digest(path)
@@ -121,9 +125,10 @@ def make_media(
         duration = _check_header(item, limits)
     except BadMediaFile as err:
         raise refuse(str(err)) from None
-    if duration is not None:
-        item = Media(modality, source, digest, path=path, data=data, row=row, where=where, duration_s=duration)
-    return item
+    limit = limits.max_image_pixels if modality == IMAGE else limits.max_audio_seconds
+    return Media(
+        modality, source, digest, path=path, data=data, row=row, where=where, duration_s=duration, limit=limit
+    )
 
 
 def resolve_inside(value: str, root: Path) -> Path:
@@ -134,8 +139,14 @@ def resolve_inside(value: str, root: Path) -> Path:
     candidate = candidate if candidate.is_absolute() else root / candidate
     resolved = Path(os.path.realpath(candidate))
     if not resolved.is_relative_to(root):
-        how = "through a symlink" if Path(os.path.abspath(candidate)).is_relative_to(root) else "through '..' or an absolute path"
-        raise ValueError(f"{value!r} leads outside data.root ({root}) {how}; media files must be inside data.root")
+        how = (
+            "through a symlink"
+            if Path(os.path.abspath(candidate)).is_relative_to(root)
+            else "through '..' or an absolute path"
+        )
+        raise ValueError(
+            f"{value!r} leads outside data.root ({root}) {how}; media files must be inside data.root"
+        )
     return resolved
 
 
@@ -149,7 +160,9 @@ def _check_header(item: Media, limits: MediaConfig) -> float | None:
                 width, height = image.size
                 image.verify()  # chunk structure and checksums, without decoding pixels
         except UnidentifiedImageError:
-            raise BadMediaFile("not an image Pillow can read (wrong extension, or not an image at all)") from None
+            raise BadMediaFile(
+                "not an image Pillow can read (wrong extension, or not an image at all)"
+            ) from None
         except (OSError, SyntaxError, ValueError) as err:
             raise BadMediaFile(f"corrupt or truncated image ({err})") from None
         if width * height > limits.max_image_pixels:
