@@ -459,3 +459,30 @@ def test_audio_text_retrieval_pairs_clips_with_their_transcripts(spoken):
     for loaded in (data, reverse):
         result = evaluate(loaded, encoder)
         assert 0.0 < result.main_score <= 1.0
+
+
+# --------------------------------------------------------------------------- conf/data examples
+
+
+@pytest.mark.parametrize(
+    ("option", "task", "items"),
+    [
+        ("digits", "image_classification", 597),
+        ("digits_clustering", "image_clustering", 597),
+        ("digits_zero_shot", "zero_shot_image_classification", 597),
+        ("spoken_speakers", "audio_clustering", 12),
+        ("spoken_speaker_id", "audio_classification", 3),
+        ("spoken_transcripts", "audio_to_text_retrieval", 3),
+    ],
+)
+def test_conf_data_examples_load_the_demo_layout(option, task, items, request):
+    from omegaconf import OmegaConf
+
+    from embsel_mlflow.config.store import compose_config
+
+    root = request.getfixturevalue("spoken" if option.startswith("spoken") else "digits")
+    root = root if isinstance(root, Path) else root["root"]
+    job = OmegaConf.to_object(compose_config("evaluate", [f"data={option}", f"data.root={root}"]))
+    assert job.data.task == task
+    data = load_task_data(job.data)
+    assert data.family.item_count(data.examples) == items
