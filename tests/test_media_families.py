@@ -200,6 +200,13 @@ def test_image_classification_on_digits_with_pixel_pca(digits, pixels):
     assert result.per_item["image"].iloc[0] == digits["test"][0][0]  # the path as the data gives it
     assert 80 <= result.num_texts_encoded - 597 <= 800  # the sampled train union + every test image
 
+    # a validation hold-out of train images keeps the media examples type
+    keep, held = data.family.hold_out(ex, lambda n: (np.arange(n - 50), np.arange(n - 50, n)))
+    assert type(keep) is type(held) is type(ex)
+    assert (len(keep.train_texts), len(held.test_texts)) == (850, 50) and held.test_texts[
+        0
+    ] == ex.train_texts[850]
+
 
 def test_image_clustering_on_digits(digits, pixels):
     data = load_task_data(data_config(digits["root"], "image_clustering", {"test": "test.csv"}))
@@ -237,6 +244,8 @@ def test_zero_shot_classifies_by_the_nearest_class_prompt(digits, prototypes):
     pairs = data.family.pair_columns(ex, pairs_per_class=1, seed=0)
     assert list(pairs) == ["image", "text"] and pairs["image"] == ex.items
     assert pairs["text"][0] == f"a handwritten digit {ex.labels[0]}"
+    keep, held = data.family.hold_out(ex, lambda n: (np.arange(n - 97), np.arange(n - 97, n)))
+    assert (len(keep.items), len(held.items)) == (500, 97) and held.classes == ex.classes
 
 
 def test_zero_shot_classes_come_from_the_whole_split_under_a_limit(digits, prototypes):
