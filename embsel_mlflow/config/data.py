@@ -15,6 +15,15 @@ class TaskType(StrEnum):
     pair_classification = "pair_classification"
     classification = "classification"
     clustering = "clustering"
+    image_classification = "image_classification"
+    image_clustering = "image_clustering"
+    zero_shot_image_classification = "zero_shot_image_classification"
+    image_to_text_retrieval = "image_to_text_retrieval"
+    text_to_image_retrieval = "text_to_image_retrieval"
+    audio_classification = "audio_classification"
+    audio_clustering = "audio_clustering"
+    audio_to_text_retrieval = "audio_to_text_retrieval"
+    text_to_audio_retrieval = "text_to_audio_retrieval"
 
 
 @dataclass
@@ -74,6 +83,8 @@ class DataConfig:
     # naming the row and file ("error"), or the row is left out, counted and logged ("skip").
     on_bad_media: str = "error"
     media: MediaConfig = field(default_factory=MediaConfig)
+    # zero_shot_image_classification: the text each class is embedded as ({label}: the class name).
+    label_template: str = "a photo of a {label}."
 
     def __post_init__(self) -> None:
         if self.task in TaskType.__members__:  # a built-in family keeps its TaskType name

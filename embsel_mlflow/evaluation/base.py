@@ -25,20 +25,22 @@ if TYPE_CHECKING:
 
     from embsel_mlflow.config import EvaluationConfig
     from embsel_mlflow.data.task_data import DataWarning, TaskData
+    from embsel_mlflow.media.items import Media
 
 logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
 class TextEncoder(Protocol):
-    """Anything that turns texts into a (len(texts), dim) array.
+    """Anything that turns inputs into a (len(texts), dim) array.
 
-    ``role`` is "query" or "document" for asymmetric tasks (retrieval) and None otherwise;
-    models use it to pick their prompts.
+    The inputs are texts, or image/audio :class:`~embsel_mlflow.media.Media` items (one modality
+    per call). ``role`` is "query" or "document" for asymmetric tasks (retrieval) and None
+    otherwise; models use it to pick their text prompts.
     """
 
     def encode(
-        self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
+        self, texts: Sequence[str | Media], *, role: str | None = None, show_progress: bool = False
     ) -> np.ndarray: ...
 
 
@@ -157,8 +159,10 @@ class EvalTask(ABC):
                 f"{scores[bad[0]]}); check that the gold values and the model's outputs vary"
             )
 
-    def _encode(self, encoder: TextEncoder, texts: Sequence[str], role: str | None = None) -> np.ndarray:
-        """Encode ``texts``, adding the time taken and the count to this evaluation's totals."""
+    def _encode(
+        self, encoder: TextEncoder, texts: Sequence[str | Media], role: str | None = None
+    ) -> np.ndarray:
+        """Encode ``texts`` (or media items), adding the time and the count to this evaluation's totals."""
         texts = list(texts)
         start = time.perf_counter()
         embeddings = encoder.encode(texts, role=role, show_progress=self.cfg.show_progress)

@@ -1,14 +1,32 @@
 """Task families: one registered object per kind of task (its examples, texts, evaluation, statistics).
 
-The built-ins (retrieval, sts, pair_classification, classification, clustering) are registered
-here; a new family registers itself with :func:`register_family` and is then usable as
-``data.task=<name>`` by every step.
+The built-ins (retrieval, sts, pair_classification, classification, clustering, and the image and
+audio families of ``media_classification``, ``media_clustering``, ``zero_shot`` and
+``cross_modal_retrieval``) are registered here; a new family registers itself with
+:func:`register_family` and is then usable as ``data.task=<name>`` by every step.
 """
 
 from embsel_mlflow.families.base import PairKind, TaskFamily
 from embsel_mlflow.families.classification import ClassificationExamples, ClassificationFamily
 from embsel_mlflow.families.clustering import ClusteringExamples, ClusteringFamily
+from embsel_mlflow.families.cross_modal_retrieval import (
+    AudioToTextRetrievalFamily,
+    CrossModalExamples,
+    ImageToTextRetrievalFamily,
+    TextToAudioRetrievalFamily,
+    TextToImageRetrievalFamily,
+)
 from embsel_mlflow.families.loading import build_task, load_task_data
+from embsel_mlflow.families.media_classification import (
+    AudioClassificationFamily,
+    ImageClassificationFamily,
+    MediaClassificationExamples,
+)
+from embsel_mlflow.families.media_clustering import (
+    AudioClusteringFamily,
+    ImageClusteringFamily,
+    MediaClusteringExamples,
+)
 from embsel_mlflow.families.pair_classification import PairClassificationExamples, PairClassificationFamily
 from embsel_mlflow.families.registry import (
     FAMILIES,
@@ -21,6 +39,7 @@ from embsel_mlflow.families.registry import (
 )
 from embsel_mlflow.families.retrieval import RetrievalExamples, RetrievalFamily
 from embsel_mlflow.families.sts import STSExamples, STSFamily
+from embsel_mlflow.families.zero_shot import ZeroShotExamples, ZeroShotImageClassificationFamily
 
 # In the order the unknown-task error lists them.
 for _family in (
@@ -29,6 +48,15 @@ for _family in (
     PairClassificationFamily(),
     ClassificationFamily(),
     ClusteringFamily(),
+    ImageClassificationFamily(),
+    ImageClusteringFamily(),
+    ZeroShotImageClassificationFamily(),
+    ImageToTextRetrievalFamily(),
+    TextToImageRetrievalFamily(),
+    AudioClassificationFamily(),
+    AudioClusteringFamily(),
+    AudioToTextRetrievalFamily(),
+    TextToAudioRetrievalFamily(),
 ):
     register_family(_family, replace=True)
 
@@ -37,11 +65,15 @@ __all__ = [
     "TASKS",
     "ClassificationExamples",
     "ClusteringExamples",
+    "CrossModalExamples",
+    "MediaClassificationExamples",
+    "MediaClusteringExamples",
     "PairClassificationExamples",
     "PairKind",
     "RetrievalExamples",
     "STSExamples",
     "TaskFamily",
+    "ZeroShotExamples",
     "build_task",
     "check_families",
     "family_of",

@@ -10,9 +10,11 @@ none switches on types.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from embsel_mlflow.media.items import Media
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,6 +28,11 @@ if TYPE_CHECKING:
 # Splits a hold-out: item count -> (kept indices, held-out indices), sorted.
 Splitter = Callable[[int], tuple["np.ndarray", "np.ndarray"]]
 
+# One input a family hands to ``encode``: a text, or (image and audio families) a media.Media item.
+# Typed Any, not ``str | Media``: the text-only callers of ``texts()``, ``fit_texts()`` ... keep
+# their ``list[str]`` until they take media too.
+Item = Any
+
 
 class PairKind(StrEnum):
     """The training pairs a family's train split gives (training/pairs.py builds them)."""
@@ -33,6 +40,8 @@ class PairKind(StrEnum):
     positive = "positive"  # (anchor, positive[, negative_1, ...]): in-batch negatives
     scored = "scored"  # (sentence1, sentence2, score in [0, 1])
     labelled = "labelled"  # (sentence1, sentence2, label 0/1)
+    # ({image|audio}: Media item, text: its caption): CLIP/CLAP-style contrastive, in-batch negatives
+    media_text = "media_text"
 
 
 class TaskFamily(ABC):
@@ -127,3 +136,13 @@ class TaskFamily(ABC):
 def interleaved(first: list[str], second: list[str]) -> list[str]:
     """first[0], second[0], first[1], ...: the texts of sentence pairs, pair by pair."""
     return [text for pair in zip(first, second, strict=True) for text in pair]
+
+
+def item_names(items: Sequence[Item]) -> list[str]:
+    """How per-item tables show inputs: a text as itself, an image or audio item by its path as given."""
+    return [item.source if isinstance(item, Media) else item for item in items]
+
+
+def item_column(items: Sequence[Item]) -> str:
+    """The per-item table's input column: "text", or the items' modality ("image", "audio")."""
+    return items[0].modality if len(items) and isinstance(items[0], Media) else "text"

@@ -14,7 +14,7 @@ from embsel_mlflow.data.tables import head, texts
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.evaluation.base import EvalTask, TaskOutput
 from embsel_mlflow.evaluation.labels import case_clashes, label_ids
-from embsel_mlflow.families.base import PairKind, Splitter, TaskFamily
+from embsel_mlflow.families.base import PairKind, Splitter, TaskFamily, item_column, item_names
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -161,7 +161,7 @@ class ClassificationTask(EvalTask):
         majority = votes.argmax(axis=0)
         per_item = pd.DataFrame(
             {
-                "text": ex.test_texts,
+                item_column(ex.test_texts): item_names(ex.test_texts),
                 "label": [str(label) for label in ex.test_labels],
                 "predicted": [names[int(i)] for i in majority],
                 "agreement": votes.max(axis=0) / len(predictions),
@@ -238,10 +238,7 @@ class ClassificationFamily(TaskFamily):
 
     def item_statistic(self, per_item: pd.DataFrame, indices: np.ndarray) -> np.ndarray:
         """Accuracy of the predictions on each resample."""
-        correct = (per_item["label"].astype(str) == per_item["predicted"].astype(str)).to_numpy(
-            dtype=np.float64
-        )
-        return correct[indices].mean(axis=1)
+        return resampled_accuracy(per_item, indices)
 
     def pair_columns(self, examples: Any, *, pairs_per_class: int, seed: int) -> dict[str, list[Any]]:
         """(anchor, positive) drawn within each class of the train texts."""
@@ -252,9 +249,14 @@ class ClassificationFamily(TaskFamily):
         keep, held = split(len(examples.train_texts))
         texts, labels = examples.train_texts, examples.train_labels
         train_texts, train_labels = [texts[i] for i in keep], [labels[i] for i in keep]
+        same = type(examples)  # media families keep their own examples type
         return (
-            ClassificationExamples(train_texts, train_labels, [], []),
-            ClassificationExamples(
-                train_texts, train_labels, [texts[i] for i in held], [labels[i] for i in held]
-            ),
+            same(train_texts, train_labels, [], []),
+            same(train_texts, train_labels, [texts[i] for i in held], [labels[i] for i in held]),
         )
+
+
+def resampled_accuracy(per_item: pd.DataFrame, indices: np.ndarray) -> np.ndarray:
+    """Accuracy of the per-item ``predicted`` vs ``label`` columns on each row of ``indices``."""
+    correct = (per_item["label"].astype(str) == per_item["predicted"].astype(str)).to_numpy(dtype=np.float64)
+    return correct[indices].mean(axis=1)

@@ -12,7 +12,7 @@ from embsel_mlflow.data.tables import head, texts
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.evaluation.base import EvalTask, TaskOutput
 from embsel_mlflow.evaluation.labels import case_clashes, label_ids
-from embsel_mlflow.families.base import TaskFamily
+from embsel_mlflow.families.base import TaskFamily, item_column, item_names
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,7 +75,11 @@ class ClusteringTask(EvalTask):
         clusters = np.asarray(model.labels_, dtype=np.int64).tolist()
         scores = load_metric("clustering").compute(predictions=clusters, references=gold)
         per_item = pd.DataFrame(
-            {"text": ex.texts, "label": [str(label) for label in ex.labels], "cluster": clusters}
+            {
+                item_column(ex.texts): item_names(ex.texts),
+                "label": [str(label) for label in ex.labels],
+                "cluster": clusters,
+            }
         )
         return TaskOutput(scores=scores, per_item=per_item, metric_inputs=[(clusters, gold)])
 

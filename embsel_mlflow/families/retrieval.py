@@ -13,7 +13,7 @@ from embsel_mlflow.data.tables import check_known, documents, integers, texts, u
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.evaluation.base import EvalTask, TaskOutput
 from embsel_mlflow.evaluation.search import StreamingTopK
-from embsel_mlflow.families.base import PairKind, Splitter, TaskFamily
+from embsel_mlflow.families.base import PairKind, Splitter, TaskFamily, item_names
 from embsel_mlflow.models.base import Ranker
 
 if TYPE_CHECKING:
@@ -172,7 +172,8 @@ class RetrievalTask(EvalTask):
 
         ex: RetrievalExamples = self.examples
         k = PER_ITEM_K if PER_ITEM_K in k_values else max(k_values)
-        frame = pd.DataFrame({"query_id": query_ids, "query": [ex.queries[qid] for qid in query_ids]})
+        queries = item_names([ex.queries[qid] for qid in query_ids])
+        frame = pd.DataFrame({"query_id": query_ids, "query": queries})
         for family in ("ndcg_at", "recall_at", "mrr_at"):
             frame[f"{family}_{k}"] = per_query[f"{family}_{k}"]
         frame["top_doc_ids"] = [pred["doc_ids"][:PER_ITEM_TOP_DOCS] for pred in predictions]
@@ -253,7 +254,7 @@ class RetrievalFamily(TaskFamily):
 
         def subset(indices: np.ndarray) -> RetrievalExamples:
             ids = [query_ids[i] for i in indices]
-            return RetrievalExamples(
+            return type(examples)(  # media families keep their own examples type
                 corpus=examples.corpus,
                 queries={q: examples.queries[q] for q in ids if q in examples.queries},
                 qrels={q: examples.qrels[q] for q in ids},
