@@ -1,4 +1,4 @@
-"""``model.kind=image_features``: grayscale pixels or HOG + PCA fitted per dataset on its images (``model.image_features``)."""
+"""``model.kind=image_features``: pixels or HOG + PCA fitted per dataset on its images only."""
 
 from __future__ import annotations
 

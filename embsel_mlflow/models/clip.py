@@ -1,4 +1,4 @@
-"""``model.kind=clip``: an image-text dual encoder (CLIPModel, SiglipModel) through transformers' Auto classes.
+"""``model.kind=clip``: an image-text dual encoder (CLIPModel, SiglipModel) via transformers' Auto classes.
 
 Texts are embedded by the text tower (role prompts apply), images by the vision tower, into one
 space; the forward pass is ``clip_forward.py``, which the served model runs too. Loaded like
@@ -87,12 +87,19 @@ def forward_settings(cfg: ModelConfig) -> dict[str, Any]:
 def load_clip(cfg: ModelConfig) -> ClipModel:
     """Resolve and load the dual encoder ``cfg`` names, on ``model.device``."""
     from embsel_mlflow.models.device import resolve_device
-    from embsel_mlflow.models.encoder import _as_model_error, _check_model_dir, _no_loading_bars, check_model_config
+    from embsel_mlflow.models.encoder import (
+        _as_model_error,
+        _check_model_dir,
+        _no_loading_bars,
+        check_model_config,
+    )
     from embsel_mlflow.models.resolve import HUB, hub_offline_requested, probe_hub, resolve_model_source
 
     check_model_config(cfg)
     if cfg.variant.backend != "torch" or cfg.variant.quantization != "none":
-        raise ModelError(f"model '{cfg.name}' (kind=clip) has no variants: keep model.variant at its defaults")
+        raise ModelError(
+            f"model '{cfg.name}' (kind=clip) has no variants: keep model.variant at its defaults"
+        )
     source = resolve_model_source(cfg)
     if source.origin != HUB:
         _check_model_dir(Path(source.path_or_id))

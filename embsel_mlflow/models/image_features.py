@@ -85,7 +85,7 @@ class ImageFeaturesModel(MediaModel):
         """Once fitted: the fit is what gets logged and served."""
         return self.forward is not None
 
-    def for_dataset(self, data: TaskData) -> ImageFeaturesModel:  # type: ignore[override]
+    def for_dataset(self, data: TaskData) -> ImageFeaturesModel:
         """A copy fitted on ``data``'s images (see the module docstring); a saved fit as it is."""
         if self._saved:
             return self
@@ -113,9 +113,7 @@ class ImageFeaturesModel(MediaModel):
         """What ``image_features_forward`` reads (the kind's settings and ``normalize``)."""
         return {**dataclasses.asdict(self._settings), "normalize": bool(self._cfg.normalize)}
 
-    def encode(
-        self, texts: Any, *, role: str | None = None, show_progress: bool = False
-    ) -> np.ndarray:
+    def encode(self, texts: Any, *, role: str | None = None, show_progress: bool = False) -> np.ndarray:
         if self.forward is None:
             raise ModelError(
                 f"image feature model '{self._cfg.name}' is not fitted yet: call for_dataset(data) first"
@@ -186,7 +184,8 @@ def check_settings(settings: ImageFeaturesConfig) -> ImageFeaturesConfig:
     """Refuse settings no fit can use, before any image is read (one line each)."""
     if settings.features not in forward_module.FEATURES:
         raise ConfigError(
-            f"model.image_features.features={settings.features!r}: use one of {', '.join(forward_module.FEATURES)}"
+            f"model.image_features.features={settings.features!r}: "
+            f"use one of {', '.join(forward_module.FEATURES)}"
         )
     if settings.image_size < 1 or settings.dim < 1 or settings.max_fit_images < 2:
         raise ConfigError(
@@ -228,7 +227,9 @@ def fit(
 def _fit_items(data: TaskData) -> tuple[list[Media], str]:
     family = data.family
     if family is None:
-        raise DataError(f"image features cannot be fitted for dataset '{data.name}': it carries no task family")
+        raise DataError(
+            f"image features cannot be fitted for dataset '{data.name}': it carries no task family"
+        )
     items, what = family.fit_texts(data)
     images = [item for item in items if isinstance(item, Media) and item.modality == IMAGE]
     if len(images) != len(items):

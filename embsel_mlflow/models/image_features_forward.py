@@ -89,7 +89,8 @@ class ImageFeaturesForward:
             )
         if self.mean.shape[0] != feature_count(self.settings):
             raise ValueError(
-                f"the fit has {self.mean.shape[0]} features but its settings give {feature_count(self.settings)}"
+                f"the fit has {self.mean.shape[0]} features "
+                f"but its settings give {feature_count(self.settings)}"
             )
 
     @property
