@@ -263,3 +263,29 @@ def test_from_run_refuses_what_it_cannot_load_in_one_line(store_uri: str, tmp_pa
             tracking_uri=store_uri,
         )
     assert run_id in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.slow  # process-level (a real `mlflow models serve`); CI runs -m slow too
+def test_a_registered_image_baseline_is_served_over_http_on_image_paths(
+    digits, store_uri: str, tmp_path: Path
+) -> None:
+    from tests.model_server import served_embeddings
+
+    root, names = digits
+    cfg = ModelConfig(name="image_pixels_pca", name_or_path="pixels-pca", kind="image_features")
+    data = TaskData(
+        "digits", "image_classification", "test", None, family=ImagesFamily(_items(root, names[:200]))
+    )
+    fitted = build_encoder(cfg).for_dataset(data)
+    test = names[200:220]
+    client, run_id = _run(store_uri)
+    log_embedding_model(
+        client, run_id, fitted, "image_pixels_pca", register="digits-pixels", alias="champion"
+    )
+    served = served_embeddings(
+        "models:/digits-pixels@champion",
+        [str(root / name) for name in test],
+        cwd=tmp_path,
+        tracking_uri=store_uri,
+    )
+    assert np.abs(served - fitted.encode(_items(root, test))).max() < 1e-5

@@ -11,8 +11,9 @@ tokenizer: SigLIP's own class needs the sentencepiece package).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from tests.tiny_models import _CORPUS
 
@@ -109,8 +110,7 @@ def build_tiny_siglip(directory: str | Path) -> Path:
         unk_token="<unk>",
         model_max_length=TEXT_POSITIONS,
     )
-    config = _quietly(
-        SiglipConfig,
+    config = SiglipConfig(
         text_config=_tower(
             vocab_size=len(tokenizer),
             max_position_embeddings=TEXT_POSITIONS,
@@ -121,7 +121,8 @@ def build_tiny_siglip(directory: str | Path) -> Path:
         vision_config=_tower(image_size=IMAGE_SIZE, patch_size=PATCH_SIZE),
     )
     torch.manual_seed(SEED)
-    SiglipModel(config).save_pretrained(out)
+    with _quiet_transformers():
+        SiglipModel(config).save_pretrained(out)
     processor = SiglipProcessor(
         image_processor=SiglipImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}),
         tokenizer=tokenizer,
@@ -130,15 +131,16 @@ def build_tiny_siglip(directory: str | Path) -> Path:
     return out
 
 
-def _quietly(factory: Any, **kwargs: Any) -> Any:
-    """``factory(**kwargs)`` without transformers' warnings (SigLIP's config first builds its
-    default text config, whose token ids are outside a tiny vocabulary, and says so)."""
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No transformers warnings: saving a SigLIP config builds transformers' default SigLIP text
+    config to diff against, whose own token ids lie outside its vocabulary, and it says so."""
     from transformers.utils import logging as hf_logging
 
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        return factory(**kwargs)
+        yield
     finally:
         hf_logging.set_verbosity(level)
 
