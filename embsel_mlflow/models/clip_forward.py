@@ -70,7 +70,7 @@ class ClipForward:
                 f"{type(model).__name__} is not an image-text dual encoder "
                 "(no get_text_features / get_image_features)"
             )
-        processor = AutoProcessor.from_pretrained(name_or_path, backend=IMAGE_BACKEND, **hub_kwargs)
+        processor = AutoProcessor.from_pretrained(name_or_path, **_pil_backend(), **hub_kwargs)
         if not (hasattr(processor, "tokenizer") and hasattr(processor, "image_processor")):
             raise ValueError(f"{type(processor).__name__} has no tokenizer and image processor")
         return cls(model, processor, settings, device=device)
@@ -116,6 +116,15 @@ class ClipForward:
         """Weights (safetensors) and processor, loadable by :func:`load`."""
         self.model.save_pretrained(str(directory), safe_serialization=True)
         self.processor.save_pretrained(str(directory))
+
+
+def _pil_backend() -> dict[str, Any]:
+    """The processor kwarg that picks Pillow preprocessing (transformers 5: backend; 4.x: use_fast)."""
+    import transformers
+
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        return {"backend": IMAGE_BACKEND}
+    return {"use_fast": False}
 
 
 def _on(batch: Any, device: str) -> dict[str, Any]:

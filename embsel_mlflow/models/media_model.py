@@ -60,6 +60,7 @@ def encode_items(
     modalities: frozenset[str],
     dim: int,
     sample_rate: int | None = None,
+    show_progress: bool = False,
 ) -> np.ndarray:
     """Embed ``items`` (one modality) with ``forward``, one batch of ``cfg.batch_size`` decoded at a time.
 
@@ -67,6 +68,8 @@ def encode_items(
     (``media.decode``), so a large set is never held decoded. An input of a modality the model
     does not take is a one-line ModelError naming the ones it does.
     """
+    from tqdm.auto import tqdm
+
     from embsel_mlflow.media.decode import load_audio, load_images
 
     if isinstance(items, str):
@@ -80,6 +83,9 @@ def encode_items(
         return np.empty((0, dim), dtype=np.float32)
     inputs: Sequence[Any] = prompted_texts(cfg, items, role) if modality == TEXT else items  # type: ignore[arg-type]
     parts = []
+    progress = tqdm(
+        total=len(inputs), desc=f"Encoding {modality}s", unit=modality, disable=not show_progress, leave=False
+    )
     for batch in batches(inputs, cfg.batch_size):
         if modality == IMAGE:
             decoded: list[Any] = load_images(batch)
@@ -90,6 +96,8 @@ def encode_items(
         else:
             decoded = list(batch)
         parts.append(as_float32(forward.encode(decoded, modality), len(decoded)))
+        progress.update(len(decoded))
+    progress.close()
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
@@ -118,6 +126,7 @@ class MediaModel(PretrainedCandidate):
             modalities=self.modalities,
             dim=self.embedding_dim,
             sample_rate=self.sample_rate,
+            show_progress=show_progress,
         )
 
     def save_serving(self, directory: Path) -> dict[str, Any]:
