@@ -24,6 +24,8 @@ from embsel_mlflow.candidates import (
     bm25,
     openai_api,
     from_run,
+    clip,
+    image_features,
 )
 
 # isort: on
@@ -35,8 +37,10 @@ __all__ = [
     "bm25",
     "build_encoder",
     "check_kinds",
+    "clip",
     "from_run",
     "get_kind",
+    "image_features",
     "lsa",
     "openai_api",
     "register_kind",
