@@ -54,7 +54,7 @@ class TableConfig:
 
 @dataclass
 class MediaConfig:
-    """Limits on image and audio inputs (``media/``): a larger input is refused (or skipped), never decoded."""
+    """Limits on image and audio inputs (``media/``): a larger input is refused or skipped, never decoded."""
 
     max_image_pixels: int = 40_000_000  # width x height, read from the header
     max_audio_seconds: float = 600.0  # read from the header

@@ -15,6 +15,7 @@ import numpy as np
 if TYPE_CHECKING:
     from embsel_mlflow.config import ModelConfig
     from embsel_mlflow.data.task_data import TaskData
+    from embsel_mlflow.media import Media
     from embsel_mlflow.models.resolve import ResolvedModel
 
 # Origins of candidates that are not loaded from model files (ResolvedModel.origin).
@@ -39,7 +40,7 @@ class EmbeddingModel(Protocol):
         ...
 
     def encode(
-        self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
+        self, texts: Sequence[str | Media], *, role: str | None = None, show_progress: bool = False
     ) -> np.ndarray: ...
 
     def for_dataset(self, data: TaskData) -> EmbeddingModel: ...
@@ -120,6 +121,24 @@ def hub_snapshot(repo_id: str) -> Path | None:
         return Path(snapshot_download(repo_id, local_files_only=True))
     except Exception:  # not cached, or any hub-side error: the size is simply unknown
         return None
+
+
+def text_inputs(texts: Sequence[str | Media], model: str) -> Sequence[str]:
+    """``texts`` when they are all texts; a one-line ModelError for an image or a clip.
+
+    The modality guard refuses a text-only candidate on image or audio data before a run starts;
+    this is the model's own check, for a caller that skipped it (a notebook, a plug-in family).
+    """
+    from embsel_mlflow.errors import ModelError
+    from embsel_mlflow.media import Media
+
+    for item in texts:
+        if isinstance(item, Media):
+            raise ModelError(
+                f"model '{model}' embeds text only, but was given {item.modality} ({item.label}): "
+                "use a candidate kind that embeds it (embsel select --help lists the kinds)"
+            )
+    return texts  # type: ignore[return-value]  # checked above: every item is a str
 
 
 def as_float32(embeddings: Any, count: int) -> np.ndarray:

@@ -15,6 +15,7 @@ from embsel_mlflow.models.resolve import ResolvedModel
 if TYPE_CHECKING:
     from embsel_mlflow.config import ModelConfig
     from embsel_mlflow.data.task_data import TaskData
+    from embsel_mlflow.media import Media
 
 
 class Bm25Ranker:
@@ -59,7 +60,7 @@ class Bm25Ranker:
         return np.asarray(scores, dtype=np.float32), np.asarray(indices, dtype=np.int64)
 
     def encode(
-        self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
+        self, texts: Sequence[str | Media], *, role: str | None = None, show_progress: bool = False
     ) -> np.ndarray:
         raise ModelError(
             f"'{self._cfg.name}' is BM25, a ranker without embeddings: it can only be evaluated on "

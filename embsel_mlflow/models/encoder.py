@@ -12,7 +12,7 @@ import numpy as np
 from embsel_mlflow.config import ModelKind, Precision
 from embsel_mlflow.config import Pooling as PoolingMode
 from embsel_mlflow.errors import ConfigError, ModelError, first_line
-from embsel_mlflow.models.base import PretrainedCandidate
+from embsel_mlflow.models.base import PretrainedCandidate, text_inputs
 from embsel_mlflow.models.device import resolve_device
 from embsel_mlflow.models.exported_forward import torch_threads_for
 from embsel_mlflow.models.resolve import (
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
     from embsel_mlflow.config import ModelConfig
+    from embsel_mlflow.media import Media
     from embsel_mlflow.models.calibration import CalibrationTexts
 
 ROLES = (None, "query", "document")
@@ -65,7 +66,7 @@ class Encoder(PretrainedCandidate):
 
     def encode(
         self,
-        texts: Sequence[str],
+        texts: Sequence[str | Media],
         *,
         role: str | None = None,
         show_progress: bool = False,
@@ -81,6 +82,7 @@ class Encoder(PretrainedCandidate):
             raise TypeError("Encoder.encode() takes a sequence of texts, not a single string")
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        texts = text_inputs(texts, self._cfg.name)
         if len(texts) == 0:
             return np.empty((0, self.embedding_dim), dtype=np.float32)
         with torch_threads_for((self._variant or {}).get("backend")):

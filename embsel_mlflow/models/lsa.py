@@ -18,7 +18,7 @@ import numpy as np
 
 from embsel_mlflow.config import LsaConfig
 from embsel_mlflow.errors import ConfigError, DataError, ModelError
-from embsel_mlflow.models.base import FITTED
+from embsel_mlflow.models.base import FITTED, text_inputs
 from embsel_mlflow.models.resolve import ResolvedModel
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from embsel_mlflow.config import ModelConfig
     from embsel_mlflow.data.task_data import TaskData
+    from embsel_mlflow.media import Media
 
 log = logging.getLogger(__name__)
 FIT_ON = ("auto",)
@@ -98,10 +99,11 @@ class LsaModel:
         )
 
     def encode(
-        self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
+        self, texts: Sequence[str | Media], *, role: str | None = None, show_progress: bool = False
     ) -> np.ndarray:
         if self._fit is None:
             raise ModelError(f"LSA model '{self._cfg.name}' is not fitted yet: call for_dataset(data) first")
+        texts = text_inputs(texts, self._cfg.name)
         if len(texts) == 0:
             return np.empty((0, self.embedding_dim), dtype=np.float32)
         return self._fit.transform(list(texts))

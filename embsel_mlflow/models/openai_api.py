@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from embsel_mlflow.errors import ConfigError, ModelError
-from embsel_mlflow.models.base import API, encode_prompted
+from embsel_mlflow.models.base import API, encode_prompted, text_inputs
 from embsel_mlflow.models.resolve import ResolvedModel
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from embsel_mlflow.config import ApiConfig, ModelConfig
     from embsel_mlflow.data.task_data import TaskData
+    from embsel_mlflow.media import Media
 
 # HTTP statuses worth retrying: timeouts, conflicts, rate limits and server errors.
 _RETRY_STATUSES = {408, 409, 429}
@@ -66,10 +67,14 @@ class ApiEncoder:
         return self
 
     def encode(
-        self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
+        self, texts: Sequence[str | Media], *, role: str | None = None, show_progress: bool = False
     ) -> np.ndarray:
         return encode_prompted(
-            self._cfg, texts, role, lambda prompted: self._embed(prompted, role), lambda: self.embedding_dim
+            self._cfg,
+            text_inputs(texts, self._cfg.name),
+            role,
+            lambda prompted: self._embed(prompted, role),
+            lambda: self.embedding_dim,
         )
 
     def _embed(self, texts: list[str], role: str | None) -> np.ndarray:

@@ -25,6 +25,7 @@ from embsel_mlflow.models.base import (
     DISTILLED,
     PretrainedCandidate,
     encode_prompted,
+    text_inputs,
 )
 from embsel_mlflow.models.resolve import HUB, LOCAL, ResolvedModel, resolve_model_source, sha256_file
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from model2vec import StaticModel as Model2Vec
 
     from embsel_mlflow.config import ModelConfig
+    from embsel_mlflow.media import Media
 
 log = logging.getLogger(__name__)
 _WEIGHTS = "model.safetensors"
@@ -51,8 +53,9 @@ class StaticEncoder(PretrainedCandidate):
         self._pooling = StaticPooling(model) if StaticPooling.supports(model) else None
 
     def encode(
-        self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
+        self, texts: Sequence[str | Media], *, role: str | None = None, show_progress: bool = False
     ) -> np.ndarray:
+        texts = text_inputs(texts, self._cfg.name)
         max_length = self._cfg.max_seq_length or 512
 
         def embed(prompted: list[str]) -> np.ndarray:  # float16 rows: model2vec stores float16 vectors

@@ -30,6 +30,7 @@ from embsel_mlflow.models import stored_embedding_math as math
 if TYPE_CHECKING:
     from embsel_mlflow.config import VariantConfig
     from embsel_mlflow.data.task_data import TaskData
+    from embsel_mlflow.media import Media
     from embsel_mlflow.models.calibration import CalibrationTexts
 
 # ``(format, float query embeddings, k)`` -> a top-k search over quantized documents
@@ -139,7 +140,7 @@ class StoredEmbeddingEncoder:
         self._search = search
 
     def encode(
-        self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
+        self, texts: Sequence[str | Media], *, role: str | None = None, show_progress: bool = False
     ) -> np.ndarray:
         return self.format.to_scored(self._base.encode(texts, role=role, show_progress=show_progress))
 
@@ -188,6 +189,6 @@ class _Truncated:
     format: EmbeddingFormat
 
     def encode(
-        self, texts: Sequence[str], *, role: str | None = None, show_progress: bool = False
+        self, texts: Sequence[str | Media], *, role: str | None = None, show_progress: bool = False
     ) -> np.ndarray:
         return self.format.truncate(self.base.encode(texts, role=role, show_progress=show_progress))
