@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
@@ -130,6 +132,7 @@ def test_labelled_image_windows_are_rescored_with_the_task(monitored, workspace:
     plain, rotated = _window_run(workspace, "plain"), _window_run(workspace, "rotated")
     for run in (plain, rotated):
         assert run.data.metrics["quality/main_score"] == pytest.approx(run.data.metrics["test/accuracy"])
+        assert run.data.metrics["images_encoded"] > 300 and "texts_encoded" not in run.data.metrics
     assert plain.data.metrics["quality/main_score"] > 0.8  # the held-out digits score as the test split
     assert rotated.data.metrics["quality/main_score"] < 0.5  # the classifier never saw rotated digits
     assert rotated.data.tags["quality.drop"] == "true"
@@ -205,3 +208,67 @@ def test_bad_image_windows_are_one_line_exit_2(workspace: Path) -> None:
     )
     result = invoke("monitor", *args(workspace, f"current.paths=[{outside}]"), cwd=workspace)
     assert_one_line_error(result, "outside data.root")
+
+
+# --------------------------------------------------------------------------- audio windows
+
+
+class _Loudness:
+    """Level and spread of each clip at 16 kHz (decoded by ``media.decode.load_audio``), in dB."""
+
+    def encode(self, items: Any, *, role: str | None = None, show_progress: bool = False) -> np.ndarray:
+        from embsel_mlflow.media.decode import load_audio
+
+        clips = load_audio(list(items), sample_rate=16_000)
+        return np.asarray(
+            [[20 * np.log10(np.abs(c).mean() + 1e-9), 20 * np.log10(c.std() + 1e-9)] for c in clips],
+            dtype=np.float32,
+        )
+
+
+def _clips(directory: Path, name: str, count: int, amplitude: float, seed: int) -> pd.DataFrame:
+    import soundfile
+
+    rng = np.random.default_rng(seed)
+    (directory / name).mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        seconds = rng.uniform(0.5, 1.5)
+        t = np.arange(int(16_000 * seconds)) / 16_000
+        wave = amplitude * rng.uniform(0.5, 1.5) * np.sin(2 * np.pi * rng.uniform(200, 800) * t)
+        soundfile.write(directory / name / f"{i}.wav", wave.astype(np.float32), 16_000)
+        paths.append(f"{name}/{i}.wav")
+    return pd.DataFrame({"audio": paths})
+
+
+def test_audio_windows_are_read_checked_and_tested_for_drift(tmp_path: Path) -> None:
+    """A window of louder clips drifts, one of the same kind does not; no text signals for audio."""
+    from embsel_mlflow.config import DataConfig, MonitorConfig, ProfileConfig, TableConfig
+    from embsel_mlflow.errors import DataError
+    from embsel_mlflow.monitoring.runner import monitor_window, prepare_reference
+    from embsel_mlflow.monitoring.windows import frame_media
+    from embsel_mlflow.text.tokens import CandidateTokenizer
+
+    reference_cfg = DataConfig(name="clips", task="audio_classification", root=str(tmp_path))
+
+    def items(frame: pd.DataFrame, where: str) -> list:
+        return frame_media(frame, where, TableConfig(), reference_cfg, "audio", where)
+
+    reference = items(_clips(tmp_path, "reference", 40, 0.1, 0), "reference.csv")
+    same = items(_clips(tmp_path, "same", 30, 0.1, 1), "same.csv")
+    louder = items(_clips(tmp_path, "louder", 30, 0.6, 2), "louder.csv")
+    assert all(item.modality == "audio" and item.duration_s >= 0.5 for item in reference)
+    cfg, profile = MonitorConfig(), ProfileConfig()
+    cfg.drift.permutations = 300
+    tokenizer = CandidateTokenizer("words")  # would give text signals to texts: never to audio
+    ref = prepare_reference(reference, _Loudness(), tokenizer=tokenizer, cfg=cfg, profile=profile)
+    assert ref.text_profile is None and ref.modality == "audio"
+    quiet = monitor_window(ref, same, _Loudness(), cfg=cfg, profile=profile, tokenizer=tokenizer, name="same")
+    loud = monitor_window(
+        ref, louder, _Loudness(), cfg=cfg, profile=profile, tokenizer=tokenizer, name="louder"
+    )
+    assert not quiet.drifted and loud.drifted and quiet.text is None
+    assert loud.metrics()["window/audio_clips"] == 30.0 and "window/texts" not in loud.metrics()
+    assert loud.shifted[0]["text"].startswith("louder/")  # the file, for a person to listen to
+    with pytest.raises(DataError, match=r"holds texts but the reference holds audio clips"):
+        monitor_window(ref, ["a text"] * 10, _Loudness(), cfg=cfg, profile=profile, name="texts")
