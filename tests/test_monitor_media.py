@@ -26,7 +26,16 @@ from embsel_mlflow.candidates import KINDS
 from embsel_mlflow.families import get_family, register_family, unregister_family
 from embsel_mlflow.jobs import monitor
 from tests.cli_harness import assert_one_line_error, invoke
-from tests.image_toys import FITS, PIXEL_PCA, TOY_FAMILY, toy_family, toy_kinds, write_conf, write_digits
+from tests.image_toys import (
+    FITS,
+    PIXEL_PCA,
+    TOY_FAMILY,
+    WINDOWS,
+    toy_family,
+    toy_kinds,
+    write_conf,
+    write_digits,
+)
 
 GUARD = "profile.allow_modality_mismatch=true"  # until the modality guard routes by kind
 
@@ -138,6 +147,8 @@ def test_labelled_image_windows_are_rescored_with_the_task(monitored, workspace:
     assert rotated.data.tags["quality.drop"] == "true"
     (baseline,) = [r for r in _runs(workspace) if r.data.tags.get(monitor.ROLE_TAG) == monitor.BASELINE]
     assert baseline.data.metrics["main_score"] > 0.8
+    scores = {name: _window_run(workspace, name).data.metrics["quality/main_score"] for name in WINDOWS}
+    print("accuracy: baseline", baseline.data.metrics["main_score"], "windows", scores)
 
 
 def test_the_most_shifted_images_are_named_by_their_files(monitored, workspace: Path) -> None:
