@@ -82,6 +82,7 @@ def evaluate_in_run(
     efficiency = efficiency_metrics(
         result, embedding_dim=encoder.embedding_dim, num_parameters=encoder.num_parameters
     )
+    efficiency = in_encoded_unit(efficiency, data)
     efficiency.update(cache_metrics(encoder, cached_before))  # cache_hits / cache_misses (texts)
     efficiency["eval_seconds"] = time.perf_counter() - started
     log_result(
@@ -94,6 +95,25 @@ def evaluate_in_run(
         dataset=next((datasets[role] for role in scored if role in datasets), None),
     )
     return result
+
+
+# What a family that embeds one media modality encodes, in metric names (texts keep texts_*).
+_ENCODED_UNITS = {"image": "images", "audio": "audio_clips"}
+
+
+def in_encoded_unit(efficiency: dict[str, float], data: TaskData) -> dict[str, float]:
+    """``texts_encoded`` / ``texts_per_second`` named for what was encoded: ``images_*`` or
+    ``audio_clips_*`` for a family that embeds only that, ``items_*`` for one that mixes texts and
+    media (e.g. image-text retrieval); unchanged for texts."""
+    from embsel_mlflow.families import family_of
+
+    modalities = set(family_of(data).modalities)
+    if modalities == {"text"}:
+        return efficiency
+    only = next(iter(modalities)) if len(modalities) == 1 else "mixed"
+    unit = _ENCODED_UNITS.get(only, "items")
+    renamed = {"texts_encoded": f"{unit}_encoded", "texts_per_second": f"{unit}_per_second"}
+    return {renamed.get(key, key): value for key, value in efficiency.items()}
 
 
 def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> float:

@@ -7,6 +7,11 @@ the window's time), the latest verdict as tags and the plots; a child holds its 
 metrics, tags ``drift.<method>=true|false``, the quality evaluation (what ``evaluate`` logs)
 and the most shifted texts. A window already monitored (same content digest) is skipped.
 
+Windows hold what the reference's task family embeds: texts, or images / audio clips (paths
+relative to data.root, checked as the data loader checks them). A model fitted per dataset
+(LSA, the image and audio feature baselines) is fitted once on the reference data, and every
+window and quality check is embedded by that same fitted model.
+
 The monitoring library (``embsel_mlflow.monitoring``) plans the windows and computes each
 window's report; this module opens the runs, hands the library the model and the scorers
 (which log to MLflow) and logs each report once.
@@ -25,10 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.config import MonitorJobConfig, TrackingConfig
 from embsel_mlflow.errors import ConfigError, ModelError
+from embsel_mlflow.media.items import TEXT
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.models.base import EmbeddingModel
     from embsel_mlflow.monitoring.plan import ReferenceSample, Seen
     from embsel_mlflow.monitoring.runner import Baseline, Reference, Score, WindowReport
@@ -141,9 +148,10 @@ def _monitor(job: MonitorJobConfig, parent: RunLogger, key: str, tmp: Path) -> l
         statuses.append(known.seen.status)
     if not plan.new:
         return statuses  # nothing new: no model or reference to load
-    sample = _reference_sample(job)  # the reference data before the model: bad input costs nothing
-    encoder, registered = _load_model(job, parent, tmp)
-    tokenizer = _tokenizer(job) if job.monitor.text.enabled else None
+    data, sample = _reference_sample(job)  # the reference data before the model: bad input costs nothing
+    encoder, registered = _load_model(job, parent, tmp, data)
+    # the text signals (token lengths, languages) are for texts: none for image or audio windows
+    tokenizer = _tokenizer(job) if job.monitor.text.enabled and sample.modality == TEXT else None
     session = Session(job, parent, key, encoder, tokenizer, registered)
     reference = _reference(session, sample)
     new: list[tuple[Window, WindowReport]] = []
@@ -208,10 +216,15 @@ def previous_windows(client: MlflowClient, experiment_id: str, key: str) -> dict
 
 
 def _load_model(
-    job: MonitorJobConfig, parent: RunLogger, tmp: Path
+    job: MonitorJobConfig, parent: RunLogger, tmp: Path, reference: TaskData
 ) -> tuple[EmbeddingModel, RegisteredModel | None]:
-    """The monitored model: a registered model URI or a model config, through the embedding cache."""
-    from embsel_mlflow.candidates import build_encoder
+    """The monitored model: a registered model URI or a model config, through the embedding cache.
+
+    A kind fitted per dataset is fitted here on the ``reference`` data (as ``evaluate`` fits it on
+    its dataset: inputs only, never labels); the reference, every window and every quality check
+    are then embedded by this one fitted model.
+    """
+    from embsel_mlflow.candidates import build_encoder, get_kind
     from embsel_mlflow.models.cache import open_cache
 
     registered = None
@@ -230,27 +243,31 @@ def _load_model(
             "no model to monitor: give model=<config> (e.g. model=minilm) or model_uri=models:/NAME@champion"
         )
     log.info("loading model '%s' (%s)", job.model.name, job.model.name_or_path)
+    kind = get_kind(job.model.kind, model=job.model.name)
     encoder = build_encoder(job.model, cache=open_cache(job.cache), tracking_uri=job.tracking.uri)
-    if not encoder.registrable:
+    if not encoder.registrable and not kind.fitted_per_dataset:
         raise ModelError(
-            f"model {job.model.name} ({job.model.kind}) is not a fixed embedding model (fitted per dataset, "
-            "lexical or remote): it cannot be monitored; give a transformer or static model"
+            f"model {job.model.name} ({job.model.kind}) is not a fixed embedding model (lexical or "
+            "remote): it cannot be monitored; give a transformer, static or fitted-per-dataset model"
         )
-    parent.set_tags(
-        {"embsel.model_source": encoder.source.path_or_id, "embsel.model_sha256": encoder.source.sha256}
-    )
-    return encoder, registered
+    fitted = encoder.for_dataset(reference)  # pre-trained: itself; fitted per dataset: fitted here
+    tags = {"embsel.model_source": fitted.source.path_or_id, "embsel.model_sha256": fitted.source.sha256}
+    if kind.fitted_per_dataset:
+        tags["embsel.monitor.fitted_on"] = f"{reference.name} [{reference.split}]"
+        log.info("model %s fitted on the reference %s", job.model.name, tags["embsel.monitor.fitted_on"])
+    parent.set_tags(tags)
+    return fitted, registered
 
 
-def _reference_sample(job: MonitorJobConfig) -> ReferenceSample:
-    """The reference split's texts (and the role ``evaluate`` embeds them in), refused if not text."""
+def _reference_sample(job: MonitorJobConfig) -> tuple[TaskData, ReferenceSample]:
+    """The reference data and its items (and the role ``evaluate`` embeds them in), guarded for modality."""
     from embsel_mlflow.families import load_task_data
     from embsel_mlflow.monitoring.plan import reference_sample
     from embsel_mlflow.profiling.modality import refuse_modality_mismatch
 
     data = load_task_data(job.data, split=job.monitor.reference_split)
     refuse_modality_mismatch(data, job.profile, root=job.data.root)
-    return reference_sample(data, job.monitor)
+    return data, reference_sample(data, job.monitor)
 
 
 def _reference(session: Session, sample: ReferenceSample) -> Reference:
@@ -260,7 +277,7 @@ def _reference(session: Session, sample: ReferenceSample) -> Reference:
 
     job = session.job
     given = given_reference_embeddings(job.monitor, sample.keep)
-    log.info("reference: %d texts of %s", len(sample.texts), job.data.name)
+    log.info("reference: %d %s of %s", len(sample.texts), sample.noun, job.data.name)
     return prepare_reference(
         sample.texts, session.encoder, tokenizer=session.tokenizer, cfg=job.monitor, profile=job.profile,
         embeddings=given, role=sample.role,
@@ -341,7 +358,8 @@ def _score(session: Session, child: RunLogger, window: Window) -> Score:
     assert window.quality_data is not None and job.model is not None
     evaluate_job = scoring_job(job, model=job.model, data=window.quality_data)
     data = load_task_data(window.quality_data)
-    result = evaluate_in_run(child, evaluate_job, data, session.encoder.for_dataset(data))
+    # the model embedding the windows (a fitted kind: fitted on the reference, not refitted here)
+    result = evaluate_in_run(child, evaluate_job, data, session.encoder)
     return result.main_score_name, result.main_score
 
 
@@ -405,7 +423,7 @@ def _reference_baseline(session: Session) -> Baseline:
     with tracked_run(job.tracking, entry_point=STEP, run_name=name, parent_run_id=parent.run_id) as run:
         run.set_tags({KEY_TAG: session.key, ROLE_TAG: BASELINE})
         evaluate_job = scoring_job(job, model=job.model, data=job.data)
-        result = evaluate_in_run(run, evaluate_job, data, session.encoder.for_dataset(data))
+        result = evaluate_in_run(run, evaluate_job, data, session.encoder)
         run.set_tags({BASELINE_METRIC_TAG: result.main_score_name})
         return result.main_score, result.main_score_name, f"reference data (run {run.run_id})"
 

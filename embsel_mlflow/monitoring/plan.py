@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from embsel_mlflow.config import MonitorConfig
     from embsel_mlflow.data.task_data import TaskData
+    from embsel_mlflow.media.items import Media
     from embsel_mlflow.monitoring.windows import Window
 
 
@@ -90,13 +91,27 @@ def plan_windows(windows: list[Window], seen: dict[str, Seen]) -> Plan:
 
 @dataclass
 class ReferenceSample:
-    texts: list[str]  # what is compared with every window (at most monitor.max_reference_texts)
+    texts: list[str | Media]  # compared with every window (at most monitor.max_reference_texts)
     role: str | None  # the role the model embeds them in (retrieval queries: "query", as evaluate does)
     keep: np.ndarray  # their rows in the reference data's texts
 
+    @property
+    def modality(self) -> str:
+        """text | image | audio: what the reference (and so every window) holds."""
+        from embsel_mlflow.media.items import modality_of
+
+        return modality_of(self.texts)
+
+    @property
+    def noun(self) -> str:
+        from embsel_mlflow.monitoring.windows import ITEM_NOUNS
+
+        return ITEM_NOUNS.get(self.modality, "items")
+
 
 def reference_sample(data: TaskData, cfg: MonitorConfig) -> ReferenceSample:
-    """The reference texts, subsampled to ``max_reference_texts``, and their role."""
+    """The reference items (texts, or image / audio references), subsampled to ``max_reference_texts``,
+    and their role."""
     from embsel_mlflow.monitoring.sampling import subsample_indices
     from embsel_mlflow.monitoring.windows import task_texts
 

@@ -1,4 +1,10 @@
-"""One window end to end, without MLflow: encode, drift tests, text signals, most shifted texts."""
+"""One window end to end, without MLflow: encode, drift tests, text signals, most shifted items.
+
+Windows hold texts, or image / audio references (``media.Media``): the embedding drift tests and
+the most shifted items work on embeddings, so they are the same for every modality; the text
+signals (token lengths, truncation, unknown tokens, languages) are for texts only and are left
+out of image and audio windows.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from embsel_mlflow.errors import DataError
+from embsel_mlflow.media.items import TEXT, Media, modality_of
 from embsel_mlflow.monitoring.drift import check_embeddings, detect_drift, overall_drift
 from embsel_mlflow.monitoring.neighbours import most_shifted
 from embsel_mlflow.monitoring.quality import QualityCheck
@@ -20,8 +27,11 @@ from embsel_mlflow.monitoring.text_signals import (
     compare_text_profiles,
     text_profile,
 )
+from embsel_mlflow.monitoring.windows import ITEM_NOUNS
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from embsel_mlflow.config import MonitorConfig, ProfileConfig
     from embsel_mlflow.evaluation.base import TextEncoder
     from embsel_mlflow.monitoring.results import DriftResult
@@ -37,14 +47,34 @@ Score = tuple[str, float]  # (main score name, main score) of a labelled window
 
 @dataclass
 class Reference:
-    texts: list[str]
+    texts: list[str | Media]  # the reference items: texts, or image / audio references
     embeddings: np.ndarray
     text_profile: TextProfile | None = None
     role: str | None = None  # the role its texts were embedded in; every window is embedded in it too
 
+    @property
+    def modality(self) -> str:
+        return modality_of(self.texts)
+
+
+def labels(items: Sequence[str | Media]) -> list[str]:
+    """How a person reads each item in the shifted-items table: the text, or the media file's path."""
+    return [item.source if isinstance(item, Media) else item for item in items]
+
+
+def encode_items(encoder: TextEncoder, items: Sequence[str | Media], role: str | None) -> np.ndarray:
+    """float32 embeddings of texts or media items (the encode protocol takes either, one modality a call)."""
+    # cast: the protocol's annotation still says Sequence[str]; the call is the same for media
+    return np.asarray(encoder.encode(cast("Sequence[str]", items), role=role), dtype=np.float32)
+
+
+def _texts_only(items: Sequence[str | Media]) -> list[str] | None:
+    """The items as texts, or None when they are images or audio (no text signals for those)."""
+    return [item for item in items if isinstance(item, str)] if modality_of(items) == TEXT else None
+
 
 def prepare_reference(
-    texts: list[str],
+    texts: Sequence[str | Media],
     encoder: TextEncoder,
     *,
     tokenizer: CandidateTokenizer | None,
@@ -55,26 +85,30 @@ def prepare_reference(
 ) -> Reference:
     """Reference embeddings (through the encoder, i.e. the embedding cache, unless given) and text profile.
 
-    ``role``: the role the texts are embedded in, as evaluate embeds them (``task_texts``: "query"
-    for a retrieval reference), so a prompted model gives the same embeddings and the cache is shared.
+    ``texts``: texts, or image / audio references (no text profile then). ``role``: the role the
+    texts are embedded in, as evaluate embeds them (``task_texts``: "query" for a retrieval
+    reference), so a prompted model gives the same embeddings and the cache is shared.
     """
     if not texts:
         raise DataError("the reference data has no texts; check data= and monitor.reference_split")
     if embeddings is None:
-        embeddings = np.asarray(encoder.encode(texts, role=role), dtype=np.float32)
+        embeddings = encode_items(encoder, texts, role)
     elif len(embeddings) != len(texts):
         raise DataError(
             f"monitor.reference_embeddings has {len(embeddings)} rows for {len(texts)} reference texts; "
             "it needs one row per reference text, in order"
         )
-    signals = text_profile(texts, tokenizer, profile) if cfg.text.enabled and tokenizer is not None else None
-    return Reference(texts, np.asarray(embeddings, dtype=np.float32), signals, role)
+    plain = _texts_only(texts)
+    signals = None
+    if cfg.text.enabled and tokenizer is not None and plain is not None:
+        signals = text_profile(plain, tokenizer, profile)
+    return Reference(list(texts), np.asarray(embeddings, dtype=np.float32), signals, role)
 
 
 @dataclass
 class WindowReport:
     name: str
-    texts: int
+    texts: int  # items embedded (texts, images or audio clips: see ``modality``)
     drift: list[DriftResult]
     drifted: bool  # the window's verdict over all methods (Bonferroni)
     text: TextSignals | None
@@ -82,6 +116,12 @@ class WindowReport:
     embeddings: np.ndarray = field(repr=False)
     seconds: dict[str, float] = field(default_factory=dict)
     quality: QualityCheck | None = None
+    modality: str = TEXT
+
+    @property
+    def noun(self) -> str:
+        """texts | images | audio_clips: the window's item count is logged as window/<noun>."""
+        return ITEM_NOUNS.get(self.modality, "items").replace(" ", "_")
 
     @property
     def status(self) -> str:
@@ -90,8 +130,9 @@ class WindowReport:
         return DRIFT if self.drifted else OK
 
     def metrics(self) -> dict[str, float]:
-        """Flat metric keys: drift/<method>/<name>, text/<signal>, quality/<name>, window/texts."""
-        metrics: dict[str, float] = {"window/texts": float(self.texts), "drift/drifted": float(self.drifted)}
+        """Flat metric keys: drift/<method>/<name>, text/<signal>, quality/<name>, window/texts
+        (window/images, window/audio_clips for media windows)."""
+        metrics = {f"window/{self.noun}": float(self.texts), "drift/drifted": float(self.drifted)}
         for result in self.drift:
             metrics.update({f"drift/{result.method}/{k}": v for k, v in result.metrics().items()})
         if self.text is not None:
@@ -113,6 +154,7 @@ class WindowReport:
         return {
             "name": self.name,
             "texts": self.texts,
+            "modality": self.modality,
             "status": self.status,
             "drifted": self.drifted,
             "drift": [r.to_dict() for r in self.drift],
@@ -124,7 +166,7 @@ class WindowReport:
 
 def monitor_window(
     reference: Reference,
-    texts: list[str],
+    texts: Sequence[str | Media],
     encoder: TextEncoder,
     *,
     cfg: MonitorConfig,
@@ -135,14 +177,21 @@ def monitor_window(
 ) -> WindowReport:
     """Encode the window (unless ``embeddings`` are given) and run every check against ``reference``.
 
-    The window is embedded in the reference's role, so drift compares like with like.
+    ``texts``: texts, or image / audio references, of the reference's modality. The window is
+    embedded in the reference's role, so drift compares like with like.
     """
     if not texts:
         raise DataError(f"window {name}: the window is empty (no texts); give a window with texts")
+    modality = modality_of(texts)
+    if modality != reference.modality:
+        raise DataError(
+            f"window {name}: holds {ITEM_NOUNS.get(modality, modality)} but the reference holds "
+            f"{ITEM_NOUNS.get(reference.modality, reference.modality)}; give a window of the same kind"
+        )
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     if embeddings is None:
-        embeddings = np.asarray(encoder.encode(texts, role=reference.role), dtype=np.float32)
+        embeddings = encode_items(encoder, texts, reference.role)
     seconds["encode"] = time.perf_counter() - started
     check_embeddings(reference.embeddings, embeddings, window=name)
     started = time.perf_counter()
@@ -150,14 +199,14 @@ def monitor_window(
     seconds["drift"] = time.perf_counter() - started
     started = time.perf_counter()
     signals = None
-    if reference.text_profile is not None and tokenizer is not None:
-        signals = compare_text_profiles(
-            reference.text_profile, text_profile(texts, tokenizer, profile), cfg.text
-        )
+    plain = _texts_only(texts)
+    if reference.text_profile is not None and tokenizer is not None and plain is not None:
+        current = text_profile(plain, tokenizer, profile)
+        signals = compare_text_profiles(reference.text_profile, current, cfg.text)
     seconds["text"] = time.perf_counter() - started
     started = time.perf_counter()
     shifted = most_shifted(
-        reference.embeddings, reference.texts, embeddings, texts,
+        reference.embeddings, labels(reference.texts), embeddings, labels(texts),
         top=cfg.shifted_examples, neighbours=cfg.neighbours, seed=cfg.drift.seed,
     )  # fmt: skip
     seconds["neighbours"] = time.perf_counter() - started
@@ -170,6 +219,7 @@ def monitor_window(
         shifted=shifted,
         embeddings=embeddings,
         seconds=seconds,
+        modality=modality,
     )
 
 
@@ -190,7 +240,7 @@ def report_window(
     the reference's task, as ``evaluate`` does) come from the caller: they log to MLflow.
     """
     report = monitor_window(
-        reference, window.texts, encoder, cfg=cfg, profile=profile, tokenizer=tokenizer, name=window.name
+        reference, window.items, encoder, cfg=cfg, profile=profile, tokenizer=tokenizer, name=window.name
     )
     if window.quality_data is not None and cfg.quality.enabled:
         base, metric, source = baseline()
@@ -204,7 +254,8 @@ def report_window(
 def summary_line(report: WindowReport, step: int) -> str:
     """The one console line of a monitored window."""
     methods = ", ".join(f"{r.method} p={r.p_value:.3g}{'*' if r.drifted else ''}" for r in report.drift)
-    line = f"window {report.name} [step {step}, {report.texts} texts]: {report.status.upper()}  ({methods})"
+    count = f"{report.texts} {report.noun.replace('_', ' ')}"
+    line = f"window {report.name} [step {step}, {count}]: {report.status.upper()}  ({methods})"
     if report.quality is not None:
         q = report.quality
         line += f"; {q.metric} {q.score:.4f} vs baseline {q.baseline:.4f}"

@@ -1,13 +1,22 @@
 """Current windows: files, a directory with one file per window, or data configs.
 
 A window is keyed by the digest of its content (every column, so relabelled rows are a new
-window): monitoring the same window twice finds the first result instead of logging it again.
+window; for image and audio windows, the content hash of every file too): monitoring the same
+window twice finds the first result instead of logging it again.
+
+Which columns of a window file are embedded is what the reference's task family declares
+(:func:`window_roles`). Image and audio columns hold paths relative to the reference's
+``data.root`` (the same root its own tables use, so a labelled window re-scored as the
+reference's evaluation split reads the same files), checked exactly as the data loader checks
+them (``data.tables.media``: inside data.root, header read, content hashed, limits,
+``data.on_bad_media``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +24,7 @@ from typing import TYPE_CHECKING
 from embsel_mlflow.config import DataConfig, TableConfig
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.families import family_of, get_family, load_task_data
+from embsel_mlflow.media.items import AUDIO, IMAGE, TEXT, Media
 from embsel_mlflow.monitoring.judged_queries import (
     check_judged_documents,
     is_judged_queries,
@@ -22,21 +32,28 @@ from embsel_mlflow.monitoring.judged_queries import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pandas as pd
 
     from embsel_mlflow.config import WindowFilesConfig
     from embsel_mlflow.data.task_data import TableInfo, TaskData
+    from embsel_mlflow.families import TaskFamily
 
-TEXT_ROLES = ("text", "s1", "s2")  # the columns whose texts are embedded, in this order
 # The columns a window needs to be re-evaluated with the reference's task (its labels, scores)
-# are its family's ``window_columns``.
+# are its family's ``window_columns``; the columns it embeds, :func:`window_roles`.
 ORDERS = ("name", "timestamp")
+log = logging.getLogger("embsel.monitor")
+# The column roles of media paths (the families' names for them) and their modality.
+MEDIA_ROLES = {IMAGE: IMAGE, AUDIO: AUDIO}
+# What a window's items are called in messages and metric names, by modality.
+ITEM_NOUNS = {TEXT: "texts", IMAGE: "images", AUDIO: "audio clips"}
 
 
 @dataclass
 class Window:
     name: str
-    texts: list[str]
+    items: list[str | Media]  # what is embedded: texts, or image / audio references (one modality)
     table: TableInfo  # as loaded (roles renamed): the modality guard and the digest read it
     timestamp: float  # seconds since the epoch: the window's place on the MLflow time axis
     quality_data: DataConfig | None = None  # how to re-evaluate it (None: unlabelled)
@@ -56,30 +73,106 @@ def frame_digest(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:32]
 
 
-def task_texts(data: TaskData) -> tuple[list[str], str | None]:
-    """(texts, role) a model embeds for a task dataset, as its family says.
+def task_texts(data: TaskData) -> tuple[list[str | Media], str | None]:
+    """(items, role) a model embeds for a task dataset, as its family says: texts, or image /
+    audio references (``Media``) for a media family.
 
     Retrieval: its queries, in the "query" role (as evaluate encodes them); others: role None.
     """
-    return family_of(data).monitor_texts(data.examples)
+    items, role = family_of(data).monitor_texts(data.examples)
+    return list(items), role
 
 
-def frame_texts(frame: pd.DataFrame, where: str) -> list[str]:
-    """The non-blank texts of a window's text columns; DataError when it has none."""
+def role_modality(role: str) -> str:
+    """The modality of a column role: ``image`` and ``audio`` hold media paths, any other texts."""
+    return MEDIA_ROLES.get(role, TEXT)
+
+
+def window_roles(family: TaskFamily) -> tuple[str, ...]:
+    """The columns of a window file whose values are embedded, from what ``family`` declares.
+
+    - A family that embeds its reference in a role (``monitor_role``, e.g. retrieval's queries):
+      its first ``embedded_columns`` entry, the column of that role's items.
+    - Otherwise its ``embedded_columns`` that a labelled window carries (``window_columns``; all
+      of them when it declares none). When these include a media column (``image``, ``audio``),
+      the media column only: a media task's text columns (labels, captions, class prompts)
+      describe the items, they are not what is monitored.
+    """
+    embedded = tuple(family.embedded_columns)
+    if family.monitor_role is not None:
+        return embedded[:1]
+    declared = family.window_columns if family.window_columns is not None else embedded
+    roles = tuple(role for role in embedded if role in declared) or embedded
+    media = tuple(role for role in roles if role_modality(role) != TEXT)
+    return media[:1] if media else roles
+
+
+def frame_texts(frame: pd.DataFrame, where: str, roles: Sequence[str] = ("text",)) -> list[str]:
+    """The non-blank texts of a window's ``roles`` columns (in that order); DataError when it has none."""
     from embsel_mlflow.data.tables import VISIBLE  # the data layer's own "empty text" rule
 
-    roles = [role for role in TEXT_ROLES if role in frame.columns]
-    if not roles:
-        raise DataError(
-            f"{where}: no text column (columns: {', '.join(map(str, frame.columns))}); name it 'text' "
-            "or map one with current.table.columns.text=<column>"
-        )
+    present = _present(frame, where, roles)
     texts = [
-        str(v) for role in roles for v in frame[role].tolist() if isinstance(v, str) and VISIBLE.search(v)
+        str(v) for role in present for v in frame[role].tolist() if isinstance(v, str) and VISIBLE.search(v)
     ]
     if not texts:
         raise DataError(f"{where}: the window is empty (no non-blank text); give a window with texts")
     return texts
+
+
+def frame_media(
+    frame: pd.DataFrame, source: str, table: TableConfig, reference: DataConfig, role: str, where: str
+) -> list[Media]:
+    """The checked image / audio references of a window's ``role`` column, read as the data loader
+    reads the reference's own (``data.tables.media``: paths relative to the reference's data.root
+    and inside it, data.media limits, data.on_bad_media); DataError when none is usable."""
+    from embsel_mlflow.data.tables import Loaded, Tables, media
+
+    modality = role_modality(role)
+    _present(frame, where, [role])
+    tables = Tables(reference)  # the reference's root, limits and on_bad_media
+    _, items = media(tables, frame, role, Loaded(frame, source, dict(table.columns)), modality)
+    for warning in tables.warnings:  # data.on_bad_media=skip: the rows left out, counted
+        log.warning("%s: %s", where, warning.message)
+    if not items:
+        raise DataError(
+            f"{where}: the window is empty (no usable {modality} file); "
+            f"give a window with {ITEM_NOUNS[modality]}"
+        )
+    return items
+
+
+def items_digest(frame: pd.DataFrame, items: Sequence[str | Media]) -> str:
+    """The window's digest: its table's, and the content hash of every media file it names
+    (a file rewritten under the same path is a new window)."""
+    digest = frame_digest(frame)
+    media = [item.digest for item in items if isinstance(item, Media)]
+    if not media:
+        return digest
+    return hashlib.sha256(digest.encode() + b"".join(media)).hexdigest()[:32]
+
+
+def _present(frame: pd.DataFrame, where: str, roles: Sequence[str]) -> list[str]:
+    present = [role for role in roles if role in frame.columns]
+    if not present:
+        first = roles[0]
+        what = "text" if role_modality(first) == TEXT else f"{first} path"
+        raise DataError(
+            f"{where}: no {what} column (columns: {', '.join(map(str, frame.columns))}); name it "
+            f"{first!r} or map one with current.table.columns.{first}=<column>"
+        )
+    return present
+
+
+def window_items(
+    frame: pd.DataFrame, source: str, table: TableConfig, reference: DataConfig, where: str
+) -> list[str | Media]:
+    """What a window file embeds, by the reference's family: texts, or checked media references."""
+    roles = window_roles(get_family(reference.task, dataset=reference.name))
+    present = [role for role in roles if role in frame.columns] or list(roles)
+    if role_modality(present[0]) == TEXT:
+        return list(frame_texts(frame, where, roles))
+    return list(frame_media(frame, source, table, reference, present[0], where))
 
 
 def file_windows(cfg: WindowFilesConfig, reference: DataConfig, judged_dir: Path) -> list[Window]:
@@ -131,11 +224,11 @@ def _file_window(path: Path, cfg: WindowFilesConfig, reference: DataConfig, judg
         raise
     if len(frame) == 0:
         raise DataError(f"window {path}: the window is empty (no rows); give a window with texts")
-    texts = frame_texts(frame, f"window {path}")
-    digest = frame_digest(frame)
+    items = window_items(frame, source, table, reference, f"window {path}")
+    digest = items_digest(frame, items)
     quality_data: DataConfig | None
     if is_judged_queries(frame, reference):
-        texts = list(dict.fromkeys(texts))  # drift on its distinct queries, not once per judged doc
+        items = list(dict.fromkeys(items))  # drift on its distinct queries, not once per judged doc
         quality_data = judged_queries_data(frame, reference, path.stem, judged_dir / digest, f"window {path}")
     else:
         quality_data = _quality_data(frame, table, reference, path.stem)
@@ -144,7 +237,7 @@ def _file_window(path: Path, cfg: WindowFilesConfig, reference: DataConfig, judg
     )
     return Window(
         name=path.stem,
-        texts=texts,
+        items=items,
         table=TableInfo(role=path.stem, source=source, frame=frame),
         timestamp=timestamp,
         quality_data=quality_data,
@@ -208,18 +301,19 @@ def data_windows(configs: dict[str, DataConfig], reference: DataConfig) -> list[
     windows = []
     for name, cfg in configs.items():
         data = load_task_data(cfg)
-        texts, _ = task_texts(data)
-        if not texts:
+        items, _ = task_texts(data)
+        if not items:
             raise DataError(f"window {name}: the window is empty (no texts); give a window with texts")
         scored = next((t for t in data.tables if t.role == data.split), data.tables[-1])
         same_task = str(cfg.task) == str(reference.task)
         windows.append(
             Window(
                 name=name,
-                texts=texts,
+                items=items,
                 table=scored,
                 timestamp=time.time(),
                 quality_data=cfg if same_task else None,
+                digest=items_digest(scored.frame, items),
             )
         )
     return windows

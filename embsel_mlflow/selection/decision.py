@@ -3,6 +3,11 @@
 The rule: among candidates scored on every dataset and meeting the constraints, take the best
 mean main score; among those statistically tied with it, prefer the cheapest (lowest API cost,
 then highest throughput).
+
+Throughput is in the unit of the embedded items (``efficiency.THROUGHPUT``): texts/s, images/s or
+audio s/s. A candidate's :attr:`CandidateCost.speed` is its throughput in the first of these it
+was measured in; candidates compared with each other were scored on the same datasets, so they
+share that unit.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from embsel_mlflow.selection.efficiency import THROUGHPUT
 from embsel_mlflow.selection.statistics import (
     Comparison,
     bootstrap_scores,
@@ -43,18 +49,37 @@ class CandidateCost:
     cost_usd: float = math.nan  # sum over datasets (API candidates)
     bytes_per_vector: float = math.nan  # one stored embedding
     memory_per_million_docs_mb: float = math.nan
+    images_per_second: float = math.nan  # mean over image datasets
+    audio_seconds_per_second: float = math.nan  # mean over audio datasets
+
+    @property
+    def speed(self) -> float:
+        """Throughput in the first unit measured (texts/s, else images/s, else audio s/s); NaN if none."""
+        return self._speed()[0]
+
+    @property
+    def speed_unit(self) -> str:
+        """The unit of :attr:`speed`, as the leaderboard writes it (texts/s when nothing was measured)."""
+        return self._speed()[1]
+
+    def _speed(self) -> tuple[float, str]:
+        for field_name, unit in THROUGHPUT.values():
+            value = getattr(self, field_name)
+            if not math.isnan(value):
+                return value, unit
+        return math.nan, THROUGHPUT["text"][1]
 
     def sort_key(self) -> tuple[float, float]:
         """Cheaper first: API spend, then higher throughput."""
         cost = 0.0 if math.isnan(self.cost_usd) else self.cost_usd
-        speed = 0.0 if math.isnan(self.texts_per_second) else self.texts_per_second
+        speed = 0.0 if math.isnan(self.speed) else self.speed
         return (cost, -speed)
 
 
-# constraint key -> (CandidateCost field, limit is a maximum?, label, unit)
-CONSTRAINTS: dict[str, tuple[str, bool, str, str]] = {
+# constraint key -> (CandidateCost field, limit is a maximum?, label, unit; None: the cost's speed_unit)
+CONSTRAINTS: dict[str, tuple[str, bool, str, str | None]] = {
     "max_latency_ms": ("latency_p95_ms", True, "p95 latency", " ms"),
-    "min_throughput": ("texts_per_second", False, "throughput", " texts/s"),
+    "min_throughput": ("speed", False, "throughput", None),  # in the datasets' unit: texts/s, images/s
     "max_dim": ("embedding_dim", True, "dim", ""),
     "max_params": ("num_parameters", True, "parameters", ""),
     "max_memory_mb": ("peak_memory_mb", True, "peak memory", " MB"),
@@ -115,6 +140,8 @@ def aggregate_costs(selection: SelectionRun) -> dict[str, CandidateCost]:
                 cost_usd=reduce("cost_usd", sum),
                 bytes_per_vector=reduce("bytes_per_vector", max),
                 memory_per_million_docs_mb=reduce("memory_per_million_docs_mb", max),
+                images_per_second=reduce("images_per_second", np.mean),
+                audio_seconds_per_second=reduce("audio_seconds_per_second", np.mean),
             )
         costs[name] = cost
     return costs
@@ -128,6 +155,7 @@ def constraint_violations(cost: CandidateCost, cfg: SelectConfig) -> list[str]:
         if limit is None:
             continue
         value = getattr(cost, attribute)
+        unit = f" {cost.speed_unit}" if unit is None else unit
         if math.isnan(value):
             if key == "max_cost":
                 continue  # a local model costs nothing per call
@@ -267,7 +295,7 @@ def _reasons(decision: Decision, winner: str, best: str, selection: SelectionRun
         for d in decision.datasets
         if winner in decision.comparisons[d]
     )
-    speed = _ratio(decision.costs[winner].texts_per_second, decision.costs[best].texts_per_second)
+    speed = _ratio(decision.costs[winner].speed, decision.costs[best].speed)
     text = f"tied with {best} on {per_dataset}"
     text += f"; mean {scores[winner][MEAN]:.4f} vs {scores[best][MEAN]:.4f}"
     text += f" (p={decision.comparisons[MEAN][winner].p_adjusted:.2f})"
@@ -286,10 +314,14 @@ def _ratio(a: float, b: float) -> float | None:
 
 
 def fastest(decision: Decision) -> tuple[str, float | None, str | None] | None:
-    """(fastest candidate, its throughput ratio over the next fastest, that candidate)."""
-    speeds = {n: c.texts_per_second for n, c in decision.costs.items() if not math.isnan(c.texts_per_second)}
-    if not speeds:
+    """(fastest candidate, its throughput ratio over the next fastest, that candidate), among the
+    candidates whose speed is in the most common unit (a texts/s and an images/s never compare)."""
+    measured = {n: c for n, c in decision.costs.items() if not math.isnan(c.speed)}
+    if not measured:
         return None
+    units = [c.speed_unit for c in measured.values()]
+    unit = max(units, key=units.count)
+    speeds = {n: c.speed for n, c in measured.items() if c.speed_unit == unit}
     ranked = sorted(speeds, key=lambda n: speeds[n], reverse=True)
     if len(ranked) == 1:
         return ranked[0], None, None

@@ -2,6 +2,13 @@
 
 Measured on a fixed sample of the dataset's own texts with the *uncached* model, so a warm
 embedding cache never makes a model look faster than it is.
+
+Throughput is in the unit of what the dataset's family embeds (``media.modality_of`` of the
+timed sample): texts per second for texts, images per second for images, seconds of audio per
+second for audio (the clips' ``Media.duration_s``: a model that embeds 10 s clips at 2 clips/s
+processes 20 s of sound per second). Each is its own metric (``efficiency/texts_per_second``,
+``efficiency/images_per_second``, ``efficiency/audio_seconds_per_second``), so a number is never
+read in the wrong unit; tokens per second are for texts only.
 """
 
 from __future__ import annotations
@@ -18,10 +25,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embsel_mlflow.families import family_of
+from embsel_mlflow.media.items import AUDIO, IMAGE, TEXT, Media, modality_of
 
 if TYPE_CHECKING:
     from embsel_mlflow.config import EfficiencyConfig
     from embsel_mlflow.data.task_data import TaskData
+
+Item = str | Media  # what a timed sample holds: texts, or image / audio references
 
 MB = 1024**2
 _MEMORY_POLL_S = 0.005
@@ -30,11 +40,18 @@ _MEMORY_POLL_S = 0.005
 # a transformer passes once. The same rule for every kind.
 _MIN_TIMED_SECONDS = 0.25
 _MAX_PASSES = 100
+# modality -> (the Efficiency field of its throughput, its unit as the leaderboard writes it)
+THROUGHPUT: dict[str, tuple[str, str]] = {
+    TEXT: ("texts_per_second", "texts/s"),
+    IMAGE: ("images_per_second", "images/s"),
+    AUDIO: ("audio_seconds_per_second", "audio s/s"),
+}
 
 
 @dataclass
 class Efficiency:
-    """One candidate on one dataset; NaN where a quantity does not apply (e.g. cost of a local model)."""
+    """One candidate on one dataset; NaN where a quantity does not apply (e.g. cost of a local model,
+    texts per second on an image dataset: see ``THROUGHPUT``)."""
 
     texts_per_second: float
     tokens_per_second: float
@@ -48,20 +65,33 @@ class Efficiency:
     cost_per_million_tokens: float
     bytes_per_vector: float = math.nan  # one stored embedding (float32, int8 or bits)
     memory_per_million_docs_mb: float = math.nan  # stored vectors of a million documents
+    images_per_second: float = math.nan  # image datasets
+    audio_seconds_per_second: float = math.nan  # audio datasets: seconds of sound embedded per second
 
     def metrics(self) -> dict[str, float]:
         """Child-run metrics under ``efficiency/`` (NaN values are left out)."""
         return {f"efficiency/{k}": v for k, v in asdict(self).items() if not math.isnan(v)}
 
 
-def sample_texts(data: TaskData, size: int) -> tuple[list[str], list[str], str | None]:
-    """(batch texts, single-query texts, role of the batch texts) drawn from the dataset.
+def sample_texts(data: TaskData, size: int) -> tuple[list[Item], list[Item], str | None]:
+    """(batch items, single-query items, role of the batch) drawn from the dataset, as its family says.
 
     Retrieval times documents in batches (what indexing costs) and queries one at a time (what
-    serving costs); other tasks use the texts they evaluate for both.
+    serving costs); other tasks use the items they evaluate for both. Items are texts, or image /
+    audio references for a media family (decoded by the model, so decoding is timed too).
     """
     batch, singles, role = family_of(data).timing_texts(data.examples)
-    return batch[:size], singles, role
+    return list(batch[:size]), list(singles), role
+
+
+def throughput_units(items: list[Item]) -> float:
+    """How much one pass over ``items`` processes, in its throughput unit: items, or audio seconds."""
+    if modality_of(items) == AUDIO:
+        durations = [item.duration_s for item in items if isinstance(item, Media)]
+        if any(duration is None for duration in durations):
+            return math.nan  # a clip whose length is unknown: no audio rate rather than a wrong one
+        return float(sum(d for d in durations if d is not None))
+    return float(len(items))
 
 
 def uncached(model: Any) -> Any:
@@ -70,7 +100,7 @@ def uncached(model: Any) -> Any:
 
 
 def count_tokens(model: Any, texts: Sequence[str]) -> int:
-    """Tokens the model sees (its tokenizer, truncated to its max length), else whitespace words."""
+    """Tokens the model sees in ``texts`` (its tokenizer, truncated to its max length), else words."""
     tokenizer = getattr(model, "tokenizer", None)
     if callable(tokenizer):
         max_length = getattr(model, "max_seq_length", None)
@@ -135,18 +165,18 @@ def is_ranker(model: Any) -> bool:
     return isinstance(uncached(model), Ranker)
 
 
-def _encode_batch(model: Any, texts: list[str], role: str | None, corpus: list[str]) -> None:
+def _encode_batch(model: Any, texts: list[Item], role: str | None, corpus: list[Item]) -> None:
     if is_ranker(model):  # index the corpus sample and rank the texts against it
         model.rank(texts, corpus, 10)
     else:
         model.encode(texts, role=role)
 
 
-def _encode_one(model: Any, text: str, corpus: list[str]) -> None:
+def _encode_one(model: Any, text: Item, corpus: list[Item]) -> None:
     if is_ranker(model):
         model.rank([text], corpus, 10)
-    else:
-        model.encode([text], role="query")
+    else:  # a single query; role prompts apply to texts only
+        model.encode([text], role="query" if isinstance(text, str) else None)
 
 
 def measure_efficiency(
@@ -159,7 +189,10 @@ def measure_efficiency(
     """
     model = uncached(model)
     batch, singles, role = sample_texts(data, cfg.sample_size)
-    tokens = count_tokens(model, batch)
+    modality = modality_of(batch)
+    texts = [item for item in batch if isinstance(item, str)]
+    tokens = count_tokens(model, texts) if modality == TEXT else math.nan
+    units = throughput_units(batch)
 
     for text in singles[: cfg.warmup]:
         _encode_one(model, text, batch)
@@ -182,8 +215,10 @@ def measure_efficiency(
     if price is not None and billed_tokens is not None:
         cost = billed_tokens * float(price) / 1e6
     size = getattr(model, "disk_size_bytes", None)
+    rate = passes * units / seconds if seconds > 0 else math.nan
+    throughput = dict.fromkeys((field for field, _ in THROUGHPUT.values()), math.nan)
+    throughput[THROUGHPUT[modality][0]] = rate
     return Efficiency(
-        texts_per_second=passes * len(batch) / seconds if seconds > 0 else math.nan,
         tokens_per_second=passes * tokens / seconds if seconds > 0 else math.nan,
         latency_p50_ms=float(p50),
         latency_p95_ms=float(p95),
@@ -193,6 +228,7 @@ def measure_efficiency(
         peak_memory_mb=max(memory[0], 0.0) if not math.isnan(memory[0]) else math.nan,
         cost_usd=cost,
         cost_per_million_tokens=float(price) if price is not None else math.nan,
+        **throughput,
         **stored_vector_size(model),
     )
 

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 EFFICIENCY_COLUMNS = {
     "texts_per_second": "texts/s",
     "tokens_per_second": "tokens/s",
+    "images_per_second": "images/s",
+    "audio_seconds_per_second": "audio s/s",  # seconds of sound embedded per second
     "latency_p50_ms": "p50 ms",
     "latency_p95_ms": "p95 ms",
     "model_size_mb": "size MB",
@@ -28,6 +30,10 @@ EFFICIENCY_COLUMNS = {
     "memory_per_million_docs_mb": "MB/1M docs",
 }
 DELTA = "vs fp32"  # column: the variant's deltas against its candidate's fp32 variant
+# Shown in the markdown only when some candidate has a value: an image selection shows images/s,
+# not empty texts/s and tokens/s columns (the CSV and table keep every column).
+_MEDIA_SPEEDS = ("images_per_second", "audio_seconds_per_second")
+_TEXT_SPEEDS = ("texts_per_second", "tokens_per_second")
 
 
 def _pair_status(selection: SelectionRun, candidate: str, dataset: str) -> str | None:
@@ -71,11 +77,13 @@ def leaderboard_frame(selection: SelectionRun, decision: Decision) -> pd.DataFra
         row["registrable"] = info.registrable
         notes = []
         if not info.registrable and info.load_error is None:
-            notes.append(
-                "not an embedding model: cannot be registered or monitored"
-                if not get_kind(info.kind).embeds
-                else "fitted per dataset: cannot be registered"
-            )
+            kind = get_kind(info.kind)
+            if not kind.embeds:
+                notes.append("not an embedding model: cannot be registered or monitored")
+            elif kind.fitted_per_dataset:
+                notes.append("fitted per dataset: cannot be registered")
+            else:
+                notes.append("cannot be registered (no model to save, e.g. a remote API)")
         notes += [
             f"fine-tuned from {f.candidate} on {f.dataset}'s train split (run {f.run_id})"
             for f in selection.finetunes
@@ -115,10 +123,25 @@ def _number(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def shown_efficiency_columns(frame: pd.DataFrame) -> list[str]:
+    """The efficiency columns the markdown shows: every one, but the throughput units nobody was
+    measured in (images/s and audio s/s for texts; texts/s and tokens/s for a media-only selection)."""
+
+    def measured(key: str) -> bool:
+        return key in frame.columns and bool(frame[key].notna().any())
+
+    hidden = {key for key in _MEDIA_SPEEDS if not measured(key)}
+    if any(measured(key) for key in _MEDIA_SPEEDS) and not any(measured(key) for key in _TEXT_SPEEDS):
+        hidden.update(_TEXT_SPEEDS)
+    return [key for key in EFFICIENCY_COLUMNS if key not in hidden]
+
+
 def leaderboard_markdown(frame: pd.DataFrame, datasets: list[str]) -> str:
     """A readable markdown table: score [CI] (verdict) per dataset, mean, then efficiency."""
     with_deltas = DELTA in frame.columns and bool(frame[DELTA].astype(bool).any())
-    header = ["candidate", *datasets, MEAN, *([DELTA] if with_deltas else []), *EFFICIENCY_COLUMNS.values()]
+    shown = shown_efficiency_columns(frame)
+    header = ["candidate", *datasets, MEAN, *([DELTA] if with_deltas else [])]
+    header += [EFFICIENCY_COLUMNS[key] for key in shown]
     header += ["constraints", "notes"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in frame.iterrows():
@@ -136,7 +159,7 @@ def leaderboard_markdown(frame: pd.DataFrame, datasets: list[str]) -> str:
             )
         if with_deltas:
             cells.append(str(row[DELTA]) or "-")
-        cells += [_number(row[key], 2) for key in EFFICIENCY_COLUMNS]
+        cells += [_number(row[key], 2) for key in shown]
         cells += [str(row["constraints"]), str(row["notes"]).replace("|", "/")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

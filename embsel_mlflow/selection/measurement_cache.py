@@ -5,8 +5,8 @@ per pair, and on a warm embedding cache it would dominate a repeated selection. 
 is reused only when everything that decides it is the same:
 
 - the model: its embedding-cache key (weights, pooling, prompts, length, precision, ...);
-- the timed texts: a digest of the batch and single-query texts, their role and the
-  ``select.efficiency`` settings;
+- the timed texts: a digest of the batch and single-query texts (images and audio: their
+  modality and content hash, never their path), their role and the ``select.efficiency`` settings;
 - the machine: CPU model, CPUs available, thread settings, device (and GPU), and the versions
   of the libraries that encode (torch, transformers, model2vec, scikit-learn, ...).
 
@@ -27,12 +27,13 @@ import os
 import platform
 import sys
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from embsel_mlflow.media.items import Media, item_hash
 from embsel_mlflow.selection.efficiency import Efficiency, measure_efficiency, sample_texts, uncached
 
 if TYPE_CHECKING:
@@ -115,6 +116,13 @@ def _version(package: str) -> str | None:
         return None
 
 
+def _item_digest(item: str | Media) -> bytes:
+    """A timed item's share of the key: a text's sha256 (as before media), a media item's content hash."""
+    if isinstance(item, Media):
+        return b"media\0" + item_hash(item)  # modality + content: a renamed copy is the same sample
+    return hashlib.sha256(item.encode("utf-8")).digest()
+
+
 def measurement_key(model: Any, data: TaskData, cfg: EfficiencyConfig) -> str:
     """sha256 over the model's cache key, the timed texts and settings, and the machine."""
     from embsel_mlflow.models.cache import cache_model_key
@@ -123,7 +131,7 @@ def measurement_key(model: Any, data: TaskData, cfg: EfficiencyConfig) -> str:
     batch, singles, role = sample_texts(data, cfg.sample_size)
     texts = hashlib.sha256()
     for text in [*batch, "\0singles\0", *singles[: max(cfg.warmup, cfg.latency_queries)]]:
-        texts.update(hashlib.sha256(text.encode("utf-8")).digest())
+        texts.update(_item_digest(text))
     parts = {
         "method": METHOD_VERSION,
         "model": cache_model_key(inner.identity, inner.source),
@@ -170,7 +178,9 @@ class MeasurementCache:
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
             values = record["efficiency"]
-            efficiency = Efficiency(**{f.name: float(values[f.name]) for f in fields(Efficiency)})
+            # a field added since (images_per_second, ...) is absent from older records: its default
+            known = [f.name for f in fields(Efficiency) if f.name in values or f.default is MISSING]
+            efficiency = Efficiency(**{name: float(values[name]) for name in known})
             return efficiency, str(record["measured_at"])
         except (OSError, ValueError, KeyError, TypeError) as err:
             log.warning("efficiency: ignoring unreadable measurement %s (%s)", path, err)

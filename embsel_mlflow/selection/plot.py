@@ -31,14 +31,16 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
 
 
 def quality_throughput_figure(decision: Decision, cfg: SelectConfig) -> Figure | None:
-    """Mean main score against texts/s (log x) for every candidate scored on all datasets."""
+    """Mean main score against throughput (log x; texts/s, images/s or audio s/s) for every candidate
+    scored on all datasets."""
     from matplotlib.figure import Figure
 
     points = {
-        name: (decision.costs[name].texts_per_second, decision.scores[name][MEAN])
+        name: (decision.costs[name].speed, decision.scores[name][MEAN])
         for name in decision.complete
-        if not math.isnan(decision.costs[name].texts_per_second)
+        if not math.isnan(decision.costs[name].speed)
     }
+    units = sorted({decision.costs[name].speed_unit for name in points})
     if not points:
         return None
     figure = Figure(figsize=(7, 5), layout="constrained")
@@ -96,7 +98,7 @@ def quality_throughput_figure(decision: Decision, cfg: SelectConfig) -> Figure |
         )
     ax.set_xscale("log")
     ax.margins(x=0.25, y=0.1)  # room for the labels
-    ax.set_xlabel("throughput (texts/s, log scale)")
+    ax.set_xlabel(f"throughput ({' | '.join(units) or 'texts/s'}, log scale)")
     ax.set_ylabel(f"mean main score over {len(decision.datasets)} dataset(s), {cfg.confidence:.0%} CI")
     ax.set_title("quality vs throughput (hollow: excluded by constraints)")
     ax.legend(fontsize=8, loc="lower left")

@@ -57,8 +57,8 @@ class Selection:
         quickest = fastest(self.decision)
         if quickest is not None:
             name, ratio, runner_up = quickest
-            speed = self.decision.costs[name].texts_per_second
-            text = f"fastest: {name} ({speed:,.0f} texts/s)"
+            cost = self.decision.costs[name]
+            text = f"fastest: {name} ({cost.speed:,.0f} {cost.speed_unit})"
             if ratio is not None:
                 text += f", {ratio:.1f}x the next fastest ({runner_up})"
             lines.append(text)
@@ -88,8 +88,8 @@ def variant_lines(decision: Decision) -> list[str]:
         if not math.isnan(cost.bytes_per_vector):
             per_million = cost.memory_per_million_docs_mb
             parts.append(f"{cost.bytes_per_vector:.0f} B/vector ({per_million:,.1f} MB per 1M docs)")
-        if not math.isnan(cost.texts_per_second):
-            parts.append(f"{cost.texts_per_second:,.0f} texts/s")
+        if not math.isnan(cost.speed):
+            parts.append(f"{cost.speed:,.0f} {cost.speed_unit}")
         drops = [v for v in decision.violations.get(variant, []) if v.startswith("quality drop")]
         if drops:
             parts.append("FLAGGED: " + "; ".join(drops))
