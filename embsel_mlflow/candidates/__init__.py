@@ -24,6 +24,9 @@ from embsel_mlflow.candidates import (
     bm25,
     openai_api,
     from_run,
+    clap,
+    resemblyzer,
+    audio_features,
 )
 
 # isort: on
@@ -32,14 +35,17 @@ __all__ = [
     "KINDS",
     "BuildContext",
     "CandidateKind",
+    "audio_features",
     "bm25",
     "build_encoder",
     "check_kinds",
+    "clap",
     "from_run",
     "get_kind",
     "lsa",
     "openai_api",
     "register_kind",
+    "resemblyzer",
     "sentence_transformers",
     "static",
     "transformers",
