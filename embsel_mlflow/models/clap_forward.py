@@ -57,8 +57,9 @@ class ClapForward:
         dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
         model_kwargs: dict[str, Any] = {"use_safetensors": True, "dtype": dtypes[settings["precision"]]}
         model_kwargs.update(hub_kwargs.pop("model_kwargs", None) or {})
-        processor = ClapProcessor.from_pretrained(path_or_id, **hub_kwargs)
-        model: Any = ClapModel.from_pretrained(path_or_id, **hub_kwargs, **model_kwargs)
+        with _quiet():
+            processor = ClapProcessor.from_pretrained(path_or_id, **hub_kwargs)
+            model: Any = ClapModel.from_pretrained(path_or_id, **hub_kwargs, **model_kwargs)
         return cls(model.to(device), processor, settings)
 
     @property
@@ -140,8 +141,9 @@ class ClapForward:
         """Write model (safetensors) and processor under ``directory``; the settings :func:`load` needs."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(directory)  # safetensors: the only format transformers 5 writes
-        self.processor.save_pretrained(directory)
+        with _quiet():
+            self.model.save_pretrained(directory)  # safetensors: the only format transformers 5 writes
+            self.processor.save_pretrained(directory)
         return {**self.settings, "module": MODULE}
 
 
@@ -150,6 +152,20 @@ def load(directory: str | Path, settings: dict[str, Any]) -> ClapForward:
     return ClapForward.from_pretrained(
         str(directory), settings, local_files_only=True, trust_remote_code=False
     )
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No transformers progress bars (loading, writing shards): the caller's console is its own."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 @contextlib.contextmanager
