@@ -1,8 +1,9 @@
 """``model.kind=from_run``: the model an `embsel train` run logged (``model.run_id``).
 
 The logged model is read back as every logged model is (``tracking.embedding_model``) and loaded
-as the sentence-transformers directory it is; prompts and normalisation not set in the config
-come from the logged settings.
+as the sentence-transformers directory it is, or, for an image or audio model, by the kind that
+logged it (its saved weights: a CLIP directory, an image feature fit); prompts and
+normalisation not set in the config come from the logged settings.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class FromRunKind(CandidateKind):
 
 
 def logged_model_config(cfg: ModelConfig, context: BuildContext) -> ModelConfig:
-    """A from_run candidate as the sentence-transformers directory its run logged (downloaded once)."""
+    """A from_run candidate as the model directory its run logged (downloaded once), of its own kind."""
     import tempfile
     from pathlib import Path
 
@@ -40,8 +41,11 @@ def logged_model_config(cfg: ModelConfig, context: BuildContext) -> ModelConfig:
     models_dir = context.models_dir
     root = models_dir / "from_run" if models_dir is not None else Path(tempfile.mkdtemp(prefix="embsel-run-"))
     logged = fetch_logged_model(cfg.run_id, root, tracking_uri=context.tracking_uri)
-    if logged.backend != "sentence_transformers":
-        raise ConfigError(f"run {cfg.run_id} logged a {logged.backend} model; from_run loads transformers")
+    if logged.backend not in ("sentence_transformers", "media"):
+        raise ConfigError(
+            f"run {cfg.run_id} logged a {logged.backend} model; "
+            "from_run loads transformers, image and audio models"
+        )
     return logged.config(cfg)
 
 

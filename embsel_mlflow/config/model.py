@@ -17,6 +17,8 @@ class ModelKind(StrEnum):
     bm25 = "bm25"  # a lexical ranker for retrieval tasks (not an embedding model)
     openai_api = "openai_api"  # an OpenAI-compatible /v1/embeddings endpoint
     from_run = "from_run"  # the model an `embsel train` run logged (model.run_id)
+    clip = "clip"  # an image-text dual encoder: transformers CLIPModel / SiglipModel (Auto classes)
+    image_features = "image_features"  # pixels or HOG + PCA fitted on the task's own images
     clap = "clap"  # a transformers ClapModel: audio and text in one space
     resemblyzer = "resemblyzer"  # resemblyzer's speaker encoder (weights shipped in its wheel)
     audio_features = "audio_features"  # MFCC statistics + PCA fitted on the task's own unlabelled audio
@@ -117,6 +119,26 @@ class LsaConfig:
 
 
 @dataclass
+class ImageFeaturesConfig:
+    """Classical image baseline (kind=image_features): grayscale pixels or HOG, then PCA.
+
+    Fitted per dataset on images only, never labels (the classification train split, else the
+    evaluated images), as LSA is for texts. ``name_or_path`` may name a saved fit instead (a
+    logged model's ``weights/``): then it is used as it is on every dataset.
+    """
+
+    features: str = "pixels"  # pixels | hog
+    image_size: int = 32  # every image is made grayscale and resized to image_size x image_size
+    dim: int = 32  # PCA components (at most the fit images - 1 and the feature count)
+    whiten: bool = False  # scale each component to unit variance
+    hog_orientations: int = 9
+    hog_pixels_per_cell: int = 8
+    hog_cells_per_block: int = 2
+    max_fit_images: int = 20_000  # a larger fit set is subsampled evenly (PCA needs no more)
+    seed: int = 0  # the PCA's randomized solver
+
+
+@dataclass
 class Bm25Config:
     """bm25s parameters (kind=bm25); Lucene's BM25 variant by default."""
 
@@ -211,6 +233,7 @@ class ModelConfig:
     # Per-kind settings, set only in configs of that kind (None: the kind's defaults).
     static: StaticConfig | None = None
     lsa: LsaConfig | None = None
+    image_features: ImageFeaturesConfig | None = None
     bm25: Bm25Config | None = None
     api: ApiConfig | None = None  # required for kind=openai_api
     clap: ClapSettings | None = None

@@ -4,8 +4,10 @@
 a from_run candidate and a registered model (monitor's ``model_uri``) are read back through
 ``read_logged_model``. The model is a custom pyfunc (``embedding_pyfunc.py``) over a saved
 sentence-transformers (or model2vec) directory, not ``mlflow.sentence_transformers``, which
-loads with trust_remote_code=True. Requirements are pinned explicitly: inferring them imports the model
-again (~8 s). The signature is explicit too, so the input example is stored, never run.
+loads with trust_remote_code=True; an image or audio model (``serving_backend == "media"``)
+saves itself (``save_serving``) and is served by its own self-contained forward module
+(the contract: ``models/media_model.py``). Requirements are pinned explicitly: inferring them
+imports the model again (~8 s). The signature is explicit too, so the input example is stored, never run.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ PYFUNC_FILE = Path(__file__).with_name("embedding_pyfunc.py")
 # the exported backends' forward, and the stored-embedding arithmetic evaluation uses.
 FORWARD_FILE = Path(__file__).parents[1] / "models" / "exported_forward.py"
 STORED_MATH_FILE = Path(__file__).parents[1] / "models" / "stored_embedding_math.py"
+# A media model's pyfunc decodes served images and clips as evaluation does (media_io), and
+# embeds them with the forward module its save_serving names (models/<module>.py).
+MEDIA_IO_FILE = Path(__file__).parents[1] / "media" / "media_io.py"
+MODELS_DIR = Path(__file__).parents[1] / "models"
+MEDIA = "media"
 INPUT_EXAMPLE = ["A short sentence to embed.", "Another text, one embedding per row."]
 REQUIREMENTS = {
     "sentence_transformers": ("sentence-transformers", "transformers", "torch", "safetensors"),
@@ -42,11 +49,17 @@ REQUIREMENTS = {
 VARIANT_RUNTIMES = {"openvino": ("openvino",), "onnx": ("onnxruntime",)}
 
 
-def pip_requirements(backend: str, variant_backend: str = "torch") -> list[str]:
-    """Exact versions of what the logged model needs (local version tags like +cpu dropped)."""
+def pip_requirements(
+    backend: str, variant_backend: str = "torch", packages: tuple[str, ...] | list[str] = ()
+) -> list[str]:
+    """Exact versions of what the logged model needs (local version tags like +cpu dropped).
+
+    ``packages``: a media model's own requirements (its serving settings' ``requirements``).
+    """
     pins = []
     runtime = VARIANT_RUNTIMES.get(variant_backend, ())
-    for package in ("mlflow", *REQUIREMENTS[backend], *runtime, "numpy", "pandas"):
+    needed = (*REQUIREMENTS.get(backend, ()), *packages, *runtime)
+    for package in dict.fromkeys(("mlflow", *needed, "numpy", "pandas")):
         try:
             pins.append(f"{package}=={metadata.version(package).split('+')[0]}")
         except metadata.PackageNotFoundError:
@@ -116,6 +129,8 @@ def save_embedding_model(
 
     inner = _uncached(model)
     cfg = cfg if cfg is not None else inner.config
+    if getattr(inner, "serving_backend", None) == MEDIA:
+        return _save_media_model(inner, name, directory, cfg, input_example=input_example)
     weights = directory / "weights"
     backend = _saved_weights(model, name, weights)
     settings_file = directory / "settings.json"
@@ -137,6 +152,69 @@ def save_embedding_model(
             signature=signature,
             input_example=list(INPUT_EXAMPLE) if input_example else None,
             pip_requirements=pip_requirements(backend, settings["variant"].get("backend", "torch")),
+        )
+    return path
+
+
+def _save_media_model(
+    inner: Any, name: str, directory: Path, cfg: ModelConfig, *, input_example: bool
+) -> Path:
+    """An image/audio model as a pyfunc: its ``save_serving`` weights, its forward module and media_io."""
+    import mlflow.pyfunc
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
+
+    if not getattr(inner, "registrable", False):
+        raise ModelError(
+            f"candidate '{name}' (a {type(inner).__name__}) cannot be logged yet: fit it on a dataset "
+            "first (for_dataset)"
+        )
+    weights = directory / "weights"
+    weights.mkdir(parents=True, exist_ok=True)
+    serving = dict(inner.save_serving(weights))
+    module = str(serving.get("module", ""))
+    module_file = MODELS_DIR / f"{module}.py"
+    if not module.isidentifier() or not module_file.is_file():
+        raise ModelError(f"candidate '{name}': its serving module {module!r} is not a file in {MODELS_DIR}")
+    dim = int(inner.embedding_dim)
+    modalities = [str(modality) for modality in serving["modalities"]]
+    settings = {
+        "name": name,
+        "backend": MEDIA,
+        "kind": serving.get("kind"),
+        "prompts": {
+            "symmetric": cfg.symmetric_prompt,
+            "query": inner.prompt("query") if hasattr(inner, "prompt") else cfg.query_prompt,
+            "document": inner.prompt("document") if hasattr(inner, "prompt") else cfg.document_prompt,
+        },
+        "normalize": bool(cfg.normalize),
+        "batch_size": int(cfg.batch_size),
+        "max_length": cfg.max_seq_length,
+        "dim": dim,
+        "serving": serving,
+    }
+    settings_file = directory / "settings.json"
+    settings_file.write_text(json.dumps(settings, indent=2))
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("string")]),  # texts, file paths or base64 bytes
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, dim))]),
+        params=ParamSchema(
+            [ParamSpec("role", "string", "symmetric"), ParamSpec("modality", "string", "auto")]
+        ),
+    )
+    path = directory / "pyfunc"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        mlflow.pyfunc.save_model(
+            path=str(path),
+            python_model=str(PYFUNC_FILE),
+            code_paths=[str(MEDIA_IO_FILE), str(module_file)],
+            artifacts={"model": str(weights), "settings": str(settings_file)},
+            signature=signature,
+            # the stored example is a text one: only for models that take texts
+            input_example=list(INPUT_EXAMPLE) if input_example and "text" in modalities else None,
+            pip_requirements=pip_requirements(MEDIA, packages=list(serving.get("requirements", ()))),
         )
     return path
 
@@ -216,13 +294,24 @@ def _register(
 class LoggedModel:
     """A model ``log_embedding_model`` logged, downloaded: its weights directory and its settings."""
 
-    weights: Path  # a sentence-transformers or model2vec directory
+    weights: Path  # a sentence-transformers or model2vec directory, or what a media model saved
     settings: dict[str, Any]  # name, backend, prompts, normalize, batch_size, max_length, variant
 
     @property
     def backend(self) -> str | None:
-        """``sentence_transformers`` or ``model2vec``: what the weights are."""
+        """``sentence_transformers``, ``model2vec`` or ``media``: what the weights are."""
         return self.settings.get("backend")
+
+    @property
+    def kind(self) -> str:
+        """The ``model.kind`` that loads the weights."""
+        from embsel_mlflow.config import ModelKind
+
+        if self.backend == MEDIA:
+            return str(self.settings.get("kind") or (self.settings.get("serving") or {}).get("kind"))
+        return (
+            ModelKind.static.value if self.backend == "model2vec" else ModelKind.sentence_transformers.value
+        )
 
     def config(self, base: ModelConfig | None = None, *, name: str | None = None) -> ModelConfig:
         """The model config that loads these weights as they were logged.
@@ -242,6 +331,19 @@ class LoggedModel:
         static = self.backend == "model2vec"
         prompts = settings.get("prompts") or {}
         max_length = settings.get("max_length")
+        if self.backend == MEDIA:  # a media kind reloads what its save_serving wrote
+            return dataclasses.replace(
+                base,
+                kind=self.kind,
+                name_or_path=str(self.weights),
+                offline=None,
+                revision=None,
+                query_prompt=base.query_prompt or prompts.get("query"),
+                document_prompt=base.document_prompt or prompts.get("document"),
+                symmetric_prompt=base.symmetric_prompt or prompts.get("symmetric"),
+                normalize=base.normalize or bool(settings.get("normalize")),
+                max_seq_length=base.max_seq_length or (int(max_length) if max_length else None),
+            )
         return dataclasses.replace(
             base,
             kind=ModelKind.static.value if static else ModelKind.sentence_transformers.value,

@@ -8,6 +8,12 @@ sentence-transformers directory (trust_remote_code off, safetensors only) or a m
 static model. ``predict(texts)`` returns float32 embeddings, one row per text, exactly as the
 candidate encoded them in evaluation; ``params={"role": "query"}`` (or "document") applies the
 candidate's role prompt.
+
+An image or audio model (``settings["backend"] == "media"``: ``models/media_model.py`` has the
+contract) also takes images or clips, as local paths or base64 text: ``params={"modality":
+"image"}`` (or "audio", "text") says which, else it is detected from the values (file paths and
+decoded bytes by their first bytes; anything else is text). They are decoded with ``media_io``
+(logged beside this file) and embedded by the kind's own forward module, as in evaluation.
 """
 
 from __future__ import annotations
@@ -19,15 +25,24 @@ import mlflow
 import numpy as np
 from mlflow.pyfunc import PythonModel  # not mlflow.pyfunc.PythonModel: a lazy attribute type checkers miss
 
+MEDIA = "media"
+
 
 class EmbeddingModel(PythonModel):
-    model: Any  # a model2vec StaticModel or a SentenceTransformer, per settings["backend"]
+    # a model2vec StaticModel, a SentenceTransformer, or a media forward object, per settings["backend"]
+    model: Any
 
     def load_context(self, context: Any) -> None:
         with open(context.artifacts["settings"]) as handle:
             self.settings = json.load(handle)
         path = context.artifacts["model"]
-        if self.settings["backend"] == "model2vec":
+        if self.settings["backend"] == MEDIA:
+            import importlib
+
+            serving = self.settings["serving"]
+            # logged beside this file (code_paths): the kind's self-contained forward module
+            self.model = importlib.import_module(serving["module"]).load(path, serving)
+        elif self.settings["backend"] == "model2vec":
             from model2vec import StaticModel
 
             self.model = StaticModel.from_pretrained(path)
@@ -36,6 +51,8 @@ class EmbeddingModel(PythonModel):
 
     # No type hints here: MLflow would derive a signature from them (the logged one is explicit).
     def predict(self, context, model_input, params=None):
+        if self.settings["backend"] == MEDIA:
+            return _predict_media(self.model, self.settings, _values(model_input), params or {})
         texts = _texts(model_input)
         settings = self.settings
         prompt = settings["prompts"].get((params or {}).get("role") or "symmetric")
@@ -124,6 +141,111 @@ def _texts(model_input: Any) -> list[str]:
     if isinstance(model_input, str):
         return [model_input]
     return [str(text) for text in model_input]
+
+
+def _values(model_input: Any) -> list[Any]:
+    """The inputs as a list (bytes kept as bytes) from a list, a Series, or a one-column DataFrame."""
+    if hasattr(model_input, "columns"):
+        model_input = model_input[model_input.columns[0]]
+    if hasattr(model_input, "tolist"):
+        model_input = model_input.tolist()
+    if isinstance(model_input, (str, bytes)):
+        return [model_input]
+    return list(model_input)
+
+
+def _predict_media(model: Any, settings: dict, values: list[Any], params: dict) -> np.ndarray:
+    """Texts, images or clips (paths or base64) of one modality -> float32 embeddings, batch by batch."""
+    from media_io import (
+        MAX_AUDIO_SECONDS,
+        MAX_IMAGE_PIXELS,
+        BadMediaFile,
+        decode_input,
+        open_image,
+        read_audio,
+    )
+
+    serving = settings["serving"]
+    modalities = list(serving["modalities"])
+    modality = params.get("modality") or "auto"
+    if modality == "auto":
+        modality = detect_modality(values, modalities)
+    if modality not in modalities:
+        raise ValueError(f"this model embeds {' and '.join(modalities)}, not {modality}")
+    if modality == "text":
+        prompt = settings["prompts"].get(params.get("role") or "symmetric") or ""
+        values = [prompt + str(value) for value in values]
+    size = max(1, int(settings.get("batch_size", 32)))
+    parts = []
+    for start in range(0, len(values), size):
+        batch = values[start : start + size]
+        decoded = []
+        for offset, value in enumerate(batch):
+            try:
+                if modality == "image":
+                    limit = int(serving.get("max_image_pixels") or MAX_IMAGE_PIXELS)
+                    decoded.append(open_image(decode_input(value), max_pixels=limit))
+                elif modality == "audio":
+                    seconds = float(serving.get("max_audio_seconds") or MAX_AUDIO_SECONDS)
+                    rate = int(serving["sample_rate"])
+                    decoded.append(read_audio(decode_input(value), sample_rate=rate, max_seconds=seconds))
+                else:
+                    decoded.append(value)
+            except BadMediaFile as err:
+                raise ValueError(f"input {start + offset}: {err}") from None
+        parts.append(np.asarray(model.encode(decoded, modality), dtype=np.float32))
+    if not parts:
+        return np.empty((0, int(settings.get("dim") or 0)), dtype=np.float32)
+    return np.concatenate(parts)
+
+
+# The first bytes of the formats Pillow and libsndfile read, by modality.
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"\x00\x00\x01\x00")
+_AUDIO_MAGIC = (b"fLaC", b"OggS", b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2", b"FORM")
+
+
+def sniff(head: bytes) -> str | None:
+    """``image``, ``audio`` or None from the first bytes of a file."""
+    if head.startswith(b"RIFF") and head[8:12] in (b"WAVE", b"WEBP"):
+        return "audio" if head[8:12] == b"WAVE" else "image"
+    if head.startswith(_IMAGE_MAGIC):
+        return "image"
+    if head.startswith(_AUDIO_MAGIC):
+        return "audio"
+    return None
+
+
+def _value_modality(value: Any) -> str:
+    """The modality of one served value: a file or base64 bytes of an image or clip, else text."""
+    import base64
+    import binascii
+    import os
+
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return sniff(bytes(value[:16])) or "unknown bytes"
+    text = str(value)
+    if 0 < len(text) < 4096 and os.path.isfile(text):
+        with open(text, "rb") as handle:
+            return sniff(handle.read(16)) or "text"
+    if len(text) >= 16 and len(text) % 4 == 0:
+        try:
+            return sniff(base64.b64decode(text[:24], validate=True)) or "text"
+        except (binascii.Error, ValueError):
+            return "text"
+    return "text"
+
+
+def detect_modality(values: list[Any], modalities: list[str]) -> str:
+    """The one modality of ``values``; a model of one modality takes its own without looking."""
+    if len(modalities) == 1:
+        return modalities[0]
+    found = {_value_modality(value) for value in values} or {"text"}
+    if len(found) > 1:
+        raise ValueError(
+            f"inputs of several kinds ({', '.join(sorted(found))}): send one modality per request, "
+            'or say which with params={"modality": "image"}'
+        )
+    return found.pop()
 
 
 mlflow.models.set_model(EmbeddingModel())
