@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import base64
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -51,7 +52,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "embsel_mlflow" / "models"
-MEDIA_IO = Path(__file__).resolve().parents[1] / "embsel_mlflow" / "media" / "media_io.py"
 FORWARDS = ("clap_forward", "resemblyzer_forward", "audio_features_forward")
 SHORT = ("Yes.", "Good morning.", "Thank you.")  # under the tiny CLAP's 2 s: no cropping
 
@@ -148,7 +148,7 @@ def test_audio_kinds_are_registered_with_their_modalities_and_flags() -> None:
 
 @pytest.mark.parametrize("module", FORWARDS)
 def test_forward_modules_import_nothing_of_embsel(module: str) -> None:
-    """The served copy runs without the package: only the standard library, third parties, media_io."""
+    """The served copy runs without the package: only the standard library and third parties."""
     tree = ast.parse((MODELS_DIR / f"{module}.py").read_text())
     imported = {
         (node.module or "") if isinstance(node, ast.ImportFrom) else alias.name
@@ -156,8 +156,7 @@ def test_forward_modules_import_nothing_of_embsel(module: str) -> None:
         if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in node.names
     }
-    assert not any(name.split(".")[0] == "embsel_mlflow" for name in imported), imported
-    assert "media_io" in imported  # served inputs decode exactly as evaluation decodes
+    assert not any(name.split(".")[0] in ("embsel_mlflow", "media_io") for name in imported), imported
 
 
 # --- clap (tiny, built here) ------------------------------------------------------------------
@@ -250,7 +249,7 @@ def test_resemblyzer_embeds_as_resemblyzer_itself(voice_encoder, spoken) -> None
 
 
 def test_resemblyzer_refuses_texts_in_one_line(voice_encoder) -> None:
-    with pytest.raises(ModelError, match="embeds audio only, not text") as refused:
+    with pytest.raises(ModelError, match="embeds audio, not text") as refused:
         voice_encoder.encode(["a sentence"])
     assert "\n" not in str(refused.value)
 
@@ -326,11 +325,11 @@ def test_audio_features_refusals_are_one_line(spoken) -> None:
             _clustering_data(["some text", "more text"], ["a", "b"])
         )
     assert "\n" not in str(text_task.value)
-    with pytest.raises(DataError, match="at least 2 clips"):
+    with pytest.raises(DataError, match=r"cannot fit MFCC \+ PCA on 1 clip"):
         build_encoder(_yaml_model("audio_mfcc_pca")).for_dataset(_clustering_data(items[:1], speakers[:1]))
     with pytest.raises(ConfigError, match="n_mfcc"):
         build_encoder(_yaml_model("audio_mfcc_pca", audio_features=AudioFeaturesConfig(n_mfcc=50)))
-    with pytest.raises(ModelError, match="not fitted yet"):
+    with pytest.raises(ModelError, match="not fitted: nothing to save"):
         build_encoder(_yaml_model("audio_mfcc_pca")).save_serving(Path("unused"))
 
 
@@ -373,70 +372,119 @@ def test_cache_hits_on_content_and_misses_a_rewritten_file(
 # --- serving: the same forward, in a process without the package ------------------------------
 
 
-_SERVE = """
-import base64, json, sys
-import numpy as np
-sys.modules["embsel_mlflow"] = None  # the served model must not need the package
-sys.path.insert(0, sys.argv[1])
-request = json.loads(open(sys.argv[2]).read())
-module = __import__(request["settings"]["module"])
-model = module.load(sys.argv[3], request["settings"])
-out = {}
-for modality, inputs in request["inputs"].items():
-    values = [base64.b64decode(v[4:]) if v.startswith("b64:") else v for v in inputs]
-    out[modality] = model.encode(values, modality).tolist()
-open(sys.argv[4], "w").write(json.dumps(out))
-"""
+def _fresh_predictions(model_uri: str, requests: list[dict], *, cwd: Path, store_uri: str = "") -> list:
+    """Each request's ``predict(inputs, params)`` in a new interpreter where embsel_mlflow cannot load."""
+    requests_file = cwd / "requests.json"  # base64 clips: too long for a command line
+    requests_file.write_text(json.dumps(requests))
+    code = (
+        "import json, sys\n"
+        "sys.modules['embsel_mlflow'] = None  # the served model must not need the package\n"
+        "import mlflow, numpy as np\n"
+        f"model = mlflow.pyfunc.load_model({model_uri!r})\n"
+        "out = []\n"
+        f"for request in json.loads(open({str(requests_file)!r}).read()):\n"
+        "    try:\n"
+        "        answer = model.predict(request['inputs'], params=request.get('params'))\n"
+        "        out.append(np.asarray(answer).tolist())\n"
+        "    except Exception as err:\n"
+        "        out.append({'error': str(err)})\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **({"MLFLOW_TRACKING_URI": store_uri} if store_uri else {})}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _serve(tmp_path: Path, model, inputs: dict[str, list[str]]) -> dict[str, np.ndarray]:
-    """Save ``model`` for serving, then embed ``inputs`` with it in a fresh process."""
-    code, weights = tmp_path / "code", tmp_path / "served"
-    settings = model.save_serving(weights)
-    assert model.serving_backend == "media" and set(settings) >= {"module"}
-    json.dumps(settings)  # what the pyfunc stores: plain JSON
-    code.mkdir()
-    shutil.copy(MODELS_DIR / f"{settings['module']}.py", code)
-    shutil.copy(MEDIA_IO, code)
-    request, answer = tmp_path / "request.json", tmp_path / "answer.json"
-    request.write_text(json.dumps({"settings": settings, "inputs": inputs}))
-    subprocess.run(
-        [sys.executable, "-c", _SERVE, str(code), str(request), str(weights), str(answer)],
-        check=True,
+def _b64(item) -> str:
+    return base64.b64encode(Path(item.path).read_bytes()).decode()
+
+
+def _reloaded(settings_dir: Path) -> ModelConfig:
+    """The candidate the logged settings name: its kind, on the saved weights (as from_run does)."""
+    settings = json.loads((settings_dir / "settings.json").read_text())
+    return ModelConfig(name="reloaded", name_or_path=str(settings_dir / "weights"), kind=settings["kind"])
+
+
+def test_a_registered_resemblyzer_champion_answers_paths_and_base64_in_a_fresh_process(
+    voice_encoder, spoken, store_uri: str, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    from embsel_mlflow.tracking.embedding_model import log_embedding_model
+
+    _, items, _ = spoken
+    expected = voice_encoder.encode(items[:4])
+    client = MlflowClient(store_uri)
+    run_id = client.create_run(client.create_experiment("speakers")).info.run_id
+    log_embedding_model(client, run_id, voice_encoder, "resemblyzer", register="speakers", alias="champion")
+    answers = _fresh_predictions(
+        "models:/speakers@champion",
+        [
+            {"inputs": [item.path for item in items[:4]]},  # an audio-only model takes audio without looking
+            {"inputs": [_b64(item) for item in items[:4]], "params": {"modality": "audio"}},
+            {"inputs": ["a sentence"], "params": {"modality": "text"}},
+        ],
+        cwd=tmp_path,
+        store_uri=store_uri,
+    )
+    np.testing.assert_allclose(answers[0], expected, atol=1e-5)
+    np.testing.assert_allclose(answers[1], expected, atol=1e-5)
+    assert answers[2]["error"] == "this model embeds audio, not text"
+
+
+def test_a_saved_clap_answers_texts_and_clips_in_a_fresh_process(tiny_clap_dir: Path, short_clips, tmp_path):
+    from embsel_mlflow.tracking.embedding_model import save_embedding_model
+
+    _, items = short_clips
+    cfg = _clap_cfg(tiny_clap_dir, query_prompt="the sound of ", clap=ClapSettings(max_length_s=1))
+    model = build_encoder(cfg)
+    texts = ["a dog barking", "rain on a window"]
+    path = save_embedding_model(model, "tiny_clap", tmp_path / "saved", cfg=cfg)
+    answers = _fresh_predictions(
+        str(path),
+        [
+            {"inputs": [item.path for item in items]},  # detected as audio by their first bytes
+            {"inputs": texts, "params": {"role": "query"}},
+        ],
         cwd=tmp_path,
     )
-    return {key: np.asarray(value, dtype=np.float32) for key, value in json.loads(answer.read_text()).items()}
+    np.testing.assert_allclose(answers[0], model.encode(items), atol=1e-5)
+    np.testing.assert_allclose(answers[1], model.encode(texts, role="query"), atol=1e-5)
+    # The kind reloads what it saved: the 1 s crop travels inside the saved feature extractor.
+    again = build_encoder(_reloaded(tmp_path / "saved"))
+    np.testing.assert_allclose(again.encode(items), model.encode(items), atol=1e-6)
 
 
-def _served_inputs(items: list) -> list[str]:
-    """The first clip as a path, the others as base64 bytes (the two ways a client sends audio)."""
-    return [items[0].path] + [
-        "b64:" + base64.b64encode(Path(item.path).read_bytes()).decode() for item in items[1:]
-    ]
+def test_a_saved_mfcc_pca_fit_answers_in_a_fresh_process_and_reloads_as_it_is(spoken, tmp_path: Path) -> None:
+    from embsel_mlflow.tracking.embedding_model import save_embedding_model
 
-
-def test_served_resemblyzer_answers_as_evaluation(voice_encoder, spoken, tmp_path: Path) -> None:
-    _, items, _ = spoken
-    served = _serve(tmp_path, voice_encoder, {"audio": _served_inputs(items[:3])})
-    np.testing.assert_allclose(served["audio"], voice_encoder.encode(items[:3]), atol=1e-6)
-
-
-def test_served_clap_answers_texts_and_clips_as_evaluation(
-    tiny_clap_dir: Path, short_clips, tmp_path
-) -> None:
-    _, items = short_clips
-    model = build_encoder(_clap_cfg(tiny_clap_dir))
-    texts = ["a dog barking", "rain on a window"]
-    served = _serve(tmp_path, model, {"audio": _served_inputs(items), "text": texts})
-    np.testing.assert_allclose(served["audio"], model.encode(items), atol=1e-6)
-    np.testing.assert_allclose(served["text"], model.encode(texts), atol=1e-6)
-
-
-def test_served_mfcc_pca_answers_as_evaluation(spoken, tmp_path: Path) -> None:
     _, items, speakers = spoken
-    model = build_encoder(_yaml_model("audio_mfcc_pca")).for_dataset(_clustering_data(items, speakers))
-    served = _serve(tmp_path, model, {"audio": _served_inputs(items[:4])})
-    np.testing.assert_allclose(served["audio"], model.encode(items[:4]), atol=1e-6)
+    unfitted = build_encoder(_yaml_model("audio_mfcc_pca"))
+    assert not unfitted.registrable  # nothing to serve before the fit
+    model = unfitted.for_dataset(_clustering_data(items[:20], speakers[:20]))
+    assert model.registrable
+    path = save_embedding_model(model, "audio_mfcc_pca", tmp_path / "saved")
+    answers = _fresh_predictions(str(path), [{"inputs": [_b64(item) for item in items[20:]]}], cwd=tmp_path)
+    np.testing.assert_allclose(answers[0], model.encode(items[20:]), atol=1e-5)
+    again = build_encoder(_reloaded(tmp_path / "saved"))
+    assert again.fitted_on.startswith("saved fit")
+    assert again.for_dataset(_clustering_data(items, speakers)) is again  # never refitted
+    np.testing.assert_allclose(again.encode(items), model.encode(items), atol=1e-6)
+
+
+def test_a_saved_resemblyzer_reloads_from_its_safetensors(voice_encoder, spoken, tmp_path: Path) -> None:
+    _, items, _ = spoken
+    settings = voice_encoder.save_serving(tmp_path / "weights")
+    assert settings["module"] == "resemblyzer_forward" and settings["sample_rate"] == 16000
+    assert not list((tmp_path / "weights").glob("*.pt"))  # safetensors, never pickle
+    again = build_encoder(
+        ModelConfig(name="again", name_or_path=str(tmp_path / "weights"), kind="resemblyzer")
+    )
+    assert again.source.origin == "local" and again.source.sha256 != voice_encoder.source.sha256
+    np.testing.assert_allclose(again.encode(items[:3]), voice_encoder.encode(items[:3]), atol=1e-6)
 
 
 # --- efficiency: seconds of audio per second ---------------------------------------------------

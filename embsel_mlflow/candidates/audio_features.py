@@ -22,8 +22,11 @@ class AudioFeaturesKind(CandidateKind):
     modalities = frozenset({AUDIO})
 
     def build(self, cfg: ModelConfig, context: BuildContext) -> AudioFeaturesModel:
-        from embsel_mlflow.models.audio_features import AudioFeaturesModel
+        from embsel_mlflow.models.audio_features import AudioFeaturesModel, saved_fit_dir
 
+        saved = saved_fit_dir(cfg.name_or_path)
+        if saved is not None:  # a logged model's weights/: its fit, on every dataset
+            return AudioFeaturesModel.from_saved(cfg, saved)
         return AudioFeaturesModel(cfg, models_dir=context.models_dir)
 
 

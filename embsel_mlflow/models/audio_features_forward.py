@@ -1,8 +1,9 @@
 """MFCC statistics + PCA: the classical audio baseline's fit and forward, for evaluation and serving.
 
-SELF-CONTAINED on purpose (numpy, librosa; scikit-learn only to fit; ``media_io`` only for
-served inputs; no embsel_mlflow import): a registered model ships this file beside its pyfunc
-(``code_paths``) and calls :func:`load` on the directory :meth:`AudioFeaturesForward.save` wrote.
+SELF-CONTAINED on purpose (numpy, librosa; scikit-learn only to fit; no embsel_mlflow import): a
+registered model ships this file beside its pyfunc (``code_paths``) and calls :func:`load` on the
+directory :meth:`AudioFeaturesForward.save` wrote. Both sides hand it decoded clips (``media_io``:
+mono float32 at ``sample_rate``).
 
 A clip's statistics: the mean and standard deviation over time of each MFCC (and, with
 ``deltas``, of its first and second differences). They are standardised with the fit clips'
@@ -32,7 +33,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "whiten": False,
     "normalize": False,
     "batch_size": 64,
-    "max_audio_seconds": 600.0,
 }
 
 
@@ -133,18 +133,12 @@ class AudioFeaturesForward:
             return np.empty((0, self.embedding_dim), dtype=np.float32)
         return self.project(np.stack([mfcc_statistics(clip, self.settings) for clip in clips]))
 
-    def encode(self, inputs: list[Any], modality: str, role: str | None = None) -> np.ndarray:
-        """Embeddings of decoded clips (arrays at ``sample_rate``) or of served paths / base64 / bytes."""
+    def encode(self, inputs: list[Any], modality: str) -> np.ndarray:
+        """Embeddings of decoded clips (mono float32 at ``sample_rate``), a batch at a time."""
         if modality != "audio":
             raise ValueError(f"MFCC statistics embed audio only, not {modality}")
-        seconds = float(self.settings["max_audio_seconds"])
         size = max(1, int(self.settings["batch_size"]))
-        out = [
-            self.embed_clips(
-                [_clip(value, self.sample_rate, seconds) for value in inputs[start : start + size]]
-            )
-            for start in range(0, len(inputs), size)
-        ]
+        out = [self.embed_clips(list(inputs[start : start + size])) for start in range(0, len(inputs), size)]
         return np.concatenate(out) if out else np.empty((0, self.embedding_dim), dtype=np.float32)
 
     def save_arrays(self, path: Path) -> None:
@@ -173,13 +167,3 @@ class AudioFeaturesForward:
 def load(directory: str | Path, settings: dict[str, Any]) -> AudioFeaturesForward:
     """The fitted model :meth:`AudioFeaturesForward.save` wrote to ``directory``."""
     return AudioFeaturesForward.load_arrays(Path(directory) / settings.get("arrays", ARRAYS_FILE), settings)
-
-
-def _clip(value: Any, sample_rate: int, max_seconds: float) -> np.ndarray:
-    """A decoded clip as it is; a served path, base64 text or bytes decoded as evaluation decodes."""
-    if isinstance(value, np.ndarray):
-        return np.asarray(value, dtype=np.float32)
-    import media_io  # shipped beside this file with the served model
-
-    source = value if hasattr(value, "read") else media_io.decode_input(value)
-    return media_io.read_audio(source, sample_rate=sample_rate, max_seconds=max_seconds)

@@ -1,8 +1,9 @@
 """A CLAP model (transformers ``ClapModel`` + ``ClapProcessor``): the forward pass of evaluation and serving.
 
-SELF-CONTAINED on purpose (numpy, torch, transformers; ``media_io`` only for served inputs; no
-embsel_mlflow import): a registered model ships this file beside its pyfunc (``code_paths``) and
-calls :func:`load` on the directory :meth:`ClapForward.save` wrote.
+SELF-CONTAINED on purpose (numpy, torch, transformers; no embsel_mlflow import): a registered
+model ships this file beside its pyfunc (``code_paths``) and calls :func:`load` on the directory
+:meth:`ClapForward.save` wrote. Both sides hand it decoded inputs (``media_io``: mono float32 at
+:attr:`ClapForward.sample_rate`) and prompted texts.
 
 Texts go through ``get_text_features``, clips (mono, at the feature extractor's rate: 48 kHz)
 through ``get_audio_features``. The feature extractor crops clips longer than its
@@ -28,8 +29,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "max_length_s": None,
     "truncation": None,
     "precision": "fp32",
-    "prompts": {},
-    "max_audio_seconds": 600.0,
 }
 
 
@@ -44,6 +43,12 @@ class ClapForward:
         self.processor = processor
         self.feature_extractor = processor.feature_extractor
         self.tokenizer = processor.tokenizer
+        # model.clap overrides become the extractor's own: saved with it, so a reload cuts alike
+        if self.settings["max_length_s"]:
+            self.feature_extractor.max_length_s = int(self.settings["max_length_s"])
+            self.feature_extractor.nb_max_samples = self.feature_extractor.max_length_s * self.sample_rate
+        if self.settings["truncation"]:
+            self.feature_extractor.truncation = self.settings["truncation"]
 
     @classmethod
     def from_pretrained(
@@ -102,13 +107,8 @@ class ClapForward:
 
     def _features(self, clip: np.ndarray) -> Any:
         """The extractor's mel input of one clip, its random crop drawn from a fixed seed."""
-        kwargs: dict[str, Any] = {"sampling_rate": self.sample_rate, "return_tensors": "pt"}
-        if self.settings["max_length_s"]:
-            kwargs["max_length"] = int(self.settings["max_length_s"] * self.sample_rate)
-        if self.settings["truncation"]:
-            kwargs["truncation"] = self.settings["truncation"]
         with _seeded(_SEED):
-            return self.feature_extractor(clip, **kwargs)
+            return self.feature_extractor(clip, sampling_rate=self.sample_rate, return_tensors="pt")
 
     def _finished(self, output: Any) -> np.ndarray:
         """The projected features as float32 (transformers 5 returns them as the pooler output)."""
@@ -119,20 +119,13 @@ class ClapForward:
             embeddings = embeddings / np.maximum(norms, 1e-12)
         return np.ascontiguousarray(embeddings, dtype=np.float32)
 
-    def encode(self, inputs: list[Any], modality: str, role: str | None = None) -> np.ndarray:
-        """Texts (with the role's prompt), or clips: decoded arrays, or served paths / base64 / bytes."""
+    def encode(self, inputs: list[Any], modality: str) -> np.ndarray:
+        """Texts (already prompted by the caller) or decoded clips (mono float32 at :attr:`sample_rate`)."""
         size = int(self.settings["batch_size"])
         if modality == "text":
-            prompt = (self.settings["prompts"] or {}).get(role or "symmetric") or ""
-            parts = [
-                self.embed_texts([prompt + str(text) for text in batch]) for batch in _batches(inputs, size)
-            ]
+            parts = [self.embed_texts([str(text) for text in batch]) for batch in _batches(inputs, size)]
         elif modality == "audio":
-            seconds = float(self.settings["max_audio_seconds"])
-            parts = [
-                self.embed_clips([_clip(value, self.sample_rate, seconds) for value in batch])
-                for batch in _batches(inputs, size)
-            ]
+            parts = [self.embed_clips(batch) for batch in _batches(inputs, size)]
         else:
             raise ValueError(f"a CLAP model embeds text and audio, not {modality}")
         return np.concatenate(parts) if parts else np.empty((0, self.embedding_dim), dtype=np.float32)
@@ -177,16 +170,6 @@ def _seeded(seed: int) -> Iterator[None]:
         yield
     finally:
         np.random.set_state(state)
-
-
-def _clip(value: Any, sample_rate: int, max_seconds: float) -> np.ndarray:
-    """A decoded clip as it is; a served path, base64 text or bytes decoded as evaluation decodes."""
-    if isinstance(value, np.ndarray):
-        return np.asarray(value, dtype=np.float32)
-    import media_io  # shipped beside this file with the served model
-
-    source = value if hasattr(value, "read") else media_io.decode_input(value)
-    return media_io.read_audio(source, sample_rate=sample_rate, max_seconds=max_seconds)
 
 
 def _batches(items: list[Any], size: int) -> list[list[Any]]:

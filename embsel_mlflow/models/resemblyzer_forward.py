@@ -1,8 +1,9 @@
 """resemblyzer's speaker encoder: the one forward pass evaluation and the served model run.
 
-SELF-CONTAINED on purpose (numpy, torch, resemblyzer; ``media_io`` only for served inputs; no
-embsel_mlflow import): a registered model ships this file beside its pyfunc (``code_paths``) and
-calls :func:`load` on the directory :meth:`ResemblyzerForward.save` wrote.
+SELF-CONTAINED on purpose (numpy, torch, resemblyzer; no embsel_mlflow import): a registered
+model ships this file beside its pyfunc (``code_paths``) and calls :func:`load` on the directory
+:meth:`ResemblyzerForward.save` wrote. Both sides hand it decoded clips (``media_io``: mono
+float32 at 16 kHz).
 
 The network and its use are resemblyzer's own (``VoiceEncoder.forward``, its partial-utterance
 slicing and mel spectrogram); only the weights are read from safetensors instead of the
@@ -27,9 +28,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "rate": 1.3,
     "min_coverage": 0.75,
     "trim_silences": True,
-    "normalize": True,
     "batch_size": 32,
-    "max_audio_seconds": 600.0,
 }
 
 
@@ -95,16 +94,11 @@ class ResemblyzerForward:
         trimmed = audio.trim_long_silences(wav)
         return trimmed if len(trimmed) else wav
 
-    def encode(self, inputs: list[Any], modality: str, role: str | None = None) -> np.ndarray:
-        """Embeddings of ``inputs``: decoded clips (arrays at 16 kHz), or served paths / base64 / bytes."""
+    def encode(self, inputs: list[Any], modality: str) -> np.ndarray:
+        """Embeddings of decoded clips (mono float32 at 16 kHz), a batch of ``batch_size`` at a time."""
         if modality != "audio":
             raise ValueError(f"this speaker encoder embeds audio only, not {modality}")
-        out = [
-            self.embed_clips(
-                [_clip(value, SAMPLE_RATE, self.settings["max_audio_seconds"]) for value in batch]
-            )
-            for batch in _batches(list(inputs), int(self.settings["batch_size"]))
-        ]
+        out = [self.embed_clips(batch) for batch in _batches(list(inputs), int(self.settings["batch_size"]))]
         return np.concatenate(out) if out else np.empty((0, EMBEDDING_DIM), dtype=np.float32)
 
     def save(self, directory: Path) -> dict[str, Any]:
@@ -114,7 +108,8 @@ class ResemblyzerForward:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         save_file(
-            {name: tensor.contiguous() for name, tensor in self.state.items()}, directory / WEIGHTS_FILE
+            {name: tensor.detach().cpu().contiguous() for name, tensor in self.state.items()},
+            directory / WEIGHTS_FILE,
         )
         return {**self.settings, "module": MODULE, "weights": WEIGHTS_FILE}
 
@@ -146,16 +141,6 @@ def _voice_encoder(state: dict[str, Any], device: str) -> Any:
     wanted = set(network.state_dict())
     network.load_state_dict({name: value for name, value in state.items() if name in wanted}, strict=True)
     return network.to(network.device).eval()
-
-
-def _clip(value: Any, sample_rate: int, max_seconds: float) -> np.ndarray:
-    """A decoded clip as it is; a served path, base64 text or bytes decoded as evaluation decodes."""
-    if isinstance(value, np.ndarray):
-        return np.asarray(value, dtype=np.float32)
-    import media_io  # shipped beside this file with the served model
-
-    source = value if hasattr(value, "read") else media_io.decode_input(value)
-    return media_io.read_audio(source, sample_rate=sample_rate, max_seconds=max_seconds)
 
 
 def _batches(items: list[Any], size: int) -> list[list[Any]]:
