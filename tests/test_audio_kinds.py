@@ -218,6 +218,20 @@ def test_clap_refusals_are_one_line(tiny_clap_dir: Path, tmp_path: Path, monkeyp
     assert _yaml_model("clap_htsat").trust_remote_code is False
 
 
+def test_clap_pickled_weights_are_refused(tiny_clap_dir: Path, tmp_path: Path) -> None:
+    """safetensors only: a CLAP directory whose weights are a pickle (.bin) is refused, not unpickled."""
+    import torch
+    from safetensors.torch import load_file
+
+    directory = tmp_path / "pickled"
+    shutil.copytree(tiny_clap_dir, directory)
+    torch.save(load_file(directory / "model.safetensors"), directory / "pytorch_model.bin")
+    (directory / "model.safetensors").unlink()
+    with pytest.raises(ModelError) as refused:
+        build_encoder(_clap_cfg(directory))
+    assert "safetensors" in str(refused.value) and "\n" not in str(refused.value)
+
+
 # --- resemblyzer (its real weights) -----------------------------------------------------------
 
 
