@@ -26,6 +26,9 @@ from embsel_mlflow.candidates import (
     from_run,
     clip,
     image_features,
+    clap,
+    resemblyzer,
+    audio_features,
 )
 
 # isort: on
@@ -34,9 +37,11 @@ __all__ = [
     "KINDS",
     "BuildContext",
     "CandidateKind",
+    "audio_features",
     "bm25",
     "build_encoder",
     "check_kinds",
+    "clap",
     "clip",
     "from_run",
     "get_kind",
@@ -44,6 +49,7 @@ __all__ = [
     "lsa",
     "openai_api",
     "register_kind",
+    "resemblyzer",
     "sentence_transformers",
     "static",
     "transformers",

@@ -19,6 +19,9 @@ class ModelKind(StrEnum):
     from_run = "from_run"  # the model an `embsel train` run logged (model.run_id)
     clip = "clip"  # an image-text dual encoder: transformers CLIPModel / SiglipModel (Auto classes)
     image_features = "image_features"  # pixels or HOG + PCA fitted on the task's own images
+    clap = "clap"  # a transformers ClapModel: audio and text in one space
+    resemblyzer = "resemblyzer"  # resemblyzer's speaker encoder (weights shipped in its wheel)
+    audio_features = "audio_features"  # MFCC statistics + PCA fitted on the task's own unlabelled audio
 
 
 class Pooling(StrEnum):
@@ -166,6 +169,45 @@ class ApiConfig:
 
 
 @dataclass
+class ClapSettings:
+    """How a CLAP model (kind=clap) cuts clips; None keeps its feature extractor's own setting."""
+
+    max_length_s: int | None = None  # clips are padded or cropped to this many seconds (CLAP: 10)
+    truncation: str | None = None  # rand_trunc | fusion: how a longer clip is cropped (seeded: repeatable)
+
+
+@dataclass
+class ResemblyzerConfig:
+    """resemblyzer's VoiceEncoder (kind=resemblyzer): the packaged weights, pinned by their sha256."""
+
+    sha256: str | None = None  # of resemblyzer/pretrained.pt; refused if it differs (None: not checked)
+    rate: float = 1.3  # partial utterances (1.6 s each) per second, as resemblyzer's embed_utterance
+    min_coverage: float = 0.75  # keep a last partial covering at least this share of 1.6 s
+    trim_silences: bool = True  # resemblyzer's preprocess_wav: shorten silences (webrtcvad)
+
+
+@dataclass
+class AudioFeaturesConfig:
+    """MFCC statistics + PCA (kind=audio_features), fitted per dataset on audio without labels.
+
+    Each clip gives the mean and standard deviation of every MFCC over time (and of their first
+    and second differences with ``deltas``); the statistics are standardised, then projected by a
+    PCA fitted on the dataset's own clips (``fit_on: auto``, as LSA; never a label).
+    """
+
+    fit_on: str = "auto"
+    sample_rate: int = 16000
+    n_mfcc: int = 20
+    n_mels: int = 40
+    n_fft: int = 512  # 32 ms at 16 kHz
+    hop_length: int = 160  # 10 ms at 16 kHz
+    deltas: bool = True
+    n_components: int = 64
+    whiten: bool = False
+    seed: int = 42
+
+
+@dataclass
 class ModelConfig:
     name: str = MISSING  # short name used in run names and tags
     # hub id or local directory; for static: the teacher; for openai_api: the served model's name
@@ -194,5 +236,8 @@ class ModelConfig:
     image_features: ImageFeaturesConfig | None = None
     bm25: Bm25Config | None = None
     api: ApiConfig | None = None  # required for kind=openai_api
+    clap: ClapSettings | None = None
+    resemblyzer: ResemblyzerConfig | None = None
+    audio_features: AudioFeaturesConfig | None = None
     run_id: str | None = None  # kind=from_run: the train run whose logged model (runs:/<id>/model) to load
     variant: VariantConfig = field(default_factory=VariantConfig)  # transformer kinds only
