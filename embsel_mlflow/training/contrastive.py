@@ -36,7 +36,7 @@ log = logging.getLogger("embsel.train")
 MAX_GRAD_NORM = 1.0  # as transformers' Trainer default
 # CLIP clips its learned temperature so logits are scaled by at most 100 (CLIP paper, section 2.5).
 MAX_LOGIT_SCALE = math.log(100.0)
-SIGLIP_TYPES = ("siglip",)  # config.model_type of models trained with the sigmoid loss
+SIGLIP_TYPES = ("siglip", "siglip2")  # config.model_type of models trained with the sigmoid loss
 # (validation main score, every validation score) of the model as it is now.
 Validator = Callable[[], tuple[float, dict[str, float]]]
 
@@ -76,6 +76,11 @@ def pairs_from_columns(columns: dict[str, list[Any]], source: str) -> ImageTextP
     text_columns = [
         name for name, values in columns.items() if values and all(isinstance(v, str) for v in values)
     ]
+    if any(isinstance(v, Media) and v.modality != IMAGE for values in columns.values() for v in values[:1]):
+        raise ConfigError(
+            f"{source}: contrastive training takes image–text pairs; audio–text training (CLAP) is not "
+            "implemented: evaluate and select audio models without fine-tuning"
+        )
     if len(image_columns) != 1 or len(text_columns) != 1 or len(columns) != 2:
         raise ConfigError(
             f"{source}: contrastive image–text training needs (image, text) pairs, but the pairs have "
@@ -157,25 +162,39 @@ def is_sigmoid_model(model: Any) -> bool:
     return str(getattr(model.config, "model_type", "")) in SIGLIP_TYPES
 
 
-def text_settings(model: Any, processor: Any) -> dict[str, Any]:
-    """Tokenizer arguments for a batch of texts: SigLIP pools the last token, so it pads to max length."""
-    tokenizer = getattr(processor, "tokenizer", processor)
-    limit = getattr(model.config.text_config, "max_position_embeddings", None)
-    max_length = (
-        min(int(tokenizer.model_max_length), int(limit)) if limit else int(tokenizer.model_max_length)
-    )
+def text_settings(model: Any, processor: Any, max_length: int | None = None) -> dict[str, Any]:
+    """Tokenizer arguments, as the clip kind encodes texts (``models/clip_forward.py``).
+
+    SigLIP pools the last position, so it pads to the full length as it was trained; CLIP pools
+    at the end-of-text token and pads to the longest text. Truncation at the smallest of
+    ``max_length`` (``model.max_seq_length``), the text tower's positions and the tokenizer's limit.
+    """
+    positions = getattr(getattr(model.config, "text_config", None), "max_position_embeddings", None)
+    limits = [
+        int(limit)
+        for limit in (max_length, positions, getattr(processor.tokenizer, "model_max_length", None))
+        if isinstance(limit, int) and 0 < limit < 1_000_000
+    ]
     padding: bool | str = "max_length" if is_sigmoid_model(model) else True
-    return {"padding": padding, "truncation": True, "max_length": max_length}
+    return {"padding": padding, "truncation": True, "max_length": min(limits) if limits else 77}
 
 
-def batch_inputs(processor: Any, model: Any, images: Sequence[Media], texts: Sequence[str]) -> dict[str, Any]:
-    """The processor's tensors of one batch: its images decoded now, its texts tokenized."""
+def batch_inputs(
+    processor: Any,
+    model: Any,
+    images: Sequence[Media],
+    texts: Sequence[str],
+    *,
+    max_length: int | None = None,
+) -> dict[str, Any]:
+    """The model inputs of one batch: its images decoded now, its texts tokenized."""
     from embsel_mlflow.media.decode import load_images
 
-    decoded = load_images(images)
-    return dict(
-        processor(text=list(texts), images=decoded, return_tensors="pt", **text_settings(model, processor))
+    tokens = processor.tokenizer(
+        list(texts), return_tensors="pt", **text_settings(model, processor, max_length)
     )
+    pixels = processor.image_processor(images=load_images(images), return_tensors="pt")
+    return {**tokens, **pixels}
 
 
 def contrastive_loss(model: Any, inputs: dict[str, Any]) -> Any:
@@ -204,6 +223,7 @@ def train_contrastive(
     sink: MetricSink | None = None,
     validate: Validator | None = None,
     show_progress: bool | None = None,
+    max_length: int | None = None,
 ) -> ContrastiveOutcome:
     """Fine-tune ``model`` (in place, on its own device) on ``pairs``; the per-step losses.
 
@@ -211,7 +231,8 @@ def train_contrastive(
     weight_decay, gradient_accumulation_steps, seed, precision, logging_steps and eval_steps
     (``validate`` is then called: None = at each epoch's end, 0 = never, N = every N steps).
     A SIGINT / SIGTERM / SIGHUP finishes the step and returns with ``stopped_by`` set.
-    ``show_progress`` None: a progress bar only when stderr is a terminal.
+    ``show_progress`` None: a progress bar only when stderr is a terminal. ``max_length``: the
+    text length the model is evaluated with (``model.max_seq_length``), so it trains on the same.
     """
     import torch
     from tqdm.auto import tqdm
@@ -253,9 +274,8 @@ def train_contrastive(
                 step_loss, epoch = 0.0, 0.0
                 for _ in range(accumulation):
                     batch, epoch, epoch_end = next(micro)
-                    inputs = batch_inputs(
-                        processor, model, [pairs.images[i] for i in batch], [pairs.texts[i] for i in batch]
-                    )
+                    images, texts = [pairs.images[i] for i in batch], [pairs.texts[i] for i in batch]
+                    inputs = batch_inputs(processor, model, images, texts, max_length=max_length)
                     inputs = {key: value.to(device) for key, value in inputs.items()}
                     with torch.autocast(device.type, dtype=dtype, enabled=bf16 or fp16):
                         loss = contrastive_loss(model, inputs) / accumulation
