@@ -603,3 +603,41 @@ def test_select_may_fine_tune_a_dual_encoder_on_image_text_data() -> None:
         splits={"train": TableConfig(), "test": TableConfig()},
     )
     check_finetune(1, {"captions": data}, TrainConfig())  # no error: mnrl (the default) is not asked to fit
+
+
+def test_bf16_mixed_precision_trains_with_fp32_weights(
+    tiny_dirs: dict[str, Path], shapes: ImageTextPairs
+) -> None:
+    """train.precision=bf16 runs the forward under autocast (here on CPU); the weights stay fp32."""
+    import torch
+
+    model, processor = _load(tiny_dirs["clip"])
+    fp32 = train_contrastive(model, processor, shapes, _short(precision="fp32"), show_progress=False)
+    model, processor = _load(tiny_dirs["clip"])
+    bf16 = train_contrastive(model, processor, shapes, _short(precision="bf16"), show_progress=False)
+    assert all(np.isfinite(bf16.losses)) and bf16.losses != fp32.losses  # another arithmetic
+    assert bf16.losses[0] == pytest.approx(fp32.losses[0], abs=0.05)  # the same loss, rounded
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
+        train_contrastive(model, processor, shapes, _short(precision="fp16"))
+
+
+def test_resuming_an_image_text_run_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Contrastive training keeps no checkpoint: a killed image-text run cannot be continued."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("clip_resume")
+    tags = {"embsel.entry_point": "train", "embsel.train.pairs": "media_text"}
+    killed = client.create_run(experiment, tags=tags).info.run_id
+    client.set_terminated(killed, "KILLED")
+    args = ["data=demo_retrieval", f"train.resume={killed}", "tracking.experiment=clip_resume"]
+    assert _train_main([*args, f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"], tmp_path) == 2
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert "names an image–text (contrastive) train run, which keeps no checkpoint" in error
+    runs = {run.info.run_id: run for run in client.search_runs([experiment])}
+    assert runs.pop(killed).info.status == "KILLED"  # untouched
+    (failed,) = runs.values()
+    assert failed.info.status == "FAILED"

@@ -5,6 +5,11 @@ the evaluator ``evaluate`` uses, the delta with its paired-bootstrap CI and p-va
 training curve (one logger; transformers' MLflowCallback stays off), checkpoints that survive
 SIGINT/SIGTERM (``train.resume=<run id>`` continues them in the same run), and the tuned model
 as an MLflow pyfunc model. Returns the validation main score (the Optuna objective).
+
+Image–text data (``image_to_text_retrieval``, ``text_to_image_retrieval``: (image, caption) pairs)
+trains a dual encoder (``model.kind=clip``) with its own contrastive loss instead
+(``training/contrastive.py``); the run holds the same baseline, tuned score, delta, curve and model,
+but no checkpoints (a signal ends it KILLED; there is nothing to resume).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
 
 STEP = "train"
 OUTPUT_DIR_TAG = "embsel.train.output_dir"
+PAIRS_TAG = "embsel.train.pairs"  # the kind of pairs the run trained on (training/pairs.py)
 log = logging.getLogger("embsel.train")
 
 
@@ -90,6 +96,7 @@ def check_resumable(tracking: TrackingConfig, run_id: str, overrides: list[str])
     run (a new one: the named run is not touched) and one line."""
     from embsel_mlflow.tracking.run import record_failed_run
     from embsel_mlflow.tracking.store import open_store, resolve_tracking_uri
+    from embsel_mlflow.training.pairs import MEDIA_TEXT
     from embsel_mlflow.training.trainer import last_checkpoint
 
     client = open_store(resolve_tracking_uri(tracking.uri))
@@ -107,6 +114,11 @@ def check_resumable(tracking: TrackingConfig, run_id: str, overrides: list[str])
             problem = f"train.resume={run_id} names a RUNNING run; stop it first (or wait for it to end)"
         elif found.info.status == "FINISHED":
             problem = f"train.resume={run_id} names a FINISHED train run; there is nothing to resume"
+        elif tags.get(PAIRS_TAG) == MEDIA_TEXT:
+            problem = (
+                f"train.resume={run_id} names an image–text (contrastive) train run, which keeps no "
+                "checkpoint; start a new run"
+            )
         elif last_checkpoint(Path(tags.get(OUTPUT_DIR_TAG, "/nonexistent"))) is None:
             problem = (
                 f"train.resume={run_id}: no checkpoint under {tags.get(OUTPUT_DIR_TAG)} (it stopped before "
@@ -160,7 +172,7 @@ def train_in_run(run: RunLogger, job: TrainJobConfig, *, resuming: bool = False)
     check_text_pairs(pairs)
     check_loss_fits(train_cfg.loss, pairs)
     check_batches(pairs, train_cfg.batch_size, train_cfg.batch_sampler)
-    run.set_tags({"embsel.task": str(job.data.task), "embsel.train.pairs": pairs.kind.value})
+    run.set_tags({"embsel.task": str(job.data.task), PAIRS_TAG: pairs.kind.value})
     if not resuming:  # a resumed run has them (a metric logged twice would repeat its step)
         _log_training_data(run, job, train_data, test_data, validation, len(pairs))
 
@@ -260,7 +272,7 @@ def _train_image_text(
     _check_contrastive_settings(job, resuming=resuming)
     image_text = pairs_from_columns(pairs.columns, pairs.source)
     check_pair_batches(image_text, cfg.batch_size, cfg.batch_sampler)
-    run.set_tags({"embsel.task": str(job.data.task), "embsel.train.pairs": str(pairs.kind)})
+    run.set_tags({"embsel.task": str(job.data.task), PAIRS_TAG: str(pairs.kind)})
     _log_training_data(run, job, train_data, test_data, validation, len(image_text))
 
     log.info("loading model '%s' (%s)", job.model.name, job.model.name_or_path)
