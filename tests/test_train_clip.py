@@ -641,3 +641,42 @@ def test_resuming_an_image_text_run_is_refused_in_one_line(
     assert runs.pop(killed).info.status == "KILLED"  # untouched
     (failed,) = runs.values()
     assert failed.info.status == "FAILED"
+
+
+@needs_media_kinds
+@pytest.mark.slow  # a training process (~20 s); keeps the default suite within its budget
+def test_sigterm_mid_clip_training_ends_the_run_killed(clip_trained, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    _, _, _, _, model_dir, conf = clip_trained
+    args = [*_clip_args(model_dir, conf, tmp_path), "train.max_steps=200", "train.eval_steps=0"]
+    args += ["train.log_model=false", "train.system_metrics=false"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "embsel_mlflow", "train", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:  # the console's step lines: SIGTERM once training is under way
+        seen.append(line)
+        if "step 5/200" in line:
+            process.send_signal(signal.SIGTERM)
+            break
+    output = "".join(seen) + process.stdout.read()
+    assert process.wait(timeout=120) == 143, output[-3000:]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (killed,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert killed.info.status == "KILLED", output[-3000:]
+    steps = [m.step for m in client.get_metric_history(killed.info.run_id, "train/loss")]
+    assert steps == list(range(1, len(steps) + 1)) and 5 <= len(steps) < 200  # the curve so far is kept
+    assert "test/main_score" not in killed.data.metrics
