@@ -5,6 +5,11 @@ the evaluator ``evaluate`` uses, the delta with its paired-bootstrap CI and p-va
 training curve (one logger; transformers' MLflowCallback stays off), checkpoints that survive
 SIGINT/SIGTERM (``train.resume=<run id>`` continues them in the same run), and the tuned model
 as an MLflow pyfunc model. Returns the validation main score (the Optuna objective).
+
+Image–text data (``image_to_text_retrieval``, ``text_to_image_retrieval``: (image, caption) pairs)
+trains a dual encoder (``model.kind=clip``) with its own contrastive loss instead
+(``training/contrastive.py``); the run holds the same baseline, tuned score, delta, curve and model,
+but no checkpoints (a signal ends it KILLED; there is nothing to resume).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
 
 STEP = "train"
 OUTPUT_DIR_TAG = "embsel.train.output_dir"
+PAIRS_TAG = "embsel.train.pairs"  # the kind of pairs the run trained on (training/pairs.py)
 log = logging.getLogger("embsel.train")
 
 
@@ -90,6 +96,7 @@ def check_resumable(tracking: TrackingConfig, run_id: str, overrides: list[str])
     run (a new one: the named run is not touched) and one line."""
     from embsel_mlflow.tracking.run import record_failed_run
     from embsel_mlflow.tracking.store import open_store, resolve_tracking_uri
+    from embsel_mlflow.training.pairs import MEDIA_TEXT
     from embsel_mlflow.training.trainer import last_checkpoint
 
     client = open_store(resolve_tracking_uri(tracking.uri))
@@ -107,6 +114,11 @@ def check_resumable(tracking: TrackingConfig, run_id: str, overrides: list[str])
             problem = f"train.resume={run_id} names a RUNNING run; stop it first (or wait for it to end)"
         elif found.info.status == "FINISHED":
             problem = f"train.resume={run_id} names a FINISHED train run; there is nothing to resume"
+        elif tags.get(PAIRS_TAG) == MEDIA_TEXT:
+            problem = (
+                f"train.resume={run_id} names an image–text (contrastive) train run, which keeps no "
+                "checkpoint; start a new run"
+            )
         elif last_checkpoint(Path(tags.get(OUTPUT_DIR_TAG, "/nonexistent"))) is None:
             problem = (
                 f"train.resume={run_id}: no checkpoint under {tags.get(OUTPUT_DIR_TAG)} (it stopped before "
@@ -134,12 +146,12 @@ class TrainResult:
 def train_in_run(run: RunLogger, job: TrainJobConfig, *, resuming: bool = False) -> TrainResult:
     """Check, baseline, train, score and log the tuned model into ``run`` (the library call of ``train``)."""
     from embsel_mlflow.candidates.base import build_encoder
-    from embsel_mlflow.families import build_task, family_of, load_task_data
+    from embsel_mlflow.families import build_task, load_task_data
     from embsel_mlflow.models.cache import open_cache
     from embsel_mlflow.training.checks import check_batches, check_sampler_name
     from embsel_mlflow.training.hard_negatives import add_hard_negatives
     from embsel_mlflow.training.losses import check_loss_fits, loss_spec
-    from embsel_mlflow.training.pairs import build_pairs, hold_out
+    from embsel_mlflow.training.pairs import MEDIA_TEXT, build_pairs, check_text_pairs, hold_out
 
     train_cfg = job.train
     loss_spec(train_cfg.loss.name)  # an unknown loss fails before any data or model is loaded
@@ -155,20 +167,14 @@ def train_in_run(run: RunLogger, job: TrainJobConfig, *, resuming: bool = False)
     pairs = build_pairs(train_data, pairs_per_class=train_cfg.pairs_per_class, seed=train_cfg.seed)
     if train_cfg.max_pairs is not None:
         pairs = pairs.head(train_cfg.max_pairs)
+    if pairs.kind == MEDIA_TEXT:  # (image, caption) pairs: a dual encoder, trained contrastively
+        return _train_image_text(run, job, train_data, test_data, validation, pairs, resuming=resuming)
+    check_text_pairs(pairs)
     check_loss_fits(train_cfg.loss, pairs)
     check_batches(pairs, train_cfg.batch_size, train_cfg.batch_sampler)
-    run.set_tags({"embsel.task": str(job.data.task), "embsel.train.pairs": pairs.kind.value})
-    train_tables = [
-        t for t in train_data.tables if t.role not in (test_data.split, f"qrels/{test_data.split}")
-    ]
+    run.set_tags({"embsel.task": str(job.data.task), PAIRS_TAG: pairs.kind.value})
     if not resuming:  # a resumed run has them (a metric logged twice would repeat its step)
-        run.log_datasets(train_tables, dataset_name=job.data.name, log_inputs=job.tracking.log_datasets)
-        run.log_metrics(
-            {
-                "train/pairs": float(len(pairs)),
-                "validation/items": float(family_of(validation).item_count(validation.examples)),
-            }
-        )
+        _log_training_data(run, job, train_data, test_data, validation, len(pairs))
 
     log.info("loading model '%s' (%s)", job.model.name, job.model.name_or_path)
     encoder = build_encoder(job.model, cache=open_cache(job.cache), tracking_uri=job.tracking.uri)
@@ -204,6 +210,29 @@ def train_in_run(run: RunLogger, job: TrainJobConfig, *, resuming: bool = False)
     return TrainResult(objective, baseline, result, tuned_encoder)
 
 
+def _log_training_data(
+    run: RunLogger,
+    job: TrainJobConfig,
+    train_data: TaskData,
+    test_data: TaskData,
+    validation: TaskData,
+    pairs: int,
+) -> None:
+    """The train split's tables as the run's inputs; the pair and validation item counts."""
+    from embsel_mlflow.families import family_of
+
+    train_tables = [
+        t for t in train_data.tables if t.role not in (test_data.split, f"qrels/{test_data.split}")
+    ]
+    run.log_datasets(train_tables, dataset_name=job.data.name, log_inputs=job.tracking.log_datasets)
+    run.log_metrics(
+        {
+            "train/pairs": float(pairs),
+            "validation/items": float(family_of(validation).item_count(validation.examples)),
+        }
+    )
+
+
 def _trainable(encoder: Any, name: str) -> Any:
     """The transformer encoder behind the cache; other kinds cannot be fine-tuned."""
     from embsel_mlflow.models.encoder import Encoder
@@ -211,10 +240,185 @@ def _trainable(encoder: Any, name: str) -> Any:
     inner = getattr(encoder, "inner", encoder)
     if not isinstance(inner, Encoder):
         raise ConfigError(
-            f"model '{name}' ({type(inner).__name__}) cannot be fine-tuned: train takes transformer "
-            "candidates (model.kind sentence_transformers or transformers), e.g. model=minilm"
+            f"model '{name}' ({type(inner).__name__}) cannot be fine-tuned on text pairs: train takes "
+            "transformer candidates (model.kind sentence_transformers or transformers), e.g. model=minilm; "
+            "a dual encoder (model.kind=clip) trains on image_to_text_retrieval or text_to_image_retrieval "
+            "data"
         )
     return inner
+
+
+def _train_image_text(
+    run: RunLogger,
+    job: TrainJobConfig,
+    train_data: TaskData,
+    test_data: TaskData,
+    validation: TaskData,
+    pairs: Any,
+    *,
+    resuming: bool,
+) -> TrainResult:
+    """A dual encoder (model.kind=clip) fine-tuned on (image, caption) pairs with its own contrastive
+    loss (``training/contrastive.py``); baseline, tuned score, delta and model as for text models.
+
+    No checkpoints: a signal ends the run KILLED at the step it reached (nothing to resume).
+    """
+    from embsel_mlflow.candidates.base import build_encoder
+    from embsel_mlflow.families import build_task
+    from embsel_mlflow.models.cache import open_cache
+    from embsel_mlflow.training.contrastive import check_pair_batches, pairs_from_columns
+
+    cfg = job.train
+    _check_contrastive_settings(job, resuming=resuming)
+    image_text = pairs_from_columns(pairs.columns, pairs.source)
+    check_pair_batches(image_text, cfg.batch_size, cfg.batch_sampler)
+    run.set_tags({"embsel.task": str(job.data.task), PAIRS_TAG: str(pairs.kind)})
+    _log_training_data(run, job, train_data, test_data, validation, len(image_text))
+
+    log.info("loading model '%s' (%s)", job.model.name, job.model.name_or_path)
+    encoder = build_encoder(job.model, cache=open_cache(job.cache), tracking_uri=job.tracking.uri)
+    base = _dual_encoder(encoder, job.model.name)
+
+    baseline = build_task(test_data, job.evaluation).evaluate(encoder)
+    run.log_metrics(_prefixed("baseline", baseline))
+    print(
+        f"baseline {job.model.name} on {test_data.name} [{test_data.split}]: "
+        f"{baseline.main_score_name} = {baseline.main_score:.5f}"
+    )
+    scorer = _ValidationScorer(validation, job)
+    outcome = _fit_contrastive(run, job, base, image_text, scorer)
+    tuned_encoder = _tuned_dual_encoder(base, run.run_id, outcome.global_step)
+
+    from embsel_mlflow.jobs.evaluate import evaluate_in_run, scoring_job
+
+    result = evaluate_in_run(run, scoring_job(job, model=job.model, data=job.data), test_data, tuned_encoder)
+    _log_delta(run, job, baseline, result)
+    objective = _validation_score(run, outcome, scorer, base)
+    _log_model(run, job, tuned_encoder)
+    print(
+        f"tuned {job.model.name} on {test_data.name} [{test_data.split}]: {result.main_score_name} = "
+        f"{result.main_score:.5f} (baseline {baseline.main_score:.5f}, "
+        f"delta {result.main_score - baseline.main_score:+.5f})"
+    )
+    return TrainResult(objective, baseline, result, tuned_encoder)
+
+
+def _check_contrastive_settings(job: TrainJobConfig, *, resuming: bool) -> None:
+    """``train.*`` settings that contrastive training has no use for are refused, not ignored."""
+    cfg = job.train
+    where = f"{job.data.name} ({job.data.task}) trains a dual encoder with its own contrastive loss"
+    if resuming:
+        raise ConfigError(f"train.resume: {where} and writes no checkpoints; start a new run")
+    if cfg.loss.name != "mnrl" or cfg.loss.matryoshka_dims:  # mnrl, the default, is InfoNCE as CLIP's
+        raise ConfigError(
+            f"{where} (CLIP: InfoNCE, SigLIP: sigmoid): drop train/loss={cfg.loss.name} and "
+            "train.loss.matryoshka_dims"
+        )
+    if cfg.hard_negatives.enabled:
+        raise ConfigError(f"{where}, with in-batch negatives only: set train.hard_negatives.enabled=false")
+    if cfg.early_stopping_patience is not None:
+        raise ConfigError(
+            f"{where} and keeps no checkpoints to go back to: drop train.early_stopping_patience "
+            "(set train.max_steps or train.epochs instead)"
+        )
+
+
+def _dual_encoder(encoder: Any, name: str) -> Any:
+    """The image–text model behind the cache (its ``model`` and ``processor``), in fp32 weights."""
+    from embsel_mlflow.training.contrastive import check_trainable
+
+    inner = getattr(encoder, "inner", encoder)
+    if not (hasattr(inner, "model") and hasattr(inner, "processor")):
+        raise ConfigError(
+            f"model '{name}' ({type(inner).__name__}) cannot be trained on image–text pairs: train a "
+            "dual encoder (model.kind=clip, e.g. model=clip_vit_b32)"
+        )
+    check_trainable(inner.model)
+    dtype = str(next(inner.model.parameters()).dtype)
+    if dtype != "torch.float32":
+        raise ConfigError(
+            f"model '{name}' is loaded in {dtype.removeprefix('torch.')} weights, which AdamW cannot train: "
+            "set model.precision=fp32 (train.precision=bf16 trains in mixed precision)"
+        )
+    return inner
+
+
+class _ValidationScorer:
+    """The validation split scored by the task's evaluator, on the model as it is now (no cache)."""
+
+    def __init__(self, validation: TaskData, job: TrainJobConfig) -> None:
+        import dataclasses
+
+        from embsel_mlflow.families import build_task
+
+        self.task = build_task(validation, dataclasses.replace(job.evaluation, show_progress=False))
+
+    def score(self, model: Any) -> TaskResult:
+        return self.task.evaluate(model)
+
+
+def _fit_contrastive(
+    run: RunLogger, job: TrainJobConfig, base: Any, pairs: Any, scorer: _ValidationScorer
+) -> Any:
+    """Train ``base.model`` in place; the ContrastiveOutcome. A signal ends the run KILLED."""
+    from embsel_mlflow.tracking.run import RunTerminated
+    from embsel_mlflow.training.contrastive import is_sigmoid_model, train_contrastive
+
+    cfg = job.train
+    model = base.model
+    loss = "siglip_sigmoid" if is_sigmoid_model(model) else "clip_infonce"
+    _log_training_arguments(
+        run,
+        {
+            "trainer": "contrastive",
+            "loss": loss,
+            "model_class": type(model).__name__,
+            "max_length": base.max_seq_length,
+            **{key: getattr(cfg, key) for key in CONTRASTIVE_KEYS},
+        },
+    )
+
+    def validate() -> tuple[float, dict[str, float]]:
+        result = scorer.score(base)
+        return result.main_score, dict(result.scores)
+
+    monitor = _system_metrics(run, job, resuming=False)
+    try:
+        outcome = train_contrastive(
+            model, base.processor, pairs, cfg, sink=run, validate=validate, max_length=base.max_seq_length
+        )
+    finally:
+        if monitor is not None:
+            monitor.finish()
+    if outcome.stopped_by is not None:
+        log.info("stopped at step %d (contrastive training keeps no checkpoint)", outcome.global_step)
+        if outcome.stopped_by == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise RunTerminated(outcome.stopped_by)
+    return outcome
+
+
+# The train.* keys contrastive training reads (logged as train_args.*, as the Trainer's arguments are).
+CONTRASTIVE_KEYS = (
+    "batch_size",
+    "batch_sampler",
+    "learning_rate",
+    "epochs",
+    "max_steps",
+    "warmup_ratio",
+    "weight_decay",
+    "gradient_accumulation_steps",
+    "seed",
+    "precision",
+    "logging_steps",
+    "eval_steps",
+)
+
+
+def _tuned_dual_encoder(base: Any, run_id: str, step: int) -> Any:
+    from embsel_mlflow.training.tuned_clip import TunedClipModel
+
+    return TunedClipModel(base, run_id, step)
 
 
 def _prefixed(prefix: str, result: TaskResult) -> dict[str, float]:

@@ -60,7 +60,7 @@ def check_finetune(top_k: int, datasets: Mapping[str, DataConfig], train: TrainC
     """``select.finetune_top_k``: refuse, before anything is evaluated or trained, what would make every
     fine-tune fail."""
     from embsel_mlflow.training.losses import check_loss_fits
-    from embsel_mlflow.training.pairs import TASK_PAIRS
+    from embsel_mlflow.training.pairs import MEDIA_TEXT, TASK_PAIRS
 
     if top_k < 0:
         raise ConfigError(f"select.finetune_top_k must be >= 0 (0 = no fine-tuning), got {top_k}")
@@ -90,5 +90,7 @@ def check_finetune(top_k: int, datasets: Mapping[str, DataConfig], train: TrainC
                 f"select.finetune_top_k: dataset '{name}' ({task}) has no training pairs; "
                 "fine-tune on retrieval, STS, pair classification or classification datasets"
             )
+        if kind == MEDIA_TEXT:  # a dual encoder trains with its own contrastive loss
+            continue
         # the loss must fit every dataset's pairs (checked on their kind: no data is loaded yet)
         check_loss_fits(train.loss, TrainPairs(kind, {}, f"{name}/{data.train_split} ({task})"))

@@ -25,7 +25,20 @@ from embsel_mlflow.families import FAMILIES, PairKind, family_of
 if TYPE_CHECKING:
     from datasets import Dataset
 
-__all__ = ["KIND_COLUMNS", "TASK_PAIRS", "PairKind", "TrainPairs", "build_pairs", "hold_out"]
+__all__ = [
+    "KIND_COLUMNS",
+    "MEDIA_TEXT",
+    "TASK_PAIRS",
+    "PairKind",
+    "TrainPairs",
+    "build_pairs",
+    "check_text_pairs",
+    "hold_out",
+]
+
+# The pair kind of image and audio retrieval families (``PairKind.media_text``: a media item and its
+# caption). They train a dual encoder contrastively (``training/contrastive.py``), not a text model.
+MEDIA_TEXT = "media_text"
 
 
 class _TaskPairs(Mapping[str, PairKind]):
@@ -51,6 +64,7 @@ KIND_COLUMNS = {
     PairKind.positive: "(anchor, positive) pairs",
     PairKind.scored: "scored pairs (s1, s2, score) without positives",
     PairKind.labelled: "labelled pairs (s1, s2, label 0/1)",
+    MEDIA_TEXT: "(image or audio, caption) pairs",
 }
 
 
@@ -89,6 +103,19 @@ def build_pairs(data: TaskData, *, pairs_per_class: int = 50, seed: int = 42) ->
         )
     columns = family.pair_columns(data.examples, pairs_per_class=pairs_per_class, seed=seed)
     return TrainPairs(family.pair_kind, columns, source)
+
+
+def check_text_pairs(pairs: TrainPairs) -> None:
+    """Text models train on text pairs: pairs of images (e.g. within a class) are refused, in one line."""
+    from embsel_mlflow.media.items import Media
+
+    for values in pairs.columns.values():
+        if values and isinstance(values[0], Media):
+            raise ConfigError(
+                f"{pairs.source} gives pairs of {values[0].modality}s, which no training loss here takes: "
+                "train a dual encoder (model.kind=clip) on image–text pairs (data.task "
+                "image_to_text_retrieval or text_to_image_retrieval)"
+            )
 
 
 def hold_out(data: TaskData, fraction: float, seed: int) -> tuple[TaskData, TaskData]:
