@@ -18,8 +18,9 @@ import csv
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from embsel_mlflow.errors import DataError
 
@@ -112,7 +113,7 @@ def write_digits(directory: str | Path) -> dict[str, int]:
         for image, index in zip(versions[folder], held_out, strict=True):
             Image.fromarray(np.ascontiguousarray(image)).save(root / folder / f"{index}.png")
 
-    def rows(indices: Sequence[int], folder: str = "images") -> list[tuple[str, str, str]]:
+    def rows(indices: Iterable[Any], folder: str = "images") -> list[tuple[str, str, str]]:
         return [(f"{folder}/{i}.png", labels[i], f"a handwritten digit {labels[i]}") for i in indices]
 
     tables = {

@@ -28,6 +28,14 @@ class BadMediaFile(ValueError):
     """A file that is missing, not what its extension says, corrupt, empty or over a limit."""
 
 
+class OverLimit(BadMediaFile):
+    """An image or clip larger than the configured limit (refused from its header)."""
+
+
+class EmptyMedia(BadMediaFile):
+    """An image of 0 pixels or a clip of 0 samples."""
+
+
 class ImageHeader(NamedTuple):
     width: int
     height: int
@@ -115,7 +123,7 @@ def _opened_image(source: Any, max_pixels: int) -> Iterator[Any]:
     except UnidentifiedImageError:
         raise BadMediaFile("not an image Pillow can read (wrong extension, or not an image at all)") from None
     except Image.DecompressionBombError:
-        raise BadMediaFile(
+        raise OverLimit(
             f"more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels, over the limit of {max_pixels:,} "
             "(data.media.max_image_pixels)"
         ) from None
@@ -125,9 +133,9 @@ def _opened_image(source: Any, max_pixels: int) -> Iterator[Any]:
         width, height = image.size
         if width * height > max_pixels:
             limit = f"the limit of {max_pixels:,} (data.media.max_image_pixels)"
-            raise BadMediaFile(f"{width}x{height} pixels is over {limit}")
+            raise OverLimit(f"{width}x{height} pixels is over {limit}")
         if width == 0 or height == 0:
-            raise BadMediaFile("the image is empty (0 pixels)")
+            raise EmptyMedia("the image is empty (0 pixels)")
         yield image
     finally:
         image.close()
@@ -169,9 +177,9 @@ def check_audio(source: Any, *, max_seconds: float = MAX_AUDIO_SECONDS) -> Audio
     """The header of a usable clip: not empty and not longer than ``max_seconds`` (nothing decoded)."""
     header = audio_header(source)
     if header.frames <= 0 or header.sample_rate <= 0:
-        raise BadMediaFile("the clip is empty (0 samples)")
+        raise EmptyMedia("the clip is empty (0 samples)")
     if header.duration_s > max_seconds:
-        raise BadMediaFile(
+        raise OverLimit(
             f"{header.duration_s:.0f} s long, over the limit of {max_seconds:g} s "
             "(data.media.max_audio_seconds)"
         )
@@ -200,7 +208,7 @@ def read_audio(source: Any, *, sample_rate: int, max_seconds: float = MAX_AUDIO_
     except (soundfile.LibsndfileError, RuntimeError, OSError, EOFError) as err:
         raise BadMediaFile(f"corrupt or truncated audio ({_reason(err)})") from None
     if filled == 0:
-        raise BadMediaFile("the clip is empty (0 samples decoded)")
+        raise EmptyMedia("the clip is empty (0 samples decoded)")
     mono = mono[:filled]
     if header.sample_rate != sample_rate:
         mono = soxr.resample(mono, header.sample_rate, sample_rate, quality="HQ")
