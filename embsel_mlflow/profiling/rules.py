@@ -152,11 +152,7 @@ def _shares(counts: dict[str, int], total: int) -> str:
 
 
 def _fitting(modality: str) -> dict[str, list[str]]:
-    """The registered task families and candidate kinds that embed ``modality``."""
-    from embsel_mlflow.candidates import KINDS
-    from embsel_mlflow.families import FAMILIES
+    """The registered task families and candidate kinds that embed ``modality`` (the way out)."""
+    from embsel_mlflow.profiling.modality import fitting_kinds, fitting_tasks
 
-    return {
-        "tasks": [name for name, family in FAMILIES.items() if modality in family.modalities],
-        "kinds": [name for name, kind in KINDS.items() if modality in kind.modalities],
-    }
+    return {"tasks": fitting_tasks(modality), "kinds": fitting_kinds({modality})}
