@@ -21,6 +21,7 @@ import soxr
 from PIL import Image
 
 from embsel_mlflow.config import DataConfig, MediaConfig, TableConfig
+from embsel_mlflow.data.tables import Loaded, Tables, media
 from embsel_mlflow.errors import ConfigError, MediaError
 from embsel_mlflow.media import AUDIO, IMAGE, Media, item_hash, media_io
 from embsel_mlflow.media.decode import load_audio, load_images
@@ -315,8 +316,6 @@ def test_a_datasets_image_column_saved_to_parquet_is_read_as_inline_media(tmp_pa
     data config: its cells are ``{"bytes", "path"}``; the bytes are the item, the path only names it."""
     import datasets
 
-    from embsel_mlflow.data.tables import Loaded, Tables, media
-
     cells = []
     for digit in range(4):
         buffer = io.BytesIO()
@@ -343,6 +342,29 @@ def test_a_datasets_image_column_saved_to_parquet_is_read_as_inline_media(tmp_pa
     assert "image bytes are empty" in warning.message
 
 
+def test_a_datasets_audio_column_saved_to_parquet_is_read_as_inline_media(tmp_path: Path) -> None:
+    """An ``Audio()`` column (cast from {bytes, path} cells: encoding would need torchcodec), saved to
+    parquet: read back through a data config, each cell is a clip at 22.05 kHz, resampled on decode."""
+    import datasets
+
+    cells = []
+    for seconds in (0.5, 1.0):
+        buffer = io.BytesIO()
+        soundfile.write(buffer, np.full(int(22050 * seconds), 0.25, dtype=np.float32), 22050, format="WAV")
+        cells.append({"bytes": buffer.getvalue(), "path": f"clip_{seconds}.wav"})
+    dataset = datasets.Dataset.from_dict({"audio": cells, "speaker": ["a", "b"]})
+    dataset.cast_column("audio", datasets.Audio()).to_parquet(str(tmp_path / "test.parquet"))
+    cfg = DataConfig(name="inline", task="classification", root=str(tmp_path))
+    cfg.splits = {"test": TableConfig(path="test.parquet")}
+    tables = Tables(cfg)
+    loaded = tables.split("test", ["audio", "speaker"])
+    _, items = media(tables, loaded.frame, "audio", loaded, AUDIO)
+    assert [item.duration_s for item in items] == [0.5, 1.0] and items[0].path is None
+    clips = load_audio(items, sample_rate=16000)
+    assert [clip.shape for clip in clips] == [(8000,), (16000,)]
+    assert abs(float(clips[1][4000:12000].mean()) - 0.25) < 1e-3
+
+
 # --- data.on_bad_media through a data config -------------------------------------------------------
 
 
@@ -357,8 +379,7 @@ def _bad_media_set(root: Path) -> Path:
     return root / "test.csv"
 
 
-def _tables(root: Path, on_bad: str) -> tuple[object, object]:
-    from embsel_mlflow.data.tables import Tables
+def _tables(root: Path, on_bad: str) -> tuple[Tables, Loaded]:
 
     cfg = DataConfig(name="bad", task="classification", root=str(root), on_bad_media=on_bad)
     cfg.splits = {"test": TableConfig(path="test.csv")}
@@ -367,25 +388,21 @@ def _tables(root: Path, on_bad: str) -> tuple[object, object]:
 
 
 def test_bad_media_is_an_error_naming_the_file_and_row_by_default(tmp_path: Path) -> None:
-    from embsel_mlflow.data.tables import media
-
     csv = _bad_media_set(tmp_path)
     tables, loaded = _tables(tmp_path, "error")
     with pytest.raises(MediaError) as caught:
-        media(tables, loaded.frame, "image", loaded, IMAGE)  # type: ignore[arg-type]
+        media(tables, loaded.frame, "image", loaded, IMAGE)
     assert str(caught.value).startswith(f"row 3 of {csv.resolve()} ('images/2.png'): not an image")
 
 
 def test_on_bad_media_skip_leaves_rows_out_and_counts_them(tmp_path: Path) -> None:
-    from embsel_mlflow.data.tables import media
-
     csv = _bad_media_set(tmp_path)
     tables, loaded = _tables(tmp_path, "skip")
-    kept, items = media(tables, loaded.frame, "image", loaded, IMAGE)  # type: ignore[arg-type]
+    kept, items = media(tables, loaded.frame, "image", loaded, IMAGE)
     assert kept["label"].tolist() == ["a", "b", "e"]
     assert [item.source for item in items] == ["images/0.png", "images/1.png", "images/4.png"]
     assert [item.row for item in items] == [1, 2, 5]
-    (warning,) = tables.warnings  # type: ignore[attr-defined]
+    (warning,) = tables.warnings
     assert warning.code == "bad_media_skipped" and warning.count == 2
     assert warning.message.startswith(f"{csv.resolve()}: 2 of 5 row(s)")
     assert "first: row 3 of" in warning.message and "not an image" in warning.message
@@ -393,9 +410,7 @@ def test_on_bad_media_skip_leaves_rows_out_and_counts_them(tmp_path: Path) -> No
 
 
 def test_an_unknown_on_bad_media_value_is_a_config_error(tmp_path: Path) -> None:
-    from embsel_mlflow.data.tables import media
-
     _bad_media_set(tmp_path)
     tables, loaded = _tables(tmp_path, "ignore")
     with pytest.raises(ConfigError, match=r"data\.on_bad_media must be one of error, skip"):
-        media(tables, loaded.frame, "image", loaded, IMAGE)  # type: ignore[arg-type]
+        media(tables, loaded.frame, "image", loaded, IMAGE)

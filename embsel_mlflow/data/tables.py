@@ -229,7 +229,8 @@ def media(
     over-limit file is one MediaError naming the row and file, or (``data.on_bad_media=skip``)
     its row is left out of the returned frame, counted and logged as a ``bad_media_skipped``
     warning that quotes the first reason. Headers are read and the bytes hashed; nothing decoded
-    is kept here.
+    is kept here. Validate the other columns (labels, texts) of ``frame`` first: their messages
+    count rows by position in the frame they are given, and skipping shifts positions.
     """
     from pathlib import Path
 
