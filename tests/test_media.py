@@ -8,8 +8,9 @@ parquet, and a data config read through ``data.tables``.
 from __future__ import annotations
 
 import io
-import resource
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -67,8 +68,31 @@ def _big_png(path: Path, width: int, height: int) -> Path:
     return path
 
 
-def _max_rss_mb() -> float:
+_PEAK_SCRIPT = """
+import resource, sys
+from embsel_mlflow.media import media_io
+from PIL import Image
+import soundfile, soxr
+
+def peak():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+
+before = peak()
+try:
+    {call}
+except media_io.BadMediaFile as err:
+    print("refused:", err, file=sys.stderr)
+print(peak() - before)
+"""
+
+
+def _peak_growth_mb(call: str) -> float:
+    """How much ``call`` raised the peak memory of a fresh process (this one's peak is long past)."""
+    script = _PEAK_SCRIPT.format(call=call)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    return float(done.stdout.strip())
 
 
 # --- good files ----------------------------------------------------------------------------------
@@ -170,14 +194,15 @@ def test_a_100_megapixel_png_is_refused_from_its_header_without_decoding(tmp_pat
     assert big.stat().st_size < 1_000_000
     with pytest.warns(Image.DecompressionBombWarning), Image.open(big) as image:
         assert image.size == (10_000, 10_000)  # a real PNG Pillow reads: the refusal is ours
-    before = _max_rss_mb()
     started = time.perf_counter()
     message = _refused("huge.png", IMAGE, tmp_path)
     assert "10000x10000 pixels is over the limit of 40,000,000 (data.media.max_image_pixels)" in message
     with pytest.raises(media_io.BadMediaFile, match="over the limit"):
         media_io.open_image(str(big))  # the decode path refuses it the same way
     assert time.perf_counter() - started < 2.0
-    assert _max_rss_mb() - before < 50  # decoded it would be 100 MB (L) or 300 MB (RGB)
+    assert _peak_growth_mb(f"media_io.open_image({str(big)!r})") < 20
+    # the measure sees a decode: with the limit raised, the same call holds 100 MB (L) + 300 MB (RGB)
+    assert _peak_growth_mb(f"media_io.open_image({str(big)!r}, max_pixels=10**9)") > 300
 
 
 def test_an_image_beyond_pillows_own_bomb_limit_is_one_line_too(tmp_path: Path) -> None:
@@ -203,12 +228,15 @@ def test_a_real_two_hour_flac_is_refused_from_its_header(tmp_path: Path) -> None
             out.write(minute)
     assert time.perf_counter() - started < 5.0
     assert (tmp_path / "long.flac").stat().st_size < 2_000_000
-    before = _max_rss_mb()
     message = _refused("long.flac", AUDIO, tmp_path)
     assert "7200 s long, over the limit of 600 s (data.media.max_audio_seconds)" in message
+    read = f"media_io.read_audio({str(tmp_path / 'long.flac')!r}, sample_rate=8000"
     with pytest.raises(media_io.BadMediaFile, match="over the limit"):
-        media_io.read_audio(str(tmp_path / "long.flac"), sample_rate=16000)
-    assert _max_rss_mb() - before < 50  # decoded it would be 230 MB of float32
+        eval(read + ")")  # the decode path refuses it the same way
+    assert _peak_growth_mb(read + ")") < 20
+    # the measure sees a decode: with the limit raised, 57.6 M samples of float32 (230 MB; freed
+    # import-time pages are reused first, so the peak grows a little less)
+    assert _peak_growth_mb(read + ", max_seconds=10_000)") > 100
 
 
 def test_a_lower_audio_limit_and_file_size_limit(tmp_path: Path) -> None:
