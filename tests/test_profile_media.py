@@ -1,10 +1,10 @@
 """`embsel profile` on images and sound, and the modality guard that routes candidates.
 
 Through the real command (Hydra, a real sqlite MLflow store): the digits demo set (real 8x8
-scans, PNG), and a small audio set written here with soundfile (a tone, a silent clip, a clipped
-one, a stereo 44.1 kHz one, and broken files). The image *family* and *kind* used for routing are
-registered for these tests only (the media families and kinds are registered elsewhere): a
-classification family whose modality is image, and a kind that takes images.
+scans, PNG) with the real ``image_classification`` family and ``conf/data/digits.yaml``, and a
+small audio set written here with soundfile (a tone, a silent clip, a clipped one, a stereo
+44.1 kHz one, and broken files). One kind is registered for these tests only, a plug-in kind that
+takes images, to show that the guard accepts and names kinds from outside the package.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -24,33 +23,29 @@ from PIL import Image
 from embsel_mlflow.candidates import KINDS, CandidateKind
 from embsel_mlflow.config import ModelConfig, ProfileConfig
 from embsel_mlflow.data.task_data import TableInfo, TaskData
-from embsel_mlflow.families import FAMILIES, ClassificationFamily
 from embsel_mlflow.media.demo import write_digits
 from embsel_mlflow.profiling.columns import ColumnKind
 from embsel_mlflow.profiling.modality import ModalityMismatch, refuse_modality_mismatch
 from tests.cli_harness import assert_one_line_error, invoke
 
-IMAGE_TASK = "test_image_labels"
-IMAGE_KIND = "test_pixels"
-
-
-class ImageLabelsFamily(ClassificationFamily):
-    """Classification whose embedded column is an image: what the guard routes on."""
-
-    name: ClassVar[str] = IMAGE_TASK  # type: ignore[misc]
-    embedded_columns: ClassVar[tuple[str, ...]] = ("image",)
-    modalities: ClassVar[frozenset[str]] = frozenset({"image"})
+IMAGE_TASK = "image_classification"
+PLUGIN_KIND = "test_pixels"
+# The brief's own example: what a text model on the digits gets
+REFUSED = (
+    "embeds text only; task image_classification embeds image: use a kind that does: clip, image_features"
+)
 
 
 class PixelsKind(CandidateKind):
-    name = IMAGE_KIND
+    """A plug-in kind that takes images (never built here: the guard reads its modalities)."""
+
+    name = PLUGIN_KIND
     modalities = frozenset({"image"})
 
 
 @pytest.fixture
-def image_routes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(FAMILIES, IMAGE_TASK, ImageLabelsFamily())
-    monkeypatch.setitem(KINDS, IMAGE_KIND, PixelsKind())
+def plugin_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(KINDS, PLUGIN_KIND, PixelsKind())
 
 
 @pytest.fixture(scope="module")
@@ -144,26 +139,18 @@ def test_a_datasets_image_column_in_parquet_is_profiled_as_images(tmp_path: Path
     assert image["media"]["sizes"] == {"16x16": 2, "8x8": 1} and image["media"]["problems"] == {}
 
 
-def test_profile_of_an_image_task_has_no_modality_mismatch(
-    digits: Path, tmp_path: Path, image_routes: None
-) -> None:
-    _, run, profile, _ = _profile_run(
-        tmp_path,
-        "data=demo_classification",
-        f"data.task={IMAGE_TASK}",
-        f"data.root={digits}",
-        "data.splits.train.path=train.csv",
-        "data.splits.test.path=test.csv",
-    )
+def test_profile_of_the_digits_dataset_config_has_no_modality_mismatch(digits: Path, tmp_path: Path) -> None:
+    _, run, profile, _ = _profile_run(tmp_path, "data=digits", f"data.root={digits}")
     codes = {f["code"] for f in profile["findings"]}
     assert "modality_mismatch" not in codes and "bad_media" not in codes
-    assert {"media_summary"} <= codes
+    assert "media_summary" in codes
     assert _column(profile, "test/image")["media"]["readable"] == 597
     assert run.data.metrics["profile/train/image/readable"] == 900.0
+    assert run.data.metrics["profile/test/image/height_max"] == 8.0
 
 
 def test_profile_of_a_text_task_on_images_says_mismatch_and_where_to_go(
-    digits: Path, tmp_path: Path, image_routes: None
+    digits: Path, tmp_path: Path, plugin_kind: None
 ) -> None:
     _, _, profile, _ = _profile_run(
         tmp_path,
@@ -174,7 +161,8 @@ def test_profile_of_a_text_task_on_images_says_mismatch_and_where_to_go(
     )
     (mismatch, *_) = [f for f in profile["findings"] if f["code"] == "modality_mismatch"]
     assert mismatch["severity"] == "error" and mismatch["column"] == "train/image"
-    assert IMAGE_TASK in mismatch["evidence"]["tasks"] and mismatch["evidence"]["kinds"] == [IMAGE_KIND]
+    assert {"image_classification", "image_clustering"} <= set(mismatch["evidence"]["tasks"])
+    assert mismatch["evidence"]["kinds"] == ["clip", "image_features", PLUGIN_KIND]
 
 
 # --- audio -----------------------------------------------------------------------------------------
@@ -257,36 +245,40 @@ def _task_data(frame: pd.DataFrame, task: str) -> TaskData:
     )
 
 
-def test_a_text_kind_on_an_image_task_is_refused_naming_the_kinds_that_fit(
-    digits: Path, image_routes: None
-) -> None:
-    frame = pd.read_csv(digits / "test.csv", dtype=str)
-    data = _task_data(frame, IMAGE_TASK)
+def test_a_text_kind_on_an_image_task_is_refused_naming_the_kinds_that_fit(digits: Path) -> None:
+    data = _task_data(pd.read_csv(digits / "test.csv", dtype=str), IMAGE_TASK)
     minilm = ModelConfig(
         name="minilm", name_or_path="sentence-transformers/all-MiniLM-L6-v2", kind="transformers"
     )
     with pytest.raises(ModalityMismatch) as caught:
         refuse_modality_mismatch(data, ProfileConfig(), root=digits, model=minilm)
-    assert str(caught.value) == (
-        f"model 'minilm' (kind transformers) embeds text only; task {IMAGE_TASK} embeds image: "
-        f"use a kind that does: {IMAGE_KIND}"
-    )
+    assert str(caught.value) == f"model 'minilm' (kind transformers) {REFUSED}"
     # allow_modality_mismatch is about columns: it never lets a kind embed what it cannot take
     with pytest.raises(ModalityMismatch):
         refuse_modality_mismatch(data, ProfileConfig(allow_modality_mismatch=True), root=digits, model=minilm)
 
 
-def test_a_fitting_kind_on_an_image_task_is_accepted(digits: Path, image_routes: None) -> None:
+def test_a_plugin_kind_that_fits_is_named_and_accepted(digits: Path, plugin_kind: None) -> None:
     data = _task_data(pd.read_csv(digits / "test.csv", dtype=str), IMAGE_TASK)
-    pixels = ModelConfig(name="pixels", name_or_path="none", kind=IMAGE_KIND)
-    refuse_modality_mismatch(
-        data, ProfileConfig(), root=digits, model=pixels
-    )  # the image column is its input
+    for kind in ("image_features", "clip", PLUGIN_KIND):  # image only, or image and text: both take image
+        refuse_modality_mismatch(data, ProfileConfig(), root=digits, model=ModelConfig(name=kind, kind=kind))
+    with pytest.raises(ModalityMismatch, match=f"use a kind that does: clip, image_features, {PLUGIN_KIND}$"):
+        refuse_modality_mismatch(data, ProfileConfig(), model=ModelConfig(name="m", kind="transformers"))
 
 
-def test_a_text_task_whose_text_column_holds_image_paths_is_still_refused(
-    digits: Path, image_routes: None
-) -> None:
+def test_an_image_kind_on_an_image_text_task_is_refused(digits: Path) -> None:
+    data = _task_data(pd.read_csv(digits / "test.csv", dtype=str), "image_to_text_retrieval")
+    with pytest.raises(ModalityMismatch) as caught:
+        refuse_modality_mismatch(
+            data, ProfileConfig(), model=ModelConfig(name="pixels", kind="image_features")
+        )
+    assert str(caught.value) == (
+        "model 'pixels' (kind image_features) embeds image only; "
+        "task image_to_text_retrieval embeds text and image: use a kind that does: clip"
+    )
+
+
+def test_a_text_task_whose_text_column_holds_image_paths_is_still_refused(digits: Path) -> None:
     frame = pd.read_csv(digits / "test.csv", dtype=str)[["image", "label"]].rename(columns={"image": "text"})
     minilm = ModelConfig(name="minilm", name_or_path="x", kind="transformers")
     with pytest.raises(ModalityMismatch) as caught:
@@ -295,7 +287,8 @@ def test_a_text_task_whose_text_column_holds_image_paths_is_still_refused(
         )
     message = str(caught.value)
     assert "the 'text' column of digits/test holds image paths" in message
-    assert f"for image data use data.task={IMAGE_TASK} with a kind that embeds it ({IMAGE_KIND})" in message
+    assert "for image data use data.task=image_classification or image_clustering or " in message
+    assert "with a kind that embeds it (clip, image_features)" in message
     assert message.endswith("or set profile.allow_modality_mismatch=true") and "\n" not in message
     refuse_modality_mismatch(
         _task_data(frame, "classification"),
@@ -305,27 +298,19 @@ def test_a_text_task_whose_text_column_holds_image_paths_is_still_refused(
     )
 
 
-def test_evaluate_refuses_a_text_model_on_an_image_task_in_one_line_and_a_failed_run(
-    digits: Path, tmp_path: Path, tiny_bert_dir: Path, image_routes: None
+def test_evaluate_refuses_a_text_model_on_the_digits_in_one_line_and_a_failed_run(
+    digits: Path, tmp_path: Path, tiny_bert_dir: Path
 ) -> None:
     args = [
         "model=transformers_mean",
         f"model.name_or_path={tiny_bert_dir}",
-        "data=demo_classification",
-        f"data.task={IMAGE_TASK}",
+        "data=digits",
         f"data.root={digits}",
-        "data.splits.train.path=train.csv",
-        "data.splits.test.path=test.csv",
-        "+data.splits.train.columns.text=image",  # the classification family reads its inputs as `text`
-        "+data.splits.test.columns.text=image",
         "evaluation.show_progress=false",
         _store(tmp_path),
     ]
     message = assert_one_line_error(invoke("evaluate", *args, cwd=tmp_path))
-    assert message == (
-        f"model 'transformers_mean' (kind transformers) embeds text only; task {IMAGE_TASK} embeds image: "
-        f"use a kind that does: {IMAGE_KIND}"
-    )
+    assert message == f"model 'transformers_mean' (kind transformers) {REFUSED}"
     client = MlflowClient(_store(tmp_path).split("=", 1)[1])
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert run.info.status == "FAILED" and run.data.tags["error"] == message
