@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +148,59 @@ def test_profile_of_the_digits_dataset_config_has_no_modality_mismatch(digits: P
     assert _column(profile, "test/image")["media"]["readable"] == 597
     assert run.data.metrics["profile/train/image/readable"] == 900.0
     assert run.data.metrics["profile/test/image/height_max"] == 8.0
+
+
+def test_an_image_in_two_splits_is_leakage_found_by_content_not_by_caption(
+    digits: Path, tmp_path: Path
+) -> None:
+    """Captions repeat (ten digits, one caption each): not a finding for an image task. The same image
+    bytes in test and train are, whatever the file is called."""
+    root = tmp_path / "leaky"
+    root.mkdir()
+    shutil.copytree(digits / "images", root / "images")  # a copy: a symlink out of data.root is refused
+    shutil.copy(digits / "train.csv", root / "train.csv")
+    train = pd.read_csv(digits / "train.csv", dtype=str)
+    (root / "copies").mkdir()
+    for index, row in train.head(4).iterrows():  # renamed copies of four train images
+        (root / "copies" / f"copy{index}.png").write_bytes((digits / row["image"]).read_bytes())
+    copies = train.head(4).assign(image=[f"copies/copy{i}.png" for i in range(4)])
+    pd.concat([pd.read_csv(digits / "test.csv", dtype=str), copies]).to_csv(root / "test.csv", index=False)
+    _, run, profile, _ = _profile_run(tmp_path, "data=digits", f"data.root={root}")
+    leaks = [f for f in profile["findings"] if f["code"] == "split_leakage"]
+    assert [f["message"] for f in leaks] == [
+        "4 test row(s) have an image also in train (leakage: scores are optimistic)"
+    ]
+    assert profile["checks"]["leakage"] == {"test_in_train": 4}
+    assert not [f for f in profile["findings"] if f["code"] in ("exact_duplicates", "near_duplicates")]
+    assert run.data.tags["embsel.profile.warn"] == "1"
+
+
+def test_the_same_sentence_read_by_two_speakers_is_no_label_conflict(tmp_path: Path) -> None:
+    _audio_set(tmp_path / "sounds")
+    rows = pd.read_csv(tmp_path / "sounds" / "clips.csv")
+    tones = rows.head(6).assign(text="the same sentence")  # six different tones, three speakers
+    tones.to_csv(tmp_path / "sounds" / "speakers.csv", index=False)
+    _, _, profile, _ = _profile_run(
+        tmp_path,
+        "data=spoken_speakers",
+        f"data.root={tmp_path / 'sounds'}",
+        "data.splits.test.path=speakers.csv",
+    )
+    assert profile["checks"]["labels/test"]["conflicting_texts"] == 0
+    codes = {f["code"] for f in profile["findings"]}
+    assert not codes & {"conflicting_labels", "exact_duplicates", "near_duplicates"}  # the sentence repeats
+    # the same clip twice (stereo0 and stereo1 are the same bytes) under two speakers is one
+    both = rows[rows["audio"].str.startswith("clips/stereo")]
+    pd.concat([tones, both.assign(text="x")]).to_csv(tmp_path / "sounds" / "speakers.csv", index=False)
+    (tmp_path / "again").mkdir()  # a store of its own: _profile_run reads the one run
+    _, _, profile, _ = _profile_run(
+        tmp_path / "again",
+        "data=spoken_speakers",
+        f"data.root={tmp_path / 'sounds'}",
+        "data.splits.test.path=speakers.csv",
+    )
+    (conflict,) = [f for f in profile["findings"] if f["code"] == "conflicting_labels"]
+    assert conflict["message"] == "labels in test: 1 audio(s) appear with different labels"
 
 
 def test_profile_of_a_text_task_on_images_says_mismatch_and_where_to_go(

@@ -121,9 +121,15 @@ def media_stats(
     root: str | Path,
     cfg: ProfileConfig,
     limits: MediaConfig | None = None,
-) -> MediaStats:
-    """The statistics of a column of ``modality`` (image or audio) values."""
+    keys: bool = False,
+) -> tuple[MediaStats, pd.Series | None]:
+    """The statistics of a column of ``modality`` (image or audio) values, and with ``keys`` the
+    content hash of each readable row (indexed like ``series``): what identifies an example when
+    the task embeds this column (leakage between splits, one item with two labels)."""
+    import pandas as pd
+
     from embsel_mlflow.config import MediaConfig
+    from embsel_mlflow.media.items import content_digest, file_digest
 
     limits = limits or MediaConfig()
     root_dir = Path(root).expanduser().resolve()
@@ -133,6 +139,7 @@ def media_stats(
     examples: dict[str, list[str]] = {}
     headers: list[Any] = []
     sources: list[Any] = []  # what each readable row opens: a path or its bytes
+    digests: dict[Any, str] = {}  # series index -> content hash, readable rows
 
     def bad(problem: str, value: Any) -> None:
         problems[problem] += 1
@@ -140,7 +147,7 @@ def media_stats(
         if len(shown) < _EXAMPLES:
             shown.append(_name(value))
 
-    for value in values:
+    for index, value in zip(series.index, values, strict=True):
         source, problem = _source(value, root_dir, limits)
         if problem:
             bad(problem, value)
@@ -152,12 +159,15 @@ def media_stats(
             continue
         headers.append(header)
         sources.append((source, value))
+        if keys:  # the whole file is read once, as the data layer does for the cache key
+            digest = content_digest(source) if isinstance(source, bytes) else file_digest(source)
+            digests[index] = digest.hex()
     stats.readable = len(headers)
     if headers:  # no sizes or durations of nothing: absent, not zeros
         _summarise_headers(stats, headers)
     # the expensive part: a bounded, evenly spaced sample, one file at a time
-    for index in _evenly_spaced(len(sources), cfg.media_sample):
-        source, value = sources[index]
+    for position in _evenly_spaced(len(sources), cfg.media_sample):
+        source, value = sources[position]
         stats.checked += 1
         try:
             if modality == IMAGE:
@@ -170,7 +180,7 @@ def media_stats(
             bad("corrupt", value)
     stats.problems = {name: problems[name] for name in PROBLEMS if problems[name]}
     stats.examples = examples
-    return stats
+    return stats, (pd.Series(digests, dtype=object) if keys else None)
 
 
 def _source(value: Any, root: Path, limits: MediaConfig) -> tuple[Any, str | None]:

@@ -118,14 +118,19 @@ def profile_tables(
     columns: list[ColumnProfile] = []
     normalized: dict[tuple[str, str], pd.Series] = {}
     findings: list[Finding] = []
-    roles, modalities = _task_roles(task)
+    roles, media_roles, modalities = _task_roles(task)
+    # a task that embeds images or sound: its other text columns (captions, transcripts) are
+    # described, but their duplicates are not a finding (they are not what is embedded)
+    text_findings_for = roles if modalities is not None and modalities - {"text"} else None
     for table in tables:
         for column in _with_document(table):
             profile = _profile_column(
-                table.role, column, _series(table, column), cfg, root, text_roles=roles, limits=limits
-            )
+                table.role, column, _series(table, column), cfg, root,
+                text_roles=roles, media_roles=media_roles, limits=limits,
+            )  # fmt: skip
             columns.append(profile)
-            findings += column_findings(profile, cfg, modalities=modalities)
+            text_findings = text_findings_for is None or column in text_findings_for
+            findings += column_findings(profile, cfg, modalities=modalities, text_findings=text_findings)
             if profile.normalized is not None:
                 normalized[(table.role, column)] = profile.normalized
     _add_token_stats(columns, candidates, cfg)
@@ -165,18 +170,19 @@ def _series(table: TableInfo, column: str) -> pd.Series:
     return frame[column]
 
 
-def _task_roles(task: str | None) -> tuple[frozenset[str], frozenset[str] | None]:
-    """(columns the task embeds as text, the modalities it embeds; None for a raw table).
+def _task_roles(task: str | None) -> tuple[frozenset[str], frozenset[str], frozenset[str] | None]:
+    """(columns the task embeds as text, columns it embeds as media, its modalities; None: a raw table).
 
-    A family's ``embedded_columns`` minus its media roles (``image``, ``audio``); for a raw table,
-    those of every registered family, since any of them may be the task.
+    A family's ``embedded_columns`` split into its media roles (``image``, ``audio``) and the rest;
+    for a raw table, the text roles of every registered family, since any of them may be the task.
     """
     from embsel_mlflow.families import FAMILIES, get_family
 
     families = [get_family(task)] if task else list(FAMILIES.values())
     columns = {column for family in families for column in family.embedded_columns}
+    media = frozenset(columns & set(_MEDIA.values())) if task else frozenset()
     modalities = frozenset(get_family(task).modalities) if task else None
-    return frozenset(columns - set(_MEDIA.values())) | {DOCUMENT}, modalities
+    return frozenset(columns - set(_MEDIA.values())) | {DOCUMENT}, media, modalities
 
 
 def _profile_column(
@@ -187,6 +193,7 @@ def _profile_column(
     root: str | Path,
     *,
     text_roles: frozenset[str],
+    media_roles: frozenset[str] = frozenset(),
     limits: MediaConfig | None = None,
 ) -> ColumnProfile:
     from embsel_mlflow.profiling.media_stats import media_stats
@@ -199,7 +206,10 @@ def _profile_column(
     if kind.kind == ColumnKind.text:
         profile.text, profile.filled, profile.normalized = text_stats(series, cfg)
     elif kind.kind in _MEDIA:  # never text statistics on paths or bytes
-        profile.media = media_stats(series, _MEDIA[kind.kind], root=root, cfg=cfg, limits=limits)
+        # an embedded media column: its content hashes key the task checks, as texts do for text
+        profile.media, profile.normalized = media_stats(
+            series, _MEDIA[kind.kind], root=root, cfg=cfg, limits=limits, keys=column in media_roles
+        )
     return profile
 
 

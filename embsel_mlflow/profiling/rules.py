@@ -11,15 +11,21 @@ if TYPE_CHECKING:
     from embsel_mlflow.config import ProfileConfig
     from embsel_mlflow.profiling.column_profile import ColumnProfile
     from embsel_mlflow.profiling.media_stats import MediaStats
+    from embsel_mlflow.profiling.text_stats import TextStats
 
 
 def column_findings(
-    column: ColumnProfile, cfg: ProfileConfig, *, modalities: frozenset[str] | None = None
+    column: ColumnProfile,
+    cfg: ProfileConfig,
+    *,
+    modalities: frozenset[str] | None = None,
+    text_findings: bool = True,
 ) -> list[Finding]:
     """The findings of one column; ``modalities``: what the dataset's task embeds (None: a raw table).
 
     An image/audio column under a task that does not embed that modality is a ``modality_mismatch``
     error; otherwise its media statistics speak (bad files, silent or clipped clips, a summary).
+    ``text_findings=False`` (a caption column of an image task): the language line only.
     """
     key, kind = column.key, column.type.kind
     findings = []
@@ -44,6 +50,8 @@ def column_findings(
     stats = column.text
     if stats is None:
         return findings
+    if not text_findings:
+        return findings + _language(key, stats)
     missing = stats.null_count + stats.empty_count
     if stats.rows and missing / stats.rows > cfg.empty_rate_warn:
         findings.append(Finding("empty_texts", Severity.warn,
@@ -70,13 +78,17 @@ def column_findings(
             f"{stats.long_count} text(s) in `{key}` exceed {cfg.long_text_chars} characters "
             f"(longest {int(stats.chars.max)}): a whole file in one cell?",
             key, {"count": stats.long_count, "longest_chars": int(stats.chars.max)}))  # fmt: skip
-    if stats.languages:
-        top = ", ".join(f"{lang} {percent(share)}" for lang, share in list(stats.languages.items())[:3])
-        scripts = ", ".join(f"{s} {percent(share)}" for s, share in list(stats.scripts.items())[:3])
-        findings.append(Finding("language", Severity.info,
-            f"`{key}`: languages {top}; scripts {scripts} ({stats.language_sampled} texts sampled)",
-            key, {"languages": stats.languages, "scripts": stats.scripts}))  # fmt: skip
-    return findings
+    return findings + _language(key, stats)
+
+
+def _language(key: str, stats: TextStats) -> list[Finding]:
+    if not stats.languages:
+        return []
+    top = ", ".join(f"{lang} {percent(share)}" for lang, share in list(stats.languages.items())[:3])
+    scripts = ", ".join(f"{s} {percent(share)}" for s, share in list(stats.scripts.items())[:3])
+    return [Finding("language", Severity.info,
+        f"`{key}`: languages {top}; scripts {scripts} ({stats.language_sampled} texts sampled)",
+        key, {"languages": stats.languages, "scripts": stats.scripts})]  # fmt: skip
 
 
 def token_findings(column: ColumnProfile, cfg: ProfileConfig) -> list[Finding]:
