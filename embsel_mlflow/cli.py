@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "cache": "embsel_mlflow.entrypoints.cache",
     "compare": "embsel_mlflow.entrypoints.compare",
     "rerun": "embsel_mlflow.entrypoints.rerun",
+    "demo-data": "embsel_mlflow.entrypoints.demo_data",
 }
 
 USAGE = """usage: embsel <command> [hydra overrides ...]

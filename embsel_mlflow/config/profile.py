@@ -30,5 +30,11 @@ class ProfileConfig:
     imbalance_ratio_warn: float = 10.0  # largest / smallest class
     rare_class_min: int = 5  # classes with fewer examples are "rare"
     tokenize_batch_size: int = 4096
+    # image/audio columns: headers of every file are read; this many files per column (evenly
+    # spaced) are also checked whole (images) or decoded for their level and peaks (audio)
+    media_sample: int = 500
+    silent_dbfs: float = -60.0  # a clip whose RMS level is below this (dB full scale) is silent
+    silent_rate_warn: float = 0.05  # share of sampled clips that are silent
+    clipped_rate_warn: float = 0.05  # share of sampled clips that rest at full scale (clipped)
     report_html: bool = True
     show_progress: bool = True

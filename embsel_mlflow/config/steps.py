@@ -12,6 +12,7 @@ STEP_SUMMARIES: dict[str, str] = {
     "cache": "show (info) or empty (clear) the embedding cache",
     "compare": "a table of runs (an experiment, a sweep, run ids)",
     "rerun": "replay a logged run and diff it against the original",
+    "demo-data": "write an offline image (digits) or audio (spoken, espeak-ng) demo set with its CSVs",
 }
 
 

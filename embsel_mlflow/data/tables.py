@@ -224,10 +224,13 @@ def media(
 ) -> tuple[pd.DataFrame, list[Media]]:
     """(rows kept, their checked image/audio references) of the role's column of paths.
 
-    Paths are relative to ``data.root`` and must stay inside it. A missing, corrupt, empty or
+    Paths are relative to ``data.root`` and must stay inside it; a ``datasets`` Image/Audio cell
+    (``{"bytes": ..., "path": ...}``) is taken as its inline bytes. A missing, corrupt, empty or
     over-limit file is one MediaError naming the row and file, or (``data.on_bad_media=skip``)
     its row is left out of the returned frame, counted and logged as a ``bad_media_skipped``
-    warning. Only headers are read (and the bytes hashed); nothing is decoded here.
+    warning that quotes the first reason. Headers are read and the bytes hashed; nothing decoded
+    is kept here. Validate the other columns (labels, texts) of ``frame`` first: their messages
+    count rows by position in the frame they are given, and skipping shifts positions.
     """
     from pathlib import Path
 
@@ -239,24 +242,23 @@ def media(
     root = Path(cfg.root).expanduser().resolve()
     items: list[Media] = []
     kept: list[int] = []
-    skipped: list[str] = []
+    skipped: list[str] = []  # the error line of each left-out row
     for position, value in enumerate(frame[role].tolist()):
         path, row = loaded.at(position)
         try:
             item = make_media(value, modality, root=root, row=row, where=path, limits=cfg.media)
-        except MediaError:
+        except MediaError as err:
             if on_bad == ERROR:
                 raise
-            skipped.append(str(value))
+            skipped.append(str(err).split(": fix or remove the file")[0])
             continue
         items.append(item)
         kept.append(position)
     if skipped:
-        shown = ", ".join(repr(value) for value in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
         tables.warn(
             "bad_media_skipped",
-            f"{loaded.source}: {len(skipped)} row(s) with a missing, corrupt, empty or over-limit "
-            f"{modality} file left out (data.on_bad_media=skip): {shown}",
+            f"{loaded.source}: {len(skipped)} of {len(frame)} row(s) with a missing, corrupt, empty or "
+            f"over-limit {modality} file left out (data.on_bad_media=skip); first: {skipped[0]}",
             len(skipped),
         )
         frame = frame.iloc[kept]

@@ -56,7 +56,8 @@ def evaluate_in_run(
     from embsel_mlflow.tracking.system_tags import hardware_tags
 
     run.set_tags({"embsel.task": str(job.data.task)})
-    refuse_modality_mismatch(data, job.profile, root=job.data.root)  # no text model on image paths
+    # the candidate's kind must embed the task's modalities; no text model on image paths
+    refuse_modality_mismatch(data, job.profile, root=job.data.root, model=job.model)
     scored = (data.split, f"qrels/{data.split}")  # the table the scores come from (retrieval: its qrels)
     # that table first: the runs table's Dataset column shows the first input
     tables = sorted(data.tables, key=lambda table: table.role not in scored)

@@ -139,7 +139,9 @@ def _monitor(job: MonitorJobConfig, parent: RunLogger, key: str, tmp: Path) -> l
     judged_dir = cache_dir(job.cache) / "judged-queries"  # where judged retrieval windows' qrels go
     windows = [*file_windows(job.current, job.data, judged_dir), *data_windows(job.windows, job.data)]
     for window in windows:  # before any model is loaded: bad input costs nothing
-        refuse_media_tables([window.table], window.name, job.profile, root=job.current.root)
+        refuse_media_tables(
+            [window.table], window.name, job.profile, root=job.current.root, task=job.data.task
+        )
     plan = plan_windows(windows, previous_windows(parent.client, parent.experiment_id, key))
     statuses: list[str] = []
     for known in plan.seen:  # monitored by an earlier invocation: its verdict counts again
@@ -266,7 +268,7 @@ def _reference_sample(job: MonitorJobConfig) -> tuple[TaskData, ReferenceSample]
     from embsel_mlflow.profiling.modality import refuse_modality_mismatch
 
     data = load_task_data(job.data, split=job.monitor.reference_split)
-    refuse_modality_mismatch(data, job.profile, root=job.data.root)
+    refuse_modality_mismatch(data, job.profile, root=job.data.root, model=job.model)  # None: model_uri
     return data, reference_sample(data, job.monitor)
 
 

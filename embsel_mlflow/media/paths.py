@@ -1,21 +1,20 @@
 """Media column values -> :class:`Media` references, checked once when the data is loaded.
 
 A value is a path relative to ``data.root`` (or absolute inside it), or a ``datasets`` Image /
-Audio cell (``{"bytes": ..., "path": ...}``). Checking a file reads its header only (and its
-bytes once, for the content hash); decoding waits for the model, one batch at a time.
+Audio cell (``{"bytes": ..., "path": ...}``). Checking a file reads its header and checks that
+the data is whole (``media_io.check_image`` / ``check_audio``) and hashes its bytes; nothing
+decoded is kept: the model decodes one batch at a time.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.errors import MediaError
 from embsel_mlflow.media.items import AUDIO, IMAGE, Media, content_digest, file_digest
-from embsel_mlflow.media.media_io import BadMediaFile, audio_info
+from embsel_mlflow.media.media_io import BadMediaFile, check_audio, check_image
 
 if TYPE_CHECKING:
     from embsel_mlflow.config import MediaConfig
@@ -26,52 +25,12 @@ ON_BAD_MEDIA = (ERROR, SKIP)
 _MB = 1024**2
 
 
-@dataclass
-class MediaColumn:
-    """The checked items of one column: ``items[i]`` is row ``rows[i]``; ``bad`` the rows left out."""
-
-    items: list[Media]
-    rows: list[int]
-    bad: list[str] = field(default_factory=list)  # one line per skipped row
-
-
 def check_on_bad_media(value: str) -> str:
     from embsel_mlflow.errors import ConfigError
 
     if value not in ON_BAD_MEDIA:
         raise ConfigError(f"data.on_bad_media must be one of {', '.join(ON_BAD_MEDIA)}, got {value!r}")
     return value
-
-
-def media_column(
-    values: Sequence[Any],
-    modality: str,
-    *,
-    root: str | Path,
-    where: str,
-    limits: MediaConfig,
-    on_bad: str = ERROR,
-    first_row: int = 0,
-) -> MediaColumn:
-    """Check every value of a media column; a bad one raises MediaError (``on_bad="error"``) or is left out.
-
-    Row numbers in messages count data rows from ``first_row`` (0: the first data row).
-    """
-    check_on_bad_media(on_bad)
-    root_dir = Path(root).expanduser().resolve()
-    column = MediaColumn([], [])
-    for offset, value in enumerate(values):
-        row = first_row + offset
-        try:
-            item = make_media(value, modality, root=root_dir, row=row, where=where, limits=limits)
-        except MediaError as err:
-            if on_bad == ERROR:
-                raise
-            column.bad.append(str(err).split(": set data.on_bad_media")[0])
-            continue
-        column.items.append(item)
-        column.rows.append(row)
-    return column
 
 
 def make_media(
@@ -90,10 +49,10 @@ def make_media(
     path: str | None = None
     if isinstance(value, dict) and value.get("bytes") is not None:  # a datasets Image/Audio cell
         data = bytes(value["bytes"])
+        if not data:
+            raise refuse(f"the {modality} bytes are empty (0 bytes)")
         if len(data) > limits.max_file_mb * _MB:
-            raise refuse(
-                f"{len(data) / _MB:.0f} MB is over the limit of {limits.max_file_mb:g} MB (data.media.max_file_mb)"
-            )
+            raise refuse(_too_big(len(data), limits))
         digest = content_digest(data)
     else:
         if isinstance(value, dict):
@@ -112,9 +71,7 @@ def make_media(
         if size == 0:
             raise refuse("the file is empty (0 bytes)")
         if size > limits.max_file_mb * _MB:
-            raise refuse(
-                f"{size / _MB:.0f} MB is over the limit of {limits.max_file_mb:g} MB (data.media.max_file_mb)"
-            )
+            raise refuse(_too_big(size, limits))
         path = str(resolved)
         try:
             digest = file_digest(path)
@@ -151,35 +108,16 @@ def resolve_inside(value: str, root: Path) -> Path:
 
 
 def _check_header(item: Media, limits: MediaConfig) -> float | None:
-    """Refuse what is not an image/audio, or is over a limit, from its header; audio: its duration."""
+    """Refuse what is not a whole image/audio file, or is over a limit; audio: its duration."""
     if item.modality == IMAGE:
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(item.opener()) as image:
-                width, height = image.size
-                image.verify()  # chunk structure and checksums, without decoding pixels
-        except UnidentifiedImageError:
-            raise BadMediaFile(
-                "not an image Pillow can read (wrong extension, or not an image at all)"
-            ) from None
-        except (OSError, SyntaxError, ValueError) as err:
-            raise BadMediaFile(f"corrupt or truncated image ({err})") from None
-        if width * height > limits.max_image_pixels:
-            raise BadMediaFile(
-                f"{width}x{height} pixels is over the limit of {limits.max_image_pixels:,} (data.media.max_image_pixels)"
-            )
+        check_image(item.opener(), max_pixels=limits.max_image_pixels)
         return None
     assert item.modality == AUDIO
-    frames, rate, _ = audio_info(item.opener())
-    if frames <= 0 or rate <= 0:
-        raise BadMediaFile("the clip is empty (0 samples)")
-    duration = frames / rate
-    if duration > limits.max_audio_seconds:
-        raise BadMediaFile(
-            f"{duration:.0f} s long, over the limit of {limits.max_audio_seconds:g} s (data.media.max_audio_seconds)"
-        )
-    return duration
+    return check_audio(item.opener(), max_seconds=limits.max_audio_seconds).duration_s
+
+
+def _too_big(size: int, limits: MediaConfig) -> str:
+    return f"{size / _MB:.0f} MB is over the limit of {limits.max_file_mb:g} MB (data.media.max_file_mb)"
 
 
 def _source_name(value: Any) -> str:

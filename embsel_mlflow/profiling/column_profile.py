@@ -1,4 +1,4 @@
-"""The profile of one column: its type, text statistics and token lengths per candidate."""
+"""The profile of one column: its type, text or media statistics and token lengths per candidate."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from embsel_mlflow.profiling.columns import ColumnType
+    from embsel_mlflow.profiling.media_stats import MediaStats
     from embsel_mlflow.profiling.text_stats import TextStats
     from embsel_mlflow.text.tokens import TokenStats
 
@@ -19,6 +20,7 @@ class ColumnProfile:
     column: str  # column name after the role mapping
     type: ColumnType
     text: TextStats | None = None
+    media: MediaStats | None = None  # image and audio columns (never text statistics on those)
     tokens: dict[str, TokenStats] = field(default_factory=dict)  # candidate -> stats
     # non-empty texts as read, and normalised (same index): for token counts and cross-table checks
     filled: pd.Series | None = field(default=None, repr=False)
@@ -34,5 +36,6 @@ class ColumnProfile:
             "column": self.column,
             "type": self.type.to_dict(),
             "text": self.text.to_dict() if self.text else None,
+            "media": self.media.to_dict() if self.media else None,
             "tokens": {name: stats.to_dict() for name, stats in self.tokens.items()},
         }

@@ -29,6 +29,7 @@ class ColumnKind(StrEnum):
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".heic"})
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".opus", ".wma"})
 MEDIA_KINDS = {ColumnKind.image_path: IMAGE_EXTENSIONS, ColumnKind.audio_path: AUDIO_EXTENSIONS}
+MEDIA_MODALITY = {ColumnKind.image_path: "image", ColumnKind.audio_path: "audio"}  # kind -> media modality
 _BOOLEAN_VALUES = frozenset({"true", "false", "0", "1", "yes", "no", "t", "f", "y", "n"})
 _ID_ROLES = frozenset({"id", "_id", "query_id", "doc_id", "corpus-id", "query-id"})
 _LABEL_ROLES = frozenset({"label", "labels", "category", "class", "fine"})
@@ -82,6 +83,9 @@ def detect_column(name: str, series: pd.Series, *, root: str | Path = ".") -> Co
     types = value_types(series)
     if _is_vector_column(series):
         return ColumnType(ColumnKind.vectors, 1.0, "every value is a list of numbers of one length", types)
+    cells = _media_cells(series)
+    if cells is not None:
+        return ColumnType(*cells, value_types=types)
     structured = sum(count for name, count in types.items() if name in ("dict", "list", "ndarray"))
     if structured and structured >= _MAJORITY * sum(types.values()):
         return ColumnType(
@@ -154,6 +158,47 @@ def _media_column(filled: pd.Series, root: str | Path) -> tuple[ColumnKind, floa
             f"{exists}/{len(sample) - min(urls, len(sample))} local path(s) checked exist"
         )
         return kind, share, evidence
+    return None
+
+
+# The first bytes of the formats Pillow and libsndfile read (RIFF is resolved by its form type).
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
+_AUDIO_MAGIC = (b"fLaC", b"OggS", b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2", b"FORM")
+
+
+def media_cell_kind(value: Any) -> ColumnKind | None:
+    """image_path / audio_path for a ``datasets`` Image or Audio cell (``{"bytes", "path"}``), else None.
+
+    The bytes' signature decides (a path may be a name only); without bytes, the path's extension.
+    """
+    if not isinstance(value, dict) or not value or not set(value) <= {"bytes", "path", "sampling_rate"}:
+        return None
+    data = value.get("bytes")
+    if isinstance(data, bytes | bytearray) and data:
+        head = bytes(data[:12])
+        if head.startswith(b"RIFF"):
+            return {b"WEBP": ColumnKind.image_path, b"WAVE": ColumnKind.audio_path}.get(head[8:12])
+        if head.startswith(_IMAGE_MAGIC):
+            return ColumnKind.image_path
+        if head.startswith(_AUDIO_MAGIC):
+            return ColumnKind.audio_path
+    suffix = Path(str(value.get("path") or "")).suffix.lower()
+    return next((kind for kind, extensions in MEDIA_KINDS.items() if suffix in extensions), None)
+
+
+def _media_cells(series: pd.Series) -> tuple[ColumnKind, float, str] | None:
+    """(kind, confidence, evidence) when most values are ``datasets`` Image/Audio cells of one kind."""
+    sample = [value for value in series.head(_SAMPLE).tolist() if isinstance(value, dict)]
+    if not sample or len(sample) < _MAJORITY * series.head(_SAMPLE).notna().sum():
+        return None
+    kinds = [media_cell_kind(value) for value in sample]
+    for kind in MEDIA_KINDS:
+        share = kinds.count(kind) / len(sample)
+        if share >= _MAJORITY:
+            inline = sum(bool(value.get("bytes")) for value in sample)
+            what = kind.value.removesuffix("_path")
+            evidence = f"{kinds.count(kind)}/{len(sample)} datasets {what} cells; {inline} with inline bytes"
+            return kind, share, evidence
     return None
 
 

@@ -1,4 +1,5 @@
-"""Profile tables: column types, text statistics, token lengths per candidate, task checks, findings."""
+"""Profile tables: column types, text or media statistics, token lengths per candidate, task checks,
+findings."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from embsel_mlflow.config import ProfileConfig
 from embsel_mlflow.errors import ConfigError
 from embsel_mlflow.profiling.column_profile import ColumnProfile
+from embsel_mlflow.profiling.columns import MEDIA_MODALITY as _MEDIA
 from embsel_mlflow.profiling.columns import ColumnKind, ColumnType, as_strings, detect_column
 from embsel_mlflow.profiling.findings import Finding, Severity, severity_counts
 from embsel_mlflow.profiling.rules import column_findings, token_findings
@@ -22,11 +24,9 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from embsel_mlflow.config import DataConfig, ModelConfig, TableConfig
+    from embsel_mlflow.config import DataConfig, MediaConfig, ModelConfig, TableConfig
     from embsel_mlflow.data.task_data import TableInfo
 
-# Columns the data layer hands to models as text: always profiled as text (unless media/empty/vectors).
-TEXT_ROLES = frozenset({"text", "s1", "s2", "title", "document"})
 # A retrieval corpus is embedded as "title text" (the BEIR convention the task loader follows).
 DOCUMENT = "document"
 
@@ -56,6 +56,8 @@ class DataProfile:
             prefix = f"profile/{column.key}"
             if column.text is not None:
                 metrics.update({f"{prefix}/{k}": v for k, v in column.text.metrics().items()})
+            if column.media is not None:
+                metrics.update({f"{prefix}/{k}": v for k, v in column.media.metrics().items()})
             for name, stats in column.tokens.items():
                 metrics.update({f"{prefix}/{k}/{name}": v for k, v in stats.metrics().items()})
         for check, figures in self.checks.items():
@@ -103,18 +105,32 @@ def profile_tables(
     candidates: Sequence[CandidateTokenizer] = (),
     cfg: ProfileConfig | None = None,
     root: str | Path = ".",
+    limits: MediaConfig | None = None,
 ) -> DataProfile:
-    """The profile of ``tables`` (as the data layer loaded them) for ``candidates``."""
+    """The profile of ``tables`` (as the data layer loaded them) for ``candidates``.
+
+    ``task`` (a family name; None: a raw table) says which columns are embedded as text and which
+    modalities the data is for; ``limits`` are the dataset's ``data.media`` limits (image and
+    audio columns: files over them are counted as over the limit).
+    """
     cfg = cfg or ProfileConfig()
     started = time.perf_counter()
     columns: list[ColumnProfile] = []
     normalized: dict[tuple[str, str], pd.Series] = {}
     findings: list[Finding] = []
+    roles, media_roles, modalities = _task_roles(task)
+    # a task that embeds images or sound: its other text columns (captions, transcripts) are
+    # described, but their duplicates are not a finding (they are not what is embedded)
+    text_findings_for = roles if modalities is not None and modalities - {"text"} else None
     for table in tables:
         for column in _with_document(table):
-            profile = _profile_column(table.role, column, _series(table, column), cfg, root)
+            profile = _profile_column(
+                table.role, column, _series(table, column), cfg, root,
+                text_roles=roles, media_roles=media_roles, limits=limits,
+            )  # fmt: skip
             columns.append(profile)
-            findings += column_findings(profile, cfg)
+            text_findings = text_findings_for is None or column in text_findings_for
+            findings += column_findings(profile, cfg, modalities=modalities, text_findings=text_findings)
             if profile.normalized is not None:
                 normalized[(table.role, column)] = profile.normalized
     _add_token_stats(columns, candidates, cfg)
@@ -154,20 +170,47 @@ def _series(table: TableInfo, column: str) -> pd.Series:
     return frame[column]
 
 
+def _task_roles(task: str | None) -> tuple[frozenset[str], frozenset[str], frozenset[str] | None]:
+    """(columns the task embeds as text, columns it embeds as media, its modalities; None: a raw table).
+
+    A family's ``embedded_columns`` split into its media roles (``image``, ``audio``) and the rest;
+    for a raw table, the text roles of every registered family, since any of them may be the task.
+    """
+    from embsel_mlflow.families import FAMILIES, get_family
+
+    families = [get_family(task)] if task else list(FAMILIES.values())
+    columns = {column for family in families for column in family.embedded_columns}
+    media = frozenset(columns & set(_MEDIA.values())) if task else frozenset()
+    modalities = frozenset(get_family(task).modalities) if task else None
+    return frozenset(columns - set(_MEDIA.values())) | {DOCUMENT}, media, modalities
+
+
 def _profile_column(
-    table: str, column: str, series: pd.Series, cfg: ProfileConfig, root: str | Path
+    table: str,
+    column: str,
+    series: pd.Series,
+    cfg: ProfileConfig,
+    root: str | Path,
+    *,
+    text_roles: frozenset[str],
+    media_roles: frozenset[str] = frozenset(),
+    limits: MediaConfig | None = None,
 ) -> ColumnProfile:
+    from embsel_mlflow.profiling.media_stats import media_stats
+
     kind = detect_column(column, series, root=root)
-    if column in TEXT_ROLES and kind.kind not in (ColumnKind.empty, ColumnKind.vectors, *_MEDIA):
+    if column in text_roles and kind.kind not in (ColumnKind.empty, ColumnKind.vectors, *_MEDIA):
         kind = ColumnType(ColumnKind.text, kind.confidence if kind.kind == ColumnKind.text else 1.0,
                           f"a text role the model embeds; {kind.evidence}", kind.value_types)  # fmt: skip
     profile = ColumnProfile(table, column, kind)
     if kind.kind == ColumnKind.text:
         profile.text, profile.filled, profile.normalized = text_stats(series, cfg)
+    elif kind.kind in _MEDIA:  # never text statistics on paths or bytes
+        # an embedded media column: its content hashes key the task checks, as texts do for text
+        profile.media, profile.normalized = media_stats(
+            series, _MEDIA[kind.kind], root=root, cfg=cfg, limits=limits, keys=column in media_roles
+        )
     return profile
-
-
-_MEDIA = (ColumnKind.image_path, ColumnKind.audio_path)
 
 
 def _token_columns(columns: list[ColumnProfile]) -> list[ColumnProfile]:
@@ -213,6 +256,7 @@ def profile_job_data(
     from embsel_mlflow.text.tokens import load_candidate_tokenizer
 
     cfg = cfg or ProfileConfig()
+    limits: MediaConfig | None = None  # a raw table: the default data.media limits
     wanted_table = table if table is not None and bool(table.path or table.hub) else None
     if wanted_table is not None and data is not None:
         raise ConfigError(f"profile either data={data.name} or table.path={wanted_table.path}, not both")
@@ -226,14 +270,21 @@ def profile_job_data(
         )
     elif data is not None:
         tables, name, task = dataset_tables(data), data.name, str(data.task)
-        eval_split, root = data.eval_split, data.root
+        eval_split, root, limits = data.eval_split, data.root, data.media
     else:
         raise ConfigError(
             "nothing to profile: choose a dataset (data=banking77) or a table (table.path=x.csv)"
         )
     tokenizers = [load_candidate_tokenizer(option, model) for option, model in (candidates or {}).items()]
     return profile_tables(
-        tables, name=name, task=task, eval_split=eval_split, candidates=tokenizers, cfg=cfg, root=root
+        tables,
+        name=name,
+        task=task,
+        eval_split=eval_split,
+        candidates=tokenizers,
+        cfg=cfg,
+        root=root,
+        limits=limits,
     )
 
 

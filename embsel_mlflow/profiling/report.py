@@ -1,4 +1,4 @@
-"""A self-contained HTML report, plots inlined as PNG data URIs: findings, columns, lengths, labels."""
+"""A self-contained HTML report, plots inlined as PNG data URIs: findings, columns, lengths, media, labels."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from embsel_mlflow.profiling.column_profile import ColumnProfile
+    from embsel_mlflow.profiling.media_stats import MediaStats
     from embsel_mlflow.profiling.profile import DataProfile
 
 _STYLE = (
@@ -52,6 +53,9 @@ def html_report(profile: DataProfile) -> str:
             parts.append(_img(_length_figure(column)))
         if stats.scripts:
             parts.append(_img(_bar_figure(stats.scripts, f"script mix of {column.key}")))
+    for column in profile.columns:
+        if column.media is not None:
+            parts += _media_section(column.key, column.media)
     for check, figures in profile.checks.items():
         if check.startswith("labels/") and figures.get("class_counts"):
             parts.append(f"<h3>{_e(check)}</h3>" + _img(_bar_figure(figures["class_counts"], check)))
@@ -60,6 +64,38 @@ def html_report(profile: DataProfile) -> str:
             parts.append(f"<h3>{_e(check)}</h3><pre>{_e(str(shown))}</pre>")
     head = f"<!doctype html><html><head><meta charset='utf-8'><style>{_STYLE}</style></head>"
     return f"{head}<body>{''.join(parts)}</body></html>"
+
+
+def _media_section(key: str, stats: MediaStats) -> list[str]:
+    """Sizes, formats and modes of an image column; durations, rates and channels of an audio one."""
+    rows: dict[str, Any] = {"rows": stats.rows, "readable": stats.readable, "formats": _counts(stats.formats)}
+    bars: dict[str, float | int] = {}
+    rows.update({f"bad: {name}": f"{count} (e.g. {', '.join(stats.examples.get(name, []))})"
+                 for name, count in stats.problems.items()})  # fmt: skip
+    if stats.width is not None and stats.height is not None:
+        rows.update({"width px min/mean/median/p95/max": _summary(stats.width),
+                     "height px min/mean/median/p95/max": _summary(stats.height),
+                     "most common sizes": _counts(stats.sizes), "modes": _counts(stats.modes),
+                     "checked whole": stats.checked})  # fmt: skip
+        bars = dict(stats.sizes)
+    if stats.duration_s is not None:
+        rows.update({"duration s min/mean/median/p95/max": _summary(stats.duration_s),
+                     "total minutes": f"{stats.total_seconds / 60:.1f}",
+                     "sample rates (Hz)": _counts(stats.sample_rates), "channels": _counts(stats.channels),
+                     "silent clips": f"{stats.silent} of {stats.checked} decoded",
+                     "clipped clips": f"{stats.clipped} of {stats.checked} decoded"})  # fmt: skip
+        bars = {f"{rate} Hz": count for rate, count in stats.sample_rates.items()}
+    parts = [f"<h3>{_e(key)} ({stats.modality})</h3><table>"]
+    parts += [f"<tr><th>{_e(k)}</th><td>{_e(str(v))}</td></tr>" for k, v in rows.items()]
+    parts.append("</table>")
+    if bars:
+        what = "image sizes" if stats.modality == "image" else "sample rates"
+        parts.append(_img(_bar_figure(bars, f"{what} in {key}")))
+    return parts
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name}: {count}" for name, count in list(counts.items())[:10]) or "-"
 
 
 def _e(text: str) -> str:

@@ -18,11 +18,12 @@ if TYPE_CHECKING:
 
 
 def label_check(
-    table: str, labels: pd.Series, normalized: pd.Series | None, cfg: ProfileConfig
+    table: str, labels: pd.Series, normalized: pd.Series | None, cfg: ProfileConfig, *, what: str = "text"
 ) -> tuple[dict[str, Any], list[Finding]]:
     """Class counts, imbalance, rare classes and conflicting labels (same text, different labels).
 
-    ``normalized`` holds the normalised texts of the same rows (index-aligned), empty texts dropped.
+    ``normalized`` holds the normalised texts of the same rows (index-aligned), empty texts dropped;
+    for an image or audio task (``what``), the content hashes of its files.
     """
     from embsel_mlflow.profiling.columns import as_strings
 
@@ -58,7 +59,7 @@ def label_check(
         if conflicting.size:
             findings.append(Finding(
                 "conflicting_labels", Severity.warn,
-                f"labels in {table}: {conflicting.size} text(s) appear with different labels",
+                f"labels in {table}: {conflicting.size} {what}(s) appear with different labels",
                 column, {"count": int(conflicting.size), "examples": conflicting.index[:5].tolist()},
             ))  # fmt: skip
     return figures, findings
@@ -154,7 +155,7 @@ def split_leakage(
         if shared:
             findings.append(Finding(
                 "split_leakage", Severity.warn,
-                f"{shared} {eval_split} row(s) have a {what} also in {other} "
+                f"{shared} {eval_split} row(s) have {_NOUNS.get(what, f'a {what}')} also in {other} "
                 "(leakage: scores are optimistic)",
                 f"{eval_split}/{what}", {"count": shared, "other_split": other},
             ))  # fmt: skip
@@ -178,11 +179,12 @@ def task_checks(
     checks: dict[str, dict[str, Any]] = {}
     findings: list[Finding] = []
     retrieval = task is not None and get_family(task).qrels_splits
+    media = next((role for role in MEDIA_KEYS if any(column == role for _, column in normalized)), None)
     for table in tables:
         columns = table.frame.columns
         if "label" in columns:
             checks[f"labels/{table.role}"], found = label_check(
-                table.role, table.frame["label"], _row_keys(normalized, table.role), cfg
+                table.role, table.frame["label"], _row_keys(normalized, table.role), cfg, what=media or "text"
             )
             findings += found
         if "score" in columns and not retrieval:
@@ -208,10 +210,17 @@ def task_checks(
 
 
 _NOT_SPLITS = ("corpus", "queries", "table")
+_NOUNS = {"image": "an image", "audio": "an audio clip"}
+# Embedded media columns whose content hashes are in ``normalized`` (only when the task embeds them)
+MEDIA_KEYS = ("image", "audio")
 
 
 def _row_keys(normalized: dict[tuple[str, str], pd.Series], table: str) -> pd.Series | None:
-    """The normalised text of each row of ``table``: its text, or its (s1, s2) pair."""
+    """What identifies each row of ``table``: the content hash of the image or clip an image/audio
+    task embeds, else its normalised text, or its (s1, s2) pair."""
+    for role in MEDIA_KEYS:
+        if (table, role) in normalized:
+            return normalized[(table, role)]
     if (table, "text") in normalized:
         return normalized[(table, "text")]
     if (table, "s1") in normalized and (table, "s2") in normalized:
@@ -235,4 +244,5 @@ def _split_keys(
             if t.role.startswith("qrels/") and "query_id" in t.frame.columns
         }, "query"
     keys = {t.role: _row_keys(normalized, t.role) for t in tables if t.role not in _NOT_SPLITS}
-    return {role: key for role, key in keys.items() if key is not None}, "text"
+    media = next((role for role in MEDIA_KEYS if any(column == role for _, column in normalized)), None)
+    return {role: key for role, key in keys.items() if key is not None}, media or "text"
