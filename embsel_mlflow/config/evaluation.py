@@ -32,4 +32,4 @@ class EvaluationConfig:
     clustering_batch_size: int = 500
     # extra evaluate modules
     extra_metrics: list[MetricSpec] = field(default_factory=list)
-    show_progress: bool = True
+    show_progress: bool = True  # progress bars, shown only when stderr is a terminal

@@ -55,6 +55,10 @@ class TaskFamily(ABC):
     embedded_columns: ClassVar[tuple[str, ...]] = ("text",)
     # The modalities its evaluation embeds (media.TEXT, IMAGE, AUDIO): a candidate must take all.
     modalities: ClassVar[frozenset[str]] = frozenset({"text"})
+    # ``evaluation.*`` and ``data.*`` settings this family reads besides the common ones: only
+    # those are logged as params of its runs (the full config is logged as config.yaml anyway).
+    evaluation_settings: ClassVar[frozenset[str]] = frozenset()
+    data_settings: ClassVar[frozenset[str]] = frozenset()
     # Columns a monitored window file needs to be re-scored with this family (None: never).
     window_columns: ClassVar[tuple[str, ...] | None] = None
     # The role whose texts monitor embeds as the reference (and evaluate encodes in that role).

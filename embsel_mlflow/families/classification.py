@@ -208,6 +208,10 @@ class ClassificationFamily(TaskFamily):
     """A train split the classifier is fitted on and the evaluated split; items are test texts."""
 
     name: ClassVar[str] = TaskType.classification
+    evaluation_settings: ClassVar[frozenset[str]] = frozenset(
+        {"n_experiments", "samples_per_label", "max_iter"}
+    )
+    data_settings: ClassVar[frozenset[str]] = frozenset({"train_split"})
     examples_type: ClassVar[type] = ClassificationExamples
     task_class: ClassVar[type[EvalTask]] = ClassificationTask
     window_columns: ClassVar[tuple[str, ...] | None] = ("text", "label")

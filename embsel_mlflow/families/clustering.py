@@ -88,6 +88,7 @@ class ClusteringFamily(TaskFamily):
     """No training pairs and no hold-out: clustering data is only evaluated."""
 
     name: ClassVar[str] = TaskType.clustering
+    evaluation_settings: ClassVar[frozenset[str]] = frozenset({"clustering_batch_size"})
     examples_type: ClassVar[type] = ClusteringExamples
     task_class: ClassVar[type[EvalTask]] = ClusteringTask
     window_columns: ClassVar[tuple[str, ...] | None] = ("text", "label")

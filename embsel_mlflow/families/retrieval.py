@@ -187,6 +187,9 @@ class RetrievalFamily(TaskFamily):
     """Queries ranked over a corpus; the split tables are qrels; items are queries."""
 
     name: ClassVar[str] = TaskType.retrieval
+    evaluation_settings: ClassVar[frozenset[str]] = frozenset(
+        {"k_values", "corpus_chunk_size", "ignore_identical_ids"}
+    )
     examples_type: ClassVar[type] = RetrievalExamples
     task_class: ClassVar[type[EvalTask]] = RetrievalTask
     embedded_columns: ClassVar[tuple[str, ...]] = ("text", "title")

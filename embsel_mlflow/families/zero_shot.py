@@ -135,6 +135,7 @@ class ZeroShotImageClassificationFamily(TaskFamily):
     """
 
     name: ClassVar[str] = TaskType.zero_shot_image_classification
+    data_settings: ClassVar[frozenset[str]] = frozenset({"label_template"})
     examples_type: ClassVar[type] = ZeroShotExamples
     task_class: ClassVar[type[EvalTask]] = ZeroShotClassificationTask
     embedded_columns: ClassVar[tuple[str, ...]] = ("image",)

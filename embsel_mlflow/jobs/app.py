@@ -9,6 +9,7 @@ never reach the console: stdout and stderr are redacted while the app runs.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import tempfile
@@ -156,6 +157,9 @@ def run_app(step: str, job: Job, args: list[str], *, check_options: bool = False
     remember_environment_secrets()
     for arg in args:
         mask_override(arg)  # remembers the secret values typed on the command line
+    if not sys.stderr.isatty():
+        # MLflow's artifact download bar is for terminals too (a from_run or registered model).
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with _console_redacted(), terminate_on_signals(), warnings.catch_warnings():
         for message in KNOWN_HARMLESS_WARNINGS:
             warnings.filterwarnings("ignore", message=message, category=UserWarning)

@@ -9,16 +9,12 @@ from embsel_mlflow.tracking.params import config_to_params
 from embsel_mlflow.tracking.run_logger import RunLogger
 from embsel_mlflow.tracking.secrets import mask_override, mask_secrets
 
-# The evaluation settings each task reads; the others would only clutter its params.
-# `seed` and `extra_metrics` apply to every task.
-TASK_EVALUATION_KEYS: dict[str, set[str]] = {
-    "retrieval": {"k_values", "corpus_chunk_size", "ignore_identical_ids"},
-    "sts": set(),
-    "pair_classification": set(),
-    "classification": {"n_experiments", "samples_per_label", "max_iter"},
-    "clustering": {"clustering_batch_size"},
-}
+# `seed` and `extra_metrics` apply to every task; the rest each family declares
+# (`TaskFamily.evaluation_settings`, `data_settings`).
 GENERAL_EVALUATION_KEYS = {"seed", "extra_metrics"}
+# data.* settings some families read: logged only when the run's family reads them.
+OPTIONAL_DATA_KEYS = ("train_split", "label_template")
+MEDIA_DATA_KEYS = ("media", "on_bad_media")  # read by families that embed images or audio
 # Console and display settings that do not change a result.
 NOT_PARAMS = ("evaluation.show_progress", "tracking.tags", "tracking.run_name")
 # Groups that never change a score: the embedding cache is transparent by construction.
@@ -65,16 +61,22 @@ def readable_config(resolved: Mapping[str, Any]) -> dict[str, Any]:
     task = str(data.get("task", ""))
     if task:
         config = {"task": task, **config}
-    if "evaluation" in config and task in TASK_EVALUATION_KEYS:
-        keep = TASK_EVALUATION_KEYS[task] | GENERAL_EVALUATION_KEYS
-        config["evaluation"] = {k: v for k, v in config["evaluation"].items() if k in keep}
-    if "splits" in data:
-        used = {data.get("eval_split", "test")}
-        if task == "classification":
-            used.add(data.get("train_split", "train"))
-        data["splits"] = {k: v for k, v in data["splits"].items() if k in used}
-    if task and task != "classification":
-        data.pop("train_split", None)
+    family = _family(task)
+    if family is not None:
+        if "evaluation" in config:
+            keep = family.evaluation_settings | GENERAL_EVALUATION_KEYS
+            config["evaluation"] = {k: v for k, v in config["evaluation"].items() if k in keep}
+        if "splits" in data:
+            used = {data.get("eval_split", "test")}
+            if "train_split" in family.data_settings:
+                used.add(data.get("train_split", "train"))
+            data["splits"] = {k: v for k, v in data["splits"].items() if k in used}
+        for key in OPTIONAL_DATA_KEYS:
+            if key not in family.data_settings:
+                data.pop(key, None)
+        if family.modalities <= {"text"}:
+            for key in MEDIA_DATA_KEYS:
+                data.pop(key, None)
     if "select" in config and not config["select"].get("finetune_top_k"):
         config.pop("train", None)  # select trains nothing unless finetune_top_k > 0
     model = config.get("model", {})
@@ -88,6 +90,13 @@ def readable_config(resolved: Mapping[str, Any]) -> dict[str, Any]:
     if "evaluation" in config and isinstance(config.get("profile"), Mapping):
         config["profile"] = {k: v for k, v in config["profile"].items() if k in EVALUATION_PROFILE_KEYS}
     return _without_empty(config) or {}
+
+
+def _family(task: str) -> Any:
+    """The registered family called ``task`` (None for none: its settings are all logged)."""
+    from embsel_mlflow.families import FAMILIES
+
+    return FAMILIES.get(task)
 
 
 def _without_empty(value: Any) -> Any:
