@@ -3,7 +3,8 @@
 The logged model is read back as every logged model is (``tracking.embedding_model``) and loaded
 as the sentence-transformers directory it is, or, for an image or audio model, by the kind that
 logged it (its saved weights: a CLIP directory, an image feature fit); prompts and
-normalisation not set in the config come from the logged settings.
+normalisation not set in the config come from the logged settings. The modality guard asks the
+logged model's kind what it embeds, so a logged CLIP or image feature fit runs on image data.
 """
 
 from __future__ import annotations
@@ -21,12 +22,18 @@ if TYPE_CHECKING:
 
 class FromRunKind(CandidateKind):
     name = ModelKind.from_run.value
+    # ``modalities`` (text) is only what the kind lists itself under; the modality guard asks
+    # ``modalities_of``: the logged model's own kind's.
     registrable = True
     trainable = True
 
     def build(self, cfg: ModelConfig, context: BuildContext) -> EmbeddingModel:
         logged = logged_model_config(cfg, context)
         return get_kind(logged.kind, model=cfg.name).build(logged, context)
+
+    def modalities_of(self, cfg: ModelConfig, context: BuildContext) -> frozenset[str]:
+        """What the logged model's own kind embeds (a CLIP or image feature fit takes images)."""
+        return get_kind(logged_model_config(cfg, context).kind, model=cfg.name).modalities
 
 
 def logged_model_config(cfg: ModelConfig, context: BuildContext) -> ModelConfig:
