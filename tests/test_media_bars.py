@@ -260,8 +260,10 @@ def test_monitor_refuses_a_registered_text_model_on_the_digits(
 def test_a_from_run_image_fit_is_judged_by_its_logged_kind(workspace: Path, store: Store) -> None:
     """A run that logged an image feature fit (at ``model``, as train logs): ``model=from_run`` on the
     digits runs (the guard asks the logged kind), and scores as the fit it loaded."""
-    from embsel_mlflow.candidates import build_encoder
+    from embsel_mlflow.candidates import BuildContext, build_encoder
+    from embsel_mlflow.config import ModelConfig
     from embsel_mlflow.families import load_task_data
+    from embsel_mlflow.profiling.modality import ModalityMismatch, refuse_candidate
     from embsel_mlflow.tracking.embedding_model import log_embedding_model
     from tests.test_select_media import digits_config, model_config
 
@@ -271,6 +273,13 @@ def test_a_from_run_image_fit_is_judged_by_its_logged_kind(workspace: Path, stor
     fitted = build_encoder(model_config("image_hog_pca")).for_dataset(data)
     log_embedding_model(client, run_id, fitted, "image_hog_pca")
     client.set_terminated(run_id)
+    # the guard without a cache to keep the download in: it reads the logged settings alone
+    logged = ModelConfig(name="tuned", name_or_path="from_run", kind="from_run", run_id=run_id)
+    refuse_candidate(logged, "image_classification", BuildContext(tracking_uri=store.uri))
+    with pytest.raises(
+        ModalityMismatch, match=r"^model 'tuned' \(kind from_run\) embeds image only; task classific"
+    ):
+        refuse_candidate(logged, "classification", BuildContext(tracking_uri=store.uri))
     before = store.snapshot()
     result = invoke(
         "evaluate", "model=from_run", f"model.run_id={run_id}", *_digits(workspace, store), cwd=workspace

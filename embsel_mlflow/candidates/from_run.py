@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from embsel_mlflow.models.base import EmbeddingModel
 
 
+_NO_RUN_ID = "model=from_run needs model.run_id=<id of a train run that logged a model>"
+
+
 class FromRunKind(CandidateKind):
     name = ModelKind.from_run.value
     # ``modalities`` (text) is only what the kind lists itself under; the modality guard asks
@@ -33,7 +36,15 @@ class FromRunKind(CandidateKind):
 
     def modalities_of(self, cfg: ModelConfig, context: BuildContext) -> frozenset[str]:
         """What the logged model's own kind embeds (a CLIP or image feature fit takes images)."""
-        return get_kind(logged_model_config(cfg, context).kind, model=cfg.name).modalities
+        from embsel_mlflow.tracking.embedding_model import logged_model_kind
+
+        if context.models_dir is not None:  # downloaded once, where build() finds it again
+            kind = logged_model_config(cfg, context).kind
+        else:  # nowhere to keep it: its settings alone, no weights
+            if not cfg.run_id:
+                raise ConfigError(_NO_RUN_ID)
+            kind = logged_model_kind(cfg.run_id, tracking_uri=context.tracking_uri)
+        return get_kind(kind, model=cfg.name).modalities
 
 
 def logged_model_config(cfg: ModelConfig, context: BuildContext) -> ModelConfig:
@@ -44,7 +55,7 @@ def logged_model_config(cfg: ModelConfig, context: BuildContext) -> ModelConfig:
     from embsel_mlflow.tracking.embedding_model import fetch_logged_model
 
     if not cfg.run_id:
-        raise ConfigError("model=from_run needs model.run_id=<id of a train run that logged a model>")
+        raise ConfigError(_NO_RUN_ID)
     models_dir = context.models_dir
     root = models_dir / "from_run" if models_dir is not None else Path(tempfile.mkdtemp(prefix="embsel-run-"))
     logged = fetch_logged_model(cfg.run_id, root, tracking_uri=context.tracking_uri)
