@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,21 @@ def test_labelled_image_windows_are_rescored_with_the_task(monitored, workspace:
     assert baseline.data.metrics["main_score"] > 0.85
     scores = {name: _window_run(workspace, name).data.metrics["quality/main_score"] for name in WINDOWS}
     print("accuracy: baseline", baseline.data.metrics["main_score"], "windows", scores)
+
+
+def test_the_exit_code_reaches_the_shell(workspace: Path, run_cli) -> None:
+    """A real process (``python -m embsel_mlflow``): two windows in one invocation, one alerting: 3."""
+    windows = workspace / "digits" / "windows"
+    result = run_cli(
+        "monitor",
+        *_args(workspace, f"current.paths=[{windows / 'plain.csv'},{windows / 'noised.csv'}]", db="shell.db"),
+    )
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "window plain [step 0, 300 images]: OK" in result.stdout
+    assert re.search(r"window noised \[step 1, 300 images\]: (DRIFT|QUALITY_DROP)", result.stdout), (
+        result.stdout
+    )
+    assert "monitor: 1 of 2 window(s) alerted" in result.stdout
 
 
 def test_the_most_shifted_images_are_named_by_their_files(monitored, workspace: Path) -> None:
