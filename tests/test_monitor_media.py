@@ -1,19 +1,24 @@
-"""`embsel monitor` on image windows: real digits, a real sqlite store, Hydra through the CLI.
+"""`embsel monitor` on image windows of the digits: drift, quality, and the registered champion.
 
+As a new user would run it, through the CLI (Hydra, a real sqlite store, offline): the digits
+written by ``embsel demo-data digits`` and ``conf/data/digits.yaml`` (``image_classification``).
 The reference is the digits' test split; the windows are the held-out digits (plain), the same
-digits rotated 90 degrees, and the same digits under strong Gaussian noise. The monitored model
-is a pixel PCA fitted per dataset (``tests/image_toys.py``, registered here until the real
-``image_features`` kind and ``image_classification`` family replace it): monitor fits it on the
-reference data once and embeds the reference, every window and every quality check with it.
+digits rotated 90 degrees, and the same digits under strong Gaussian noise (``windows/*.csv``).
 
-``profile.allow_modality_mismatch=true``: the modality guard still refuses every media column
-until it routes by the candidate's kind (the data helper's change); then drop it.
+Two ways to name the monitored model, both checked on every window (issue 20's drift bar: rotated
+or noised exits 3, plain exits 0):
+
+- ``model=image_pixels_pca``: the ``image_features`` kind, fitted per dataset, so monitor fits
+  it on the reference data and embeds the reference, every window and every quality check with it;
+- ``model_uri=models:/NAME@champion``: the fit a ``select.register`` run registered. It is
+  never refitted on the reference; to tell the two apart, it was fitted on a smaller train split.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,119 +27,175 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from embsel_mlflow.candidates import KINDS
-from embsel_mlflow.families import get_family, register_family, unregister_family
+from embsel_mlflow.families import get_family
 from embsel_mlflow.jobs import monitor
 from tests.cli_harness import assert_one_line_error, invoke
-from tests.image_toys import (
-    FITS,
-    PIXEL_PCA,
-    TOY_FAMILY,
-    WINDOWS,
-    toy_family,
-    toy_kinds,
-    write_conf,
-    write_digits,
-)
+from tests.test_select_media import digits_config
 
-GUARD = "profile.allow_modality_mismatch=true"  # until the modality guard routes by kind
+WINDOWS = ("plain", "rotated", "noised")
+EXPECTED = {"plain": 0, "rotated": 3, "noised": 3}
+REGISTERED = "digits_pixels"
+CHAMPION_TRAIN = 300  # the registered fit's train images (monitor's reference trains on 900)
 
 
 @pytest.fixture(scope="module")
-def registered() -> Iterator[None]:
-    """The toy image family and kinds, for this module only."""
-    register_family(toy_family())
-    with pytest.MonkeyPatch.context() as patch:
-        for name, kind in toy_kinds().items():
-            patch.setitem(KINDS, name, kind)
-        yield
-    unregister_family(TOY_FAMILY)
-
-
-@pytest.fixture(scope="module")
-def workspace(registered: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cwd = tmp_path_factory.mktemp("monitor_media")
-    write_conf(cwd / "conf", write_digits(cwd / "digits"))
+    result = invoke("demo-data", "digits", "digits", cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    train = pd.read_csv(cwd / "digits" / "train.csv")
+    train.head(CHAMPION_TRAIN).to_csv(cwd / "digits" / "train_small.csv", index=False)
     return cwd
 
 
-def _args(cwd: Path, *extra: str, db: str = "mlflow.db") -> list[str]:
+def _args(cwd: Path, *extra: str, db: str = "mlflow.db", model: str = "model=image_pixels_pca") -> list[str]:
     return [
-        f"hydra.searchpath=[file://{cwd / 'conf'}]",
         f"tracking.uri=sqlite:///{cwd / db}",
         f"cache.dir={cwd / 'cache'}",
-        f"model={PIXEL_PCA}",
-        "data=toy_digits",
-        GUARD,
+        model,
+        "data=digits",
+        f"data.root={cwd / 'digits'}",
         *extra,
     ]
 
 
-def _runs(cwd: Path) -> list:
-    client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+def _runs(cwd: Path, db: str = "mlflow.db") -> list:
+    client = MlflowClient(f"sqlite:///{cwd / db}")
     return client.search_runs([e.experiment_id for e in client.search_experiments()])
 
 
-def _window_run(cwd: Path, name: str):
-    (run,) = [r for r in _runs(cwd) if r.data.tags.get("embsel.monitor.window") == name]
+def _window_run(cwd: Path, name: str, db: str = "mlflow.db"):
+    (run,) = [r for r in _runs(cwd, db) if r.data.tags.get("embsel.monitor.window") == name]
     return run
 
 
-@pytest.fixture(scope="module")
-def monitored(workspace: Path) -> dict[str, tuple[int, str, int]]:
-    """One invocation per window, in this order: (exit code, stdout, PCA fits during it)."""
+def _parent(cwd: Path, db: str = "mlflow.db"):
+    (parent,) = [r for r in _runs(cwd, db) if r.data.tags.get(monitor.ROLE_TAG) == monitor.PARENT]
+    return parent
+
+
+def _monitor_windows(cwd: Path, *extra: str, db: str, model: str) -> dict[str, tuple[int, str]]:
+    """One invocation per window, in this order: (exit code, stdout)."""
     outcomes = {}
-    for name in ("plain", "rotated", "noised"):
-        fits_before = len(FITS)
+    for name in WINDOWS:
         result = invoke(
-            "monitor", *_args(workspace, f"current.paths=[digits/windows/{name}.csv]"), cwd=workspace
+            "monitor",
+            *_args(cwd, f"current.paths=[digits/windows/{name}.csv]", *extra, db=db, model=model),
+            cwd=cwd,
         )
         assert "Traceback" not in result.stderr, result.stderr[-3000:]
-        outcomes[name] = (result.returncode, result.stdout, len(FITS) - fits_before)
+        outcomes[name] = (result.returncode, result.stdout)
     return outcomes
 
 
-def test_plain_digits_pass_and_rotated_or_noised_digits_alert(monitored, workspace: Path) -> None:
-    codes = {name: code for name, (code, _, _) in monitored.items()}
-    assert codes == {"plain": 0, "rotated": 3, "noised": 3}, {n: o[1][-1500:] for n, o in monitored.items()}
+@pytest.fixture(scope="module")
+def monitored(workspace: Path) -> dict[str, tuple[int, str]]:
+    return _monitor_windows(workspace, db="mlflow.db", model="model=image_pixels_pca")
+
+
+@pytest.fixture(scope="module")
+def champion(workspace: Path) -> Path:
+    """``embsel select ... select.register`` of the pixel baseline, fitted on 300 train images;
+    returns the registered fit's file."""
+    result = invoke(
+        "select",
+        f"tracking.uri=sqlite:///{workspace / 'champion.db'}",
+        f"cache.dir={workspace / 'cache_champion'}",  # its fit is not among monitor's kept fits
+        "candidates=[image_pixels_pca]",
+        "datasets=[digits]",
+        f"datasets.digits.root={workspace / 'digits'}",
+        "datasets.digits.splits.train.path=train_small.csv",
+        f"select.register={REGISTERED}",
+        "evaluation.show_progress=false",
+        "select.resamples=100",
+        "select.efficiency.sample_size=16",
+        "select.efficiency.latency_queries=2",
+        cwd=workspace,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{workspace / 'champion.db'}")
+    version = client.get_model_version_by_alias(REGISTERED, "champion")
+    fit = client.download_artifacts(
+        version.run_id, "champion/artifacts/weights/image_features.npz", str(workspace / "registered")
+    )
+    return Path(fit)
+
+
+@pytest.fixture(scope="module")
+def monitored_champion(workspace: Path, champion: Path) -> dict[str, tuple[int, str]]:
+    return _monitor_windows(workspace, db="champion.db", model=f"model_uri=models:/{REGISTERED}@champion")
+
+
+def _p_values(run) -> dict[str, float]:
+    return {
+        key.split("/")[1]: value
+        for key, value in run.data.metrics.items()
+        if key.startswith("drift/") and key.endswith("/p_value")
+    }
+
+
+def _check_drift(outcomes: dict[str, tuple[int, str]], cwd: Path, db: str) -> dict[str, dict[str, float]]:
+    codes = {name: code for name, (code, _) in outcomes.items()}
+    assert codes == EXPECTED, {n: o[1][-1500:] for n, o in outcomes.items()}
     p_values = {}
-    for name in ("plain", "rotated", "noised"):
-        run = _window_run(workspace, name)
+    for name in WINDOWS:
+        run = _window_run(cwd, name, db)
         assert run.info.status == "FINISHED"
         metrics, tags = run.data.metrics, run.data.tags
-        p_values[name] = {
-            key.split("/")[1]: value
-            for key, value in metrics.items()
-            if key.startswith("drift/") and key.endswith("/p_value")
-        }
+        p_values[name] = _p_values(run)
         assert metrics["window/images"] == 300.0 and "window/texts" not in metrics
         assert not any(key.startswith("text/") for key in metrics)  # no token or language signals
         assert metrics["drift/drifted"] == (0.0 if name == "plain" else 1.0)
         # a quality drop outranks drift in the status: both alert
         assert tags["embsel.monitor.status"] in (("ok",) if name == "plain" else ("drift", "quality_drop"))
-    print("drift p-values:", json.dumps(p_values, indent=1))
     assert len(p_values["plain"]) >= 4  # every default method ran
     assert min(p_values["plain"].values()) > 0.05 / len(p_values["plain"])  # Bonferroni over methods
     for name in ("rotated", "noised"):  # drifted by most methods, decisively by some
         assert min(p_values[name].values()) < 1e-3, p_values[name]
         assert sum(p < 0.05 for p in p_values[name].values()) >= len(p_values[name]) - 1, p_values[name]
-    assert "[step 0, 300 images]: OK" in monitored["plain"][1]
+    assert "[step 0, 300 images]: OK" in outcomes["plain"][1]
+    assert {r.info.status for r in _runs(cwd, db)} == {"FINISHED"}
+    return p_values
 
 
-def test_the_fitted_kind_is_fitted_once_on_the_reference_and_embeds_every_window(
+def test_plain_digits_pass_and_rotated_or_noised_digits_alert(monitored, workspace: Path) -> None:
+    p_values = _check_drift(monitored, workspace, "mlflow.db")
+    print("model=image_pixels_pca drift p-values:", json.dumps(p_values, indent=1))
+
+
+def test_the_registered_champion_alerts_on_the_same_windows(monitored_champion, workspace: Path) -> None:
+    p_values = _check_drift(monitored_champion, workspace, "champion.db")
+    print(f"model_uri=models:/{REGISTERED}@champion drift p-values:", json.dumps(p_values, indent=1))
+
+
+def test_the_registered_fit_is_not_refitted_on_the_reference(
+    monitored, monitored_champion, champion: Path, workspace: Path
+) -> None:
+    parent = _parent(workspace, "champion.db")
+    tags = parent.data.tags
+    assert tags["embsel.monitor.model_uri"] == f"models:/{REGISTERED}@champion"
+    # the model that embedded everything is the registered file itself, not a fit on the reference
+    assert tags["embsel.model_sha256"] == hashlib.sha256(champion.read_bytes()).hexdigest()
+    assert "embsel.monitor.fitted_on" not in tags
+    # ... and a fit on the reference (model=image_pixels_pca: 900 train images) is another model
+    fitted = _parent(workspace).data.tags
+    assert fitted["embsel.monitor.fitted_on"] == "digits [test]"
+    assert fitted["embsel.model_sha256"] != tags["embsel.model_sha256"]
+    # the quality baseline is what the registering select measured for the champion
+    assert tags[monitor.BASELINE_TAG].startswith("image_pixels_pca/digits=")
+
+
+def test_the_fitted_kind_is_fitted_on_the_reference_once_and_embeds_every_window(
     monitored, workspace: Path
 ) -> None:
-    # one fit per invocation (the quality check and the baseline reuse it), on the 900 train images
-    # (the classification family's fit inputs), and the same fit every time
-    assert [fits for _, _, fits in monitored.values()] == [1, 1, 1]
-    fits = FITS[-3:]
-    assert {(name, count) for name, count, _ in fits} == {(PIXEL_PCA, 900)} and len(
-        {k for *_, k in fits}
-    ) == 1
-    (parent,) = [r for r in _runs(workspace) if r.data.tags.get(monitor.ROLE_TAG) == monitor.PARENT]
-    assert parent.data.tags["embsel.monitor.fitted_on"] == "toy_digits [test]"
-    assert parent.data.tags["embsel.model_sha256"] == fits[0][2]  # the fitted model's identity
-    assert {r.info.status for r in _runs(workspace)} == {"FINISHED"}
+    parent = _parent(workspace)
+    assert parent.data.tags["embsel.monitor.fitted_on"] == "digits [test]"
+    # the three invocations fitted the same images with the same settings: one kept fit
+    assert len(list((workspace / "cache" / "models" / "image_features").glob("*.npz"))) == 1
+    # every window's quality check was embedded by that fit (evaluate's tags on the window run)
+    windows = [r for r in _runs(workspace) if r.data.tags.get(monitor.ROLE_TAG) == monitor.WINDOW]
+    assert len(windows) == 3
+    assert {r.data.tags["embsel.model_sha256"] for r in windows} == {parent.data.tags["embsel.model_sha256"]}
 
 
 def test_labelled_image_windows_are_rescored_with_the_task(monitored, workspace: Path) -> None:
@@ -146,9 +207,24 @@ def test_labelled_image_windows_are_rescored_with_the_task(monitored, workspace:
     assert rotated.data.metrics["quality/main_score"] < 0.5  # the classifier never saw rotated digits
     assert rotated.data.tags["quality.drop"] == "true"
     (baseline,) = [r for r in _runs(workspace) if r.data.tags.get(monitor.ROLE_TAG) == monitor.BASELINE]
-    assert baseline.data.metrics["main_score"] > 0.8
+    assert baseline.data.metrics["main_score"] > 0.85
     scores = {name: _window_run(workspace, name).data.metrics["quality/main_score"] for name in WINDOWS}
     print("accuracy: baseline", baseline.data.metrics["main_score"], "windows", scores)
+
+
+def test_the_exit_code_reaches_the_shell(workspace: Path, run_cli) -> None:
+    """A real process (``python -m embsel_mlflow``): two windows in one invocation, one alerting: 3."""
+    windows = workspace / "digits" / "windows"
+    result = run_cli(
+        "monitor",
+        *_args(workspace, f"current.paths=[{windows / 'plain.csv'},{windows / 'noised.csv'}]", db="shell.db"),
+    )
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "window plain [step 0, 300 images]: OK" in result.stdout
+    assert re.search(r"window noised \[step 1, 300 images\]: (DRIFT|QUALITY_DROP)", result.stdout), (
+        result.stdout
+    )
+    assert "monitor: 1 of 2 window(s) alerted" in result.stdout
 
 
 def test_the_most_shifted_images_are_named_by_their_files(monitored, workspace: Path) -> None:
@@ -164,14 +240,11 @@ def test_the_most_shifted_images_are_named_by_their_files(monitored, workspace: 
 
 def test_a_window_digest_follows_the_image_content(workspace: Path) -> None:
     """The same csv naming rewritten images is a new window (the content hash is in the digest)."""
-    from embsel_mlflow.config import DataConfig, TableConfig, WindowFilesConfig
+    from embsel_mlflow.config import WindowFilesConfig
     from embsel_mlflow.monitoring.windows import file_windows
 
     digits = workspace / "digits"
-    reference = DataConfig(
-        name="toy_digits", task=TOY_FAMILY, root=str(digits),
-        splits={"train": TableConfig(path="train.csv"), "test": TableConfig(path="test.csv")},
-    )  # fmt: skip
+    reference = digits_config(digits)
     window_csv = workspace / "copied.csv"
     frame = pd.read_csv(digits / "windows" / "plain.csv").head(20)
     frame.to_csv(window_csv, index=False)
@@ -188,10 +261,10 @@ def test_a_window_digest_follows_the_image_content(workspace: Path) -> None:
     assert second.digest != first.digest
 
 
-def test_the_window_columns_come_from_the_family(registered: None) -> None:
+def test_the_window_columns_come_from_the_family() -> None:
     from embsel_mlflow.monitoring.windows import window_roles
 
-    assert window_roles(get_family(TOY_FAMILY)) == ("image",)
+    assert window_roles(get_family("image_classification")) == ("image",)
     assert window_roles(get_family("classification")) == ("text",)
     assert window_roles(get_family("sts")) == ("s1", "s2")
     assert window_roles(get_family("pair_classification")) == ("s1", "s2")

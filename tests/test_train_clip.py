@@ -401,9 +401,6 @@ needs_media_kinds = pytest.mark.skipif(
     not _branches_merged(), reason="needs model.kind=clip and the image_to_text_retrieval family"
 )
 DIGITS_TRAIN, DIGITS_TEST = 200, 100
-# The modality guard still refuses every media column until it routes by the candidate's kind (the
-# data helper's change); then drop it.
-GUARD = "profile.allow_modality_mismatch=true"
 
 
 def _digit_captions(root: Path) -> Path:
@@ -438,7 +435,6 @@ def _clip_args(model_dir: Path, conf: Path, store: Path) -> list[str]:
         "data=digit_captions",
         f"tracking.uri=sqlite:///{store / 'mlflow.db'}",
         "evaluation.show_progress=false",
-        GUARD,
         "train.batch_size=10",  # 10 distinct captions: a batch never repeats one (no_duplicates)
         "train.learning_rate=0.002",
         "train.logging_steps=1",
@@ -518,7 +514,6 @@ def test_the_tuned_clip_is_logged_once_and_scores_the_same_via_from_run(clip_tra
             "data=digit_captions",
             "evaluation.show_progress=false",
             "tracking.experiment=from_run",
-            GUARD,
         ]
         assert evaluate_entrypoint.main([*args, f"tracking.uri=sqlite:///{cwd / 'mlflow.db'}"]) == 0
     finally:

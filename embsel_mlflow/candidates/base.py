@@ -69,6 +69,13 @@ class CandidateKind:
         """The model ``cfg`` describes (the embedding cache and stored formats are added by the caller)."""
         raise NotImplementedError
 
+    def modalities_of(self, cfg: ModelConfig, context: BuildContext) -> frozenset[str]:
+        """What the candidate ``cfg`` embeds (the modality guard asks): this kind's ``modalities``.
+
+        A kind that loads a model of another kind (``from_run``) answers with that model's.
+        """
+        return self.modalities
+
     def __repr__(self) -> str:
         return f"<candidate kind {self.name}>"
 

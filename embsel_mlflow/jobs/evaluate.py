@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from embsel_mlflow.config import EvaluateJobConfig, TrackingConfig
 
 if TYPE_CHECKING:
+    from embsel_mlflow.candidates import BuildContext
     from embsel_mlflow.config import DataConfig, ModelConfig, ScoringJobConfig
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.evaluation.base import TaskResult
@@ -36,6 +37,15 @@ def scoring_job(parent: ScoringJobConfig, *, model: ModelConfig, data: DataConfi
     )
 
 
+def guard_context(job: ScoringJobConfig) -> BuildContext:
+    """What the modality guard needs to ask a candidate what it embeds: the store a ``from_run``
+    model's run is in, and the cache it is downloaded into once."""
+    from embsel_mlflow.candidates import BuildContext
+    from embsel_mlflow.models.cache import open_cache
+
+    return BuildContext(cache=open_cache(job.cache), tracking_uri=job.tracking.uri)
+
+
 def evaluate_in_run(
     run: RunLogger, job: EvaluateJobConfig, data: TaskData, encoder: EmbeddingModel
 ) -> TaskResult:
@@ -57,7 +67,9 @@ def evaluate_in_run(
 
     run.set_tags({"embsel.task": str(job.data.task)})
     # the candidate's kind must embed the task's modalities; no text model on image paths
-    refuse_modality_mismatch(data, job.profile, root=job.data.root, model=job.model)
+    refuse_modality_mismatch(
+        data, job.profile, root=job.data.root, model=job.model, context=guard_context(job)
+    )
     scored = (data.split, f"qrels/{data.split}")  # the table the scores come from (retrieval: its qrels)
     # that table first: the runs table's Dataset column shows the first input
     tables = sorted(data.tables, key=lambda table: table.role not in scored)
@@ -128,6 +140,7 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
     from embsel_mlflow.jobs.run import job_run
     from embsel_mlflow.models.cache import open_cache
     from embsel_mlflow.models.variants import is_default
+    from embsel_mlflow.profiling.modality import refuse_modality_mismatch
     from embsel_mlflow.sweeps import reuse
     from embsel_mlflow.tracking.experiment_ui import ui_hint
     from embsel_mlflow.tracking.run_naming import run_name
@@ -144,6 +157,10 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
         log.info("loading data '%s' (%s)", job.data.name, job.data.task)
         # In a sweep, a model or dataset an earlier job of this process loaded is reused.
         data = reuse.shared("data", job.data, lambda: load_task_data(job.data))
+        # before the model loads: a text model on images is refused offline too, with the kinds that fit
+        refuse_modality_mismatch(
+            data, job.profile, root=job.data.root, model=job.model, context=guard_context(job)
+        )
         log.info("loading model '%s' (%s)", job.model.name, job.model.name_or_path)
         # a variant calibrated on this dataset's train split is not reused for another dataset
         calibrated_on = None if is_default(job.model) else job.data

@@ -10,7 +10,8 @@ and the most shifted texts. A window already monitored (same content digest) is 
 Windows hold what the reference's task family embeds: texts, or images / audio clips (paths
 relative to data.root, checked as the data loader checks them). A model fitted per dataset
 (LSA, the image and audio feature baselines) is fitted once on the reference data, and every
-window and quality check is embedded by that same fitted model.
+window and quality check is embedded by that same fitted model; a registered fit
+(``model_uri=models:/NAME@champion``) is used as registered, never refitted.
 
 The monitoring library (``embsel_mlflow.monitoring``) plans the windows and computes each
 window's report; this module opens the runs, hands the library the model and the scorers
@@ -224,10 +225,12 @@ def _load_model(
 
     A kind fitted per dataset is fitted here on the ``reference`` data (as ``evaluate`` fits it on
     its dataset: inputs only, never labels); the reference, every window and every quality check
-    are then embedded by this one fitted model.
+    are then embedded by this one fitted model. A registered fit (``model_uri``) is never refitted:
+    it embeds everything as it was registered.
     """
     from embsel_mlflow.candidates import build_encoder, get_kind
     from embsel_mlflow.models.cache import open_cache
+    from embsel_mlflow.profiling.modality import refuse_candidate
 
     registered = None
     if job.model_uri:
@@ -240,6 +243,8 @@ def _load_model(
             {"embsel.monitor.model_uri": job.model_uri, "embsel.monitor.model_version": registered.version}
         )
         job.model = registered.config
+        # its kind is known only now (the logged one): the same kind check as for model=<config>
+        refuse_candidate(job.model, job.data.task)
     if job.model is None:
         raise ConfigError(
             "no model to monitor: give model=<config> (e.g. model=minilm) or model_uri=models:/NAME@champion"
@@ -252,9 +257,10 @@ def _load_model(
             f"model {job.model.name} ({job.model.kind}) is not a fixed embedding model (lexical or "
             "remote): it cannot be monitored; give a transformer, static or fitted-per-dataset model"
         )
-    fitted = encoder.for_dataset(reference)  # pre-trained: itself; fitted per dataset: fitted here
+    # pre-trained, or a registered fit (model_uri): itself; fitted per dataset: fitted here
+    fitted = encoder.for_dataset(reference)
     tags = {"embsel.model_source": fitted.source.path_or_id, "embsel.model_sha256": fitted.source.sha256}
-    if kind.fitted_per_dataset:
+    if kind.fitted_per_dataset and fitted is not encoder:
         tags["embsel.monitor.fitted_on"] = f"{reference.name} [{reference.split}]"
         log.info("model %s fitted on the reference %s", job.model.name, tags["embsel.monitor.fitted_on"])
     parent.set_tags(tags)
@@ -264,11 +270,15 @@ def _load_model(
 def _reference_sample(job: MonitorJobConfig) -> tuple[TaskData, ReferenceSample]:
     """The reference data and its items (and the role ``evaluate`` embeds them in), guarded for modality."""
     from embsel_mlflow.families import load_task_data
+    from embsel_mlflow.jobs.evaluate import guard_context
     from embsel_mlflow.monitoring.plan import reference_sample
     from embsel_mlflow.profiling.modality import refuse_modality_mismatch
 
     data = load_task_data(job.data, split=job.monitor.reference_split)
-    refuse_modality_mismatch(data, job.profile, root=job.data.root, model=job.model)  # None: model_uri
+    # job.model is None for model_uri: its kind is checked once the registered model is read
+    refuse_modality_mismatch(
+        data, job.profile, root=job.data.root, model=job.model, context=guard_context(job)
+    )
     return data, reference_sample(data, job.monitor)
 
 

@@ -110,6 +110,7 @@ def select_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> floa
         if not job.datasets:
             raise ConfigError("no datasets: choose data configs, e.g. datasets=[stsb,scifact]")
         check_finetune(job.select.finetune_top_k, job.datasets, job.train)
+        _refuse_misfits(job)
         cache = open_cache(job.cache)
         selection = select_models(
             job.candidates,
@@ -132,6 +133,18 @@ def select_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> floa
         log_selection(parent, selection, job)
     winner = selection.decision.winner  # set: having none is one of the problems logged
     return float(selection.decision.scores[winner][MEAN]) if winner else float("nan")
+
+
+def _refuse_misfits(job: SelectJobConfig) -> None:
+    """Before any candidate loads: each must embed what each dataset's task embeds (the modality
+    guard's kind check, one line naming the kinds that fit); a text model on digits is no ranking."""
+    from embsel_mlflow.jobs.evaluate import guard_context
+    from embsel_mlflow.profiling.modality import refuse_candidate
+
+    context = guard_context(job)
+    for model in job.candidates.values():
+        for data in job.datasets.values():
+            refuse_candidate(model, data.task, context)
 
 
 def log_selection(parent: RunLogger, selection: Selection, job: SelectJobConfig) -> None:

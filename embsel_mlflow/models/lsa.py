@@ -78,6 +78,7 @@ class LsaModel:
     def for_dataset(self, data: TaskData) -> LsaModel:
         """A copy fitted on ``data``'s corpus or train texts (see :func:`fit_texts`)."""
         texts, what = fit_texts(data)
+        texts = list(text_inputs(texts, self._cfg.name))  # images or clips: one line, never a crash
         key = hashlib.sha256(
             json.dumps(dataclasses.asdict(self._settings), sort_keys=True).encode()
             + _texts_digest(texts).encode()

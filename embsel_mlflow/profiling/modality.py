@@ -22,6 +22,7 @@ from embsel_mlflow.profiling.columns import MEDIA_MODALITY, detect_column
 if TYPE_CHECKING:
     import pandas as pd
 
+    from embsel_mlflow.candidates import BuildContext
     from embsel_mlflow.config import ModelConfig, ProfileConfig
     from embsel_mlflow.data.task_data import TableInfo, TaskData
 
@@ -37,31 +38,42 @@ class ModalityMismatch(DataError):
 
 
 def refuse_modality_mismatch(
-    data: TaskData, cfg: ProfileConfig, *, root: str | Path = ".", model: ModelConfig | None = None
+    data: TaskData,
+    cfg: ProfileConfig,
+    *,
+    root: str | Path = ".",
+    model: ModelConfig | None = None,
+    context: BuildContext | None = None,
 ) -> None:
     """Raise ModalityMismatch when ``model``'s kind cannot embed the task's modalities, or when a
     column the task embeds as text holds image/audio paths.
 
     ``profile.allow_modality_mismatch=true`` lets the second through (e.g. a text model on file
-    names on purpose), never the first: a kind cannot encode what it does not take.
+    names on purpose), never the first: a kind cannot encode what it does not take. ``context``:
+    where a ``from_run`` model's run is (its logged kind says what it embeds).
     """
     if model is not None:
-        refuse_candidate(model, data.task)
+        refuse_candidate(model, data.task, context)
     refuse_media_tables(data.tables, data.name, cfg, root=root, task=data.task)
 
 
-def refuse_candidate(model: ModelConfig, task: Any) -> None:
-    """One line when ``model``'s kind does not take every modality task ``task`` embeds."""
-    from embsel_mlflow.candidates import get_kind
+def refuse_candidate(model: ModelConfig, task: Any, context: BuildContext | None = None) -> None:
+    """One line when the candidate ``model`` does not take every modality task ``task`` embeds.
+
+    The kind answers for the candidate (``CandidateKind.modalities_of``): a ``from_run`` model by
+    its logged kind, read from the run (``context.tracking_uri``) before anything is loaded.
+    """
+    from embsel_mlflow.candidates import BuildContext, get_kind
     from embsel_mlflow.families import get_family
 
     kind = get_kind(model.kind, model=model.name)
     family = get_family(task)
-    if family.modalities <= kind.modalities:
+    takes = kind.modalities_of(model, context or BuildContext())
+    if family.modalities <= takes:
         return
     needed = _and(family.modalities)
     raise ModalityMismatch(
-        f"model '{model.name}' (kind {kind.name}) embeds {_and(kind.modalities)} only; task {family.name} "
+        f"model '{model.name}' (kind {kind.name}) embeds {_and(takes)} only; task {family.name} "
         f"embeds {needed}: {_kinds_that_fit(family.modalities, needed)}"
     )
 

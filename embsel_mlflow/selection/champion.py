@@ -19,10 +19,19 @@ if TYPE_CHECKING:
 ARTIFACT_PATH = "champion"
 
 
-def not_registrable(name: str, kind: str) -> ModelError:
-    """The error for a winner that is no embedding model to register (LSA, BM25)."""
+def not_registrable(name: str, kind: str, *, datasets: int = 1) -> ModelError:
+    """The error for a winner that is no embedding model to register (LSA, BM25), or a kind fitted
+    per dataset ranked on ``datasets`` > 1 (which of its fits would be the champion?)."""
+    from embsel_mlflow.candidates import get_kind
+
+    found = get_kind(kind)
+    if found.fitted_per_dataset and found.registrable and datasets > 1:
+        return ModelError(
+            f"candidate '{name}' (kind {kind}) is fitted per dataset and was fitted on {datasets} datasets: "
+            "select over one dataset to register its fit there, or drop select.register"
+        )
     return ModelError(
-        f"candidate '{name}' ({kind}) cannot be registered as an embedding model; "
+        f"candidate '{name}' (kind {kind}) cannot be registered as an embedding model; "
         "choose a transformer or static candidate, or drop select.register"
     )
 

@@ -80,6 +80,8 @@ def leaderboard_frame(selection: SelectionRun, decision: Decision) -> pd.DataFra
             kind = get_kind(info.kind)
             if not kind.embeds:
                 notes.append("not an embedding model: cannot be registered or monitored")
+            elif kind.fitted_per_dataset and kind.registrable:  # its fit on one dataset can be served
+                notes.append("fitted per dataset: registrable from a selection over one dataset")
             elif kind.fitted_per_dataset:
                 notes.append("fitted per dataset: cannot be registered")
             else:

@@ -106,7 +106,8 @@ def choose_champion(selection: Selection, cfg: SelectConfig) -> None:
         return
     model = selection.run.kept_models.get(winner)  # kept loaded because select.register is set
     if model is None:
-        problem = not_registrable(winner, f"kind {selection.run.candidates[winner].kind}")
+        kind = selection.run.candidates[winner].kind
+        problem = not_registrable(winner, kind, datasets=len(selection.run.datasets))
         selection.champion_problem = f"could not register '{winner}' as {name}: {problem}"
         return
     selection.champion = Champion(winner, model, selection.run.candidates[winner].config)

@@ -186,7 +186,9 @@ def run_selection(
     With ``measurements``, an efficiency measured before for the same model, data sample and
     machine is reused instead of timed again. With ``cfg.register`` set, registrable candidates
     stay loaded in ``SelectionRun.kept_models`` so that the winner is registered without a second
-    load; otherwise each candidate is released after its datasets (one in memory at a time).
+    load; otherwise each candidate is released after its datasets (one in memory at a time). A
+    kind fitted per dataset whose fit can be served (the image and audio feature baselines) is
+    registrable as that fit when the selection holds one dataset: its fitted model is kept.
     A candidate that fails to load, or a dataset that fails to load, fails its pairs (each with
     the one-line reason) and the other pairs go on. A ranker (BM25) is not applicable to
     non-retrieval datasets; where the selection holds no retrieval dataset at all it is an error.
@@ -219,6 +221,7 @@ def run_selection(
             config=model_cfg,
         )
         selection.candidates[name] = info
+        fits: list[Any] = []  # the models fitted per dataset that can be logged (one per dataset)
         for data_name, data_cfg in datasets.items():
             outcome = PairOutcome(name, data_name, selection.datasets[data_name])
             selection.outcomes.append(outcome)
@@ -230,10 +233,18 @@ def run_selection(
             ):
                 outcome.not_applicable = "ranks documents: retrieval datasets only"
                 continue
-            _evaluate_pair(outcome, tracker, model, model_cfg, data_cfg, loaded[data_name], cfg, measurements)
+            ready = _evaluate_pair(
+                outcome, tracker, model, model_cfg, data_cfg, loaded[data_name], cfg, measurements
+            )
+            if ready is not None and ready is not model and getattr(ready, "registrable", False):
+                fits.append(ready)
+        registered = model
+        if not failed_load and not info.registrable and len(datasets) == 1 and len(fits) == 1:
+            # fitted on the one dataset: that fit is the model to register (and what was ranked)
+            info.registrable, registered = True, fits[0]
         if cfg.register and info.registrable:
-            selection.kept_models[name] = model
-        del model
+            selection.kept_models[name] = registered
+        del model, registered, fits
         gc.collect()  # without registration, one candidate's weights in memory at a time
     return selection
 
@@ -247,7 +258,9 @@ def _evaluate_pair(
     data: Any,
     cfg: SelectConfig,
     measurements: Measurements | None,
-) -> None:
+) -> Any:
+    """Evaluate and time one pair into ``outcome``; the model as evaluated (fitted on ``data`` for a
+    kind fitted per dataset), or None when the pair failed."""
     log.info("evaluating '%s' on '%s'", outcome.candidate, outcome.dataset)
     try:
         with tracker.pair(outcome.candidate, model_cfg, data_cfg) as scope:
@@ -270,3 +283,5 @@ def _evaluate_pair(
         outcome.result = None
         outcome.error = str(exc)
         log.error("%s on %s failed: %s", outcome.candidate, outcome.dataset, exc)
+        return None
+    return ready

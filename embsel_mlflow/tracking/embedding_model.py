@@ -376,25 +376,42 @@ def fetch_logged_model(
     run_id: str, directory: Path, *, artifact_path: str = "model", tracking_uri: str | None = None
 ) -> LoggedModel:
     """The model ``log_embedding_model`` logged in run ``run_id``, downloaded under ``directory`` once."""
+    target = directory / run_id
+    if not (target / "artifacts" / "settings.json").is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        _download(run_id, f"{artifact_path}/artifacts", target, tracking_uri)
+    return read_logged_model(
+        target, missing=f"run {run_id} has no embsel model at {artifact_path}/; pass the id of a train run"
+    )
+
+
+def logged_model_kind(run_id: str, *, artifact_path: str = "model", tracking_uri: str | None = None) -> str:
+    """The ``model.kind`` of the model logged in run ``run_id``, from its settings alone (no weights)."""
+    with tempfile.TemporaryDirectory(prefix="embsel-settings-") as tmp:
+        _download(run_id, f"{artifact_path}/artifacts/settings.json", Path(tmp), tracking_uri)
+        found = sorted(Path(tmp).rglob("settings.json"))
+        if not found:
+            raise ModelError(
+                f"run {run_id} has no embsel model at {artifact_path}/; pass the id of a train run"
+            )
+        settings = json.loads(found[0].read_text(encoding="utf-8"))
+    return LoggedModel(Path(), settings).kind
+
+
+def _download(run_id: str, path: str, target: Path, tracking_uri: str | None) -> None:
     from mlflow.artifacts import download_artifacts
 
     from embsel_mlflow.tracking.store import resolve_tracking_uri
 
-    target = directory / run_id
-    if not (target / "artifacts" / "settings.json").is_file():
-        target.mkdir(parents=True, exist_ok=True)
-        try:
-            download_artifacts(
-                run_id=run_id,
-                artifact_path=f"{artifact_path}/artifacts",
-                dst_path=str(target),
-                tracking_uri=resolve_tracking_uri(tracking_uri),
-            )
-        except Exception as exc:
-            raise ModelError(
-                f"cannot load the model logged in run {run_id} ({type(exc).__name__}); pass the id of a "
-                "train run that logged a model (runs:/<id>/model) in this tracking store"
-            ) from exc
-    return read_logged_model(
-        target, missing=f"run {run_id} has no embsel model at {artifact_path}/; pass the id of a train run"
-    )
+    try:
+        download_artifacts(
+            run_id=run_id,
+            artifact_path=path,
+            dst_path=str(target),
+            tracking_uri=resolve_tracking_uri(tracking_uri),
+        )
+    except Exception as exc:
+        raise ModelError(
+            f"cannot load the model logged in run {run_id} ({type(exc).__name__}); pass the id of a "
+            "train run that logged a model (runs:/<id>/model) in this tracking store"
+        ) from exc
