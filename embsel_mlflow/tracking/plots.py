@@ -1,5 +1,9 @@
 """One diagnostic figure per task, drawn from the per-item table, logged as a PNG artifact.
 
+Image and audio tasks draw the figure of their text counterpart (their per-item tables have the
+same columns, the input column being ``image`` or ``audio``); a classification or clustering of
+media items also lists the items it got wrong by their paths, the files to look at or listen to.
+
 Uses matplotlib's object API (no pyplot): no global backend or figure state is touched.
 """
 
@@ -18,6 +22,9 @@ if TYPE_CHECKING:
 # Beyond this many classes a confusion matrix has unreadable ticks: show the top confusions instead.
 MAX_MATRIX_CLASSES = 20
 TOP_CONFUSIONS = 20
+MAX_LISTED_ITEMS = 12  # media items listed by path under a confusion matrix
+MEDIA_COLUMNS = ("image", "audio")  # per-item input columns that hold paths (families.base.item_column)
+ITEM_WORDS = {"text": "texts", "image": "images", "audio": "audio clips"}
 
 
 def _sts(frame: pd.DataFrame, result: TaskResult, ax) -> None:
@@ -45,6 +52,11 @@ def _retrieval(frame: pd.DataFrame, result: TaskResult, ax) -> None:
     ax.set_ylabel("queries")
 
 
+def _items_word(frame: pd.DataFrame) -> str:
+    """What the table's rows are, in words: "texts", "images", "audio clips"."""
+    return next((words for column, words in ITEM_WORDS.items() if column in frame.columns), "items")
+
+
 def _confusion(frame: pd.DataFrame, ax, predicted: str, *, square: bool) -> None:
     """Gold label vs ``predicted``, by class name; ``square`` aligns both axes (same classes).
 
@@ -58,7 +70,7 @@ def _confusion(frame: pd.DataFrame, ax, predicted: str, *, square: bool) -> None
         labels = sorted(set(table.index) | set(table.columns))
         table = table.reindex(index=labels, columns=labels, fill_value=0)
     if square and len(table.index) > MAX_MATRIX_CLASSES:
-        _top_confusions(table, ax, predicted)
+        _top_confusions(table, ax, predicted, _items_word(frame))
         return
     ax.imshow(table.to_numpy(), aspect="auto", cmap="Blues")
     ax.set_xlabel(predicted)
@@ -69,35 +81,97 @@ def _confusion(frame: pd.DataFrame, ax, predicted: str, *, square: bool) -> None
         ax.set_xticks(range(len(table.columns)), labels=list(table.columns), fontsize=7, rotation=90)
 
 
-def _top_confusions(table: pd.DataFrame, ax, predicted: str) -> None:
+def _top_confusions(table: pd.DataFrame, ax, predicted: str, items: str) -> None:
     pairs = table.stack()
     pairs = pairs[[gold != guess for gold, guess in pairs.index]]
     top = pairs[pairs > 0].sort_values(ascending=False).head(TOP_CONFUSIONS)[::-1]
     ax.barh(range(len(top)), top.to_numpy())
     ax.set_yticks(range(len(top)), labels=[f"{gold} -> {guess}" for gold, guess in top.index], fontsize=7)
-    ax.set_xlabel(f"test texts (the {len(top)} most frequent confusions)")
+    ax.set_xlabel(f"test {items} (the {len(top)} most frequent confusions)")
     ax.set_ylabel(f"gold label -> {predicted}")
 
 
-# Each draws the (non-empty) per-item table of a result onto a matplotlib Axes.
+def wrong_media_items(frame: pd.DataFrame) -> tuple[str, list[str]]:
+    """(heading, lines): the image or audio items a classification or clustering got wrong, by path.
+
+    Classified: the label predicted is not the gold one. Clustered: the item's cluster is mostly
+    another label (its majority label; ties: the first in sorted order). Nothing for texts (they
+    are in the per-item table) or where nothing is wrong.
+    """
+    column = next((c for c in MEDIA_COLUMNS if c in frame.columns), None)
+    if column is None or "label" not in frame.columns:
+        return "", []
+    gold = frame["label"].astype(str)
+    if "predicted" in frame.columns:
+        other = frame["predicted"].astype(str)
+        wrong = gold != other
+        lines = [f"{path}: {label} -> {guess}" for path, label, guess in zip(
+            frame[column][wrong], gold[wrong], other[wrong], strict=True)]  # fmt: skip
+        heading = f"misclassified {ITEM_WORDS[column]}"
+    elif "cluster" in frame.columns:
+        other = gold.groupby(frame["cluster"]).agg(lambda labels: labels.mode().iloc[0])
+        mostly = frame["cluster"].map(other)
+        wrong = gold != mostly
+        places = [f"cluster {cluster} (mostly {label})" for cluster, label in zip(
+            frame["cluster"][wrong], mostly[wrong], strict=True)]  # fmt: skip
+        lines = [f"{path}: {label}, in {place}" for path, label, place in zip(
+            frame[column][wrong], gold[wrong], places, strict=True)]  # fmt: skip
+        heading = f"{ITEM_WORDS[column]} in a cluster of another label"
+    else:
+        return "", []
+    return f"{heading}: {len(lines)} of {len(frame)}", lines
+
+
+def _classification(frame: pd.DataFrame, result: TaskResult, ax) -> None:
+    _confusion(frame, ax, "predicted", square=True)
+
+
+def _clustering(frame: pd.DataFrame, result: TaskResult, ax) -> None:
+    _confusion(frame, ax, "cluster", square=False)
+
+
+# Each draws the (non-empty) per-item table of a result onto a matplotlib Axes. The image and
+# audio families' tables are their text counterparts' (an ``image`` or ``audio`` input column).
 PLOTTERS: dict[str, Callable[[pd.DataFrame, TaskResult, object], None]] = {
     "sts": _sts,
     "pair_classification": _pair_classification,
     "retrieval": _retrieval,
-    "classification": lambda frame, result, ax: _confusion(frame, ax, "predicted", square=True),
-    "clustering": lambda frame, result, ax: _confusion(frame, ax, "cluster", square=False),
+    "classification": _classification,
+    "clustering": _clustering,
+    "image_classification": _classification,
+    "zero_shot_image_classification": _classification,
+    "audio_classification": _classification,
+    "image_clustering": _clustering,
+    "audio_clustering": _clustering,
+    "image_to_text_retrieval": _retrieval,
+    "text_to_image_retrieval": _retrieval,
+    "audio_to_text_retrieval": _retrieval,
+    "text_to_audio_retrieval": _retrieval,
 }
 
 
 def result_figure(result: TaskResult, model_name: str) -> Figure | None:
-    """The task's diagnostic plot, titled with the model, dataset and main score; None if nothing to draw."""
+    """The task's diagnostic plot, titled with the model, dataset and main score; None if nothing to draw.
+
+    Below a classification or clustering of images or audio: the items it got wrong, by path.
+    """
     plot = PLOTTERS.get(result.task)
     if plot is None or result.per_item is None or not len(result.per_item):
         return None
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(7, 5.5), layout="constrained")
-    ax = figure.add_subplot()
+    heading, lines = wrong_media_items(result.per_item)
+    figure = Figure(figsize=(7, 7.5 if lines else 5.5), layout="constrained")
+    if lines:
+        ax, listing = figure.subplots(2, 1, height_ratios=[3, 1])
+        shown = lines[:MAX_LISTED_ITEMS]
+        if len(lines) > len(shown):
+            shown.append(f"... and {len(lines) - len(shown)} more (the per-item table lists them all)")
+        listing.axis("off")
+        listing.set_title(heading, fontsize=9, loc="left")
+        listing.text(0.0, 1.0, "\n".join(shown), va="top", ha="left", family="monospace", fontsize=7)
+    else:
+        ax = figure.add_subplot()
     plot(result.per_item, result, ax)
     ax.set_title(
         f"{model_name} on {result.dataset} [{result.split}]\n"
