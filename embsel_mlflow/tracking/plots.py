@@ -10,7 +10,7 @@ Uses matplotlib's object API (no pyplot): no global backend or figure state is t
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,9 +94,10 @@ def _top_confusions(table: pd.DataFrame, ax, predicted: str, items: str) -> None
 def wrong_media_items(frame: pd.DataFrame) -> tuple[str, list[str]]:
     """(heading, lines): the image or audio items a classification or clustering got wrong, by path.
 
-    Classified: the label predicted is not the gold one. Clustered: the item's cluster is mostly
-    another label (its majority label; ties: the first in sorted order). Nothing for texts (they
-    are in the per-item table) or where nothing is wrong.
+    Classified: the label predicted is not the gold one. Clustered: the item's cluster is not the
+    one matched to its label, clusters and labels paired one to one as ``cluster_accuracy`` pairs
+    them (the most items in agreement), so the list holds the items that metric counts wrong.
+    Nothing for texts: they are read in the per-item table.
     """
     column = next((c for c in MEDIA_COLUMNS if c in frame.columns), None)
     if column is None or "label" not in frame.columns:
@@ -109,17 +110,26 @@ def wrong_media_items(frame: pd.DataFrame) -> tuple[str, list[str]]:
             frame[column][wrong], gold[wrong], other[wrong], strict=True)]  # fmt: skip
         heading = f"misclassified {ITEM_WORDS[column]}"
     elif "cluster" in frame.columns:
-        other = gold.groupby(frame["cluster"]).agg(lambda labels: labels.mode().iloc[0])
-        mostly = frame["cluster"].map(other)
-        wrong = gold != mostly
-        places = [f"cluster {cluster} (mostly {label})" for cluster, label in zip(
-            frame["cluster"][wrong], mostly[wrong], strict=True)]  # fmt: skip
+        matched = frame["cluster"].map(_matched_labels(gold, frame["cluster"])).fillna("no label")
+        wrong = gold != matched
+        places = [f"cluster {cluster} (matched to {label})" for cluster, label in zip(
+            frame["cluster"][wrong], matched[wrong], strict=True)]  # fmt: skip
         lines = [f"{path}: {label}, in {place}" for path, label, place in zip(
             frame[column][wrong], gold[wrong], places, strict=True)]  # fmt: skip
-        heading = f"{ITEM_WORDS[column]} in a cluster of another label"
+        heading = f"{ITEM_WORDS[column]} outside their label's cluster"
     else:
         return "", []
     return f"{heading}: {len(lines)} of {len(frame)}", lines
+
+
+def _matched_labels(gold: pd.Series, clusters: pd.Series) -> dict[Any, str]:
+    """cluster -> the label it is matched to (Hungarian matching on the counts, as the metric's)."""
+    import pandas as pd
+    from scipy.optimize import linear_sum_assignment
+
+    table = pd.crosstab(gold, clusters)
+    rows, cols = linear_sum_assignment(table.to_numpy(), maximize=True)
+    return {table.columns[c]: str(table.index[r]) for r, c in zip(rows, cols, strict=True)}
 
 
 def _classification(frame: pd.DataFrame, result: TaskResult, ax) -> None:
