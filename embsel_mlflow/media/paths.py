@@ -92,6 +92,7 @@ def resolve_inside(value: str, root: Path) -> Path:
     """``value`` resolved against ``root`` (symlinks followed); ValueError if it ends up outside it."""
     if "://" in value:
         raise ValueError(f"{value!r} is a URL: download the files and give local paths relative to data.root")
+    root = Path(os.path.realpath(root))  # a relative or symlinked root compares as the files do
     candidate = Path(value).expanduser()
     candidate = candidate if candidate.is_absolute() else root / candidate
     resolved = Path(os.path.realpath(candidate))

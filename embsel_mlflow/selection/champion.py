@@ -30,10 +30,18 @@ def not_registrable(name: str, kind: str, *, datasets: int = 1) -> ModelError:
             f"candidate '{name}' (kind {kind}) is fitted per dataset and was fitted on {datasets} datasets: "
             "select over one dataset to register its fit there, or drop select.register"
         )
+    registrable = [k.name for k in _registrable_kinds(found.modalities)]
     return ModelError(
         f"candidate '{name}' (kind {kind}) cannot be registered as an embedding model; "
-        "choose a transformer or static candidate, or drop select.register"
+        f"choose a candidate of a kind that can ({', '.join(registrable)}), or drop select.register"
     )
+
+
+def _registrable_kinds(modalities: frozenset[str]) -> list[Any]:
+    """Registered kinds that can be logged and embed at least ``modalities``."""
+    from embsel_mlflow.candidates import KINDS
+
+    return [kind for kind in KINDS.values() if kind.registrable and modalities <= kind.modalities]
 
 
 def register_champion(

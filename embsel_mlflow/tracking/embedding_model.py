@@ -78,7 +78,7 @@ def _saved_weights(model: Any, name: str, weights: Path) -> str:
     if not getattr(inner, "registrable", False):
         raise ModelError(
             f"candidate '{name}' (a {type(inner).__name__}) cannot be logged as an embedding model; "
-            "choose a transformer or static candidate"
+            "choose a candidate whose kind can be registered (embsel select --help lists the kinds)"
         )
     model_dir = getattr(inner, "model_dir", None)
     if model_dir is not None:  # a model2vec static model: its directory as it is
