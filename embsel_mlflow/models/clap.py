@@ -85,13 +85,8 @@ def forward_settings(cfg: ModelConfig) -> dict[str, Any]:
 def load_clap(cfg: ModelConfig) -> ClapEncoder:
     """Resolve ``cfg.name_or_path`` (local directory, else Hub id) and load it; one-line errors."""
     from embsel_mlflow.models.device import resolve_device
-    from embsel_mlflow.models.encoder import (
-        _as_model_error,
-        _check_model_dir,
-        _no_loading_bars,
-        check_model_config,
-    )
-    from embsel_mlflow.models.resolve import HUB, hub_offline_requested, probe_hub, resolve_model_source
+    from embsel_mlflow.models.encoder import check_model_config
+    from embsel_mlflow.models.hub_loading import hub_load
 
     check_model_config(cfg)
     settings = cfg.clap or ClapSettings()
@@ -104,29 +99,17 @@ def load_clap(cfg: ModelConfig) -> ClapEncoder:
         raise ConfigError(
             f"model.clap.max_length_s must be >= 1 (seconds) or null, got {settings.max_length_s}"
         )
-    source = resolve_model_source(cfg)
-    if source.origin != HUB:
-        _check_model_dir(Path(source.path_or_id))
-    # As load_encoder: offline (asked for, or no answer from the Hub) means the local cache only.
-    local_only = source.origin == HUB and (
-        hub_offline_requested() or not probe_hub(source.path_or_id, cfg.revision, cfg.token)
-    )
-    hub_kwargs: dict[str, Any] = {
-        "revision": cfg.revision if source.origin == HUB else None,
-        "token": cfg.token,
-        "trust_remote_code": cfg.trust_remote_code,
-        "local_files_only": local_only,
-        "model_kwargs": dict(cfg.model_kwargs),
-    }
-    with _as_model_error(source, local_only), _no_loading_bars():
+    load = hub_load(cfg)
+    hub_kwargs = {**load.kwargs, "model_kwargs": dict(cfg.model_kwargs)}
+    with load.loading():
         try:
             forward = ClapForward.from_pretrained(
-                source.path_or_id, forward_settings(cfg), device=resolve_device(cfg.device), **hub_kwargs
+                load.source.path_or_id, forward_settings(cfg), device=resolve_device(cfg.device), **hub_kwargs
             )
         except (ValueError, TypeError, AttributeError) as err:  # e.g. a BERT directory: no CLAP config
             if isinstance(err, ValueError) and (
                 "trust_remote_code" in str(err) or "Unrecognized" in str(err)
             ):
-                raise  # _as_model_error words these
+                raise  # as_model_error words these
             raise ModelError(f"model '{cfg.name}' cannot be used as kind=clap: {first_line(err)}") from err
-    return ClapEncoder(forward, cfg, source)
+    return ClapEncoder(forward, cfg, load.source)

@@ -87,39 +87,25 @@ def forward_settings(cfg: ModelConfig) -> dict[str, Any]:
 def load_clip(cfg: ModelConfig) -> ClipModel:
     """Resolve and load the dual encoder ``cfg`` names, on ``model.device``."""
     from embsel_mlflow.models.device import resolve_device
-    from embsel_mlflow.models.encoder import (
-        _as_model_error,
-        _check_model_dir,
-        _no_loading_bars,
-        check_model_config,
-    )
-    from embsel_mlflow.models.resolve import HUB, hub_offline_requested, probe_hub, resolve_model_source
+    from embsel_mlflow.models.encoder import check_model_config
+    from embsel_mlflow.models.hub_loading import hub_load
 
     check_model_config(cfg)
     if cfg.variant.backend != "torch" or cfg.variant.quantization != "none":
         raise ModelError(
             f"model '{cfg.name}' (kind=clip) has no variants: keep model.variant at its defaults"
         )
-    source = resolve_model_source(cfg)
-    if source.origin != HUB:
-        _check_model_dir(Path(source.path_or_id))
-    # Offline (asked for, or the Hub does not answer): the local HF cache only, failing fast.
-    local_only = source.origin == HUB and (
-        hub_offline_requested() or not probe_hub(source.path_or_id, cfg.revision, cfg.token)
-    )
-    hub_kwargs: dict[str, Any] = {
-        "revision": cfg.revision if source.origin == HUB else None,
-        "token": cfg.token,
-        "trust_remote_code": cfg.trust_remote_code,
-        "local_files_only": local_only,
-    }
-    with _as_model_error(source, local_only), _no_loading_bars():
+    load = hub_load(cfg)
+    with load.loading():
         try:
             forward = ClipForward.from_pretrained(
-                source.path_or_id, forward_settings(cfg), device=resolve_device(cfg.device), **hub_kwargs
+                load.source.path_or_id,
+                forward_settings(cfg),
+                device=resolve_device(cfg.device),
+                **load.kwargs,
             )
         except ValueError as err:
             if "trust_remote_code" in str(err) or "Unrecognized" in str(err):
-                raise  # _as_model_error words these
+                raise  # as_model_error words these
             raise ModelError(f"model '{cfg.name}' cannot be used as kind=clip: {first_line(err)}") from err
-    return ClipModel(forward, cfg, source)
+    return ClipModel(forward, cfg, load.source)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,17 +10,11 @@ import numpy as np
 
 from embsel_mlflow.config import ModelKind, Precision
 from embsel_mlflow.config import Pooling as PoolingMode
-from embsel_mlflow.errors import ConfigError, ModelError, first_line
+from embsel_mlflow.errors import ConfigError, ModelError
 from embsel_mlflow.models.base import PretrainedCandidate, text_inputs
 from embsel_mlflow.models.device import resolve_device
 from embsel_mlflow.models.exported_forward import torch_threads_for
-from embsel_mlflow.models.resolve import (
-    HUB,
-    ResolvedModel,
-    hub_offline_requested,
-    probe_hub,
-    resolve_model_source,
-)
+from embsel_mlflow.models.hub_loading import hub_load
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -29,6 +22,7 @@ if TYPE_CHECKING:
     from embsel_mlflow.config import ModelConfig
     from embsel_mlflow.media import Media
     from embsel_mlflow.models.calibration import CalibrationTexts
+    from embsel_mlflow.models.resolve import ResolvedModel
 
 ROLES = (None, "query", "document")
 
@@ -214,17 +208,11 @@ def load_encoder(
 
     check_model_config(cfg)
     check_variant(cfg)
-    source = resolve_model_source(cfg)
-    if source.origin != HUB:
-        _check_model_dir(Path(source.path_or_id))
+    load = hub_load(cfg)
+    source = load.source
     device = resolve_device(cfg.device)
-    # Offline (asked for, or the Hub does not answer): use the local HF cache only, which
-    # fails in milliseconds instead of a minute of retries when the model is not cached.
-    local_only = source.origin == HUB and (
-        hub_offline_requested() or not probe_hub(source.path_or_id, cfg.revision, cfg.token)
-    )
-    with _as_model_error(source, local_only), _no_loading_bars():
-        model = _build_model(cfg, source, device, local_only)
+    with load.loading():
+        model = _build_model(cfg, source, device, load.kwargs)
     if cfg.max_seq_length is not None:
         limit = position_limit(model)
         if limit is not None and cfg.max_seq_length > limit:
@@ -256,17 +244,10 @@ def _apply_variant(
 
 
 def _build_model(
-    cfg: ModelConfig, source: ResolvedModel, device: str, local_only: bool
+    cfg: ModelConfig, source: ResolvedModel, device: str, hub_kwargs: dict[str, Any]
 ) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
 
-    hub_kwargs: dict[str, Any] = {
-        # A revision names a Hub commit; it means nothing for a local directory.
-        "revision": cfg.revision if source.origin == HUB else None,
-        "token": cfg.token,
-        "trust_remote_code": cfg.trust_remote_code,
-        "local_files_only": local_only,
-    }
     model_kwargs = _model_kwargs(cfg)
     if cfg.kind == ModelKind.sentence_transformers:
         return SentenceTransformer(source.path_or_id, device=device, model_kwargs=model_kwargs, **hub_kwargs)
@@ -288,29 +269,6 @@ def _build_model(
     return SentenceTransformer(modules=modules, device=device)
 
 
-@contextmanager
-def _no_loading_bars() -> Iterator[None]:
-    """No transformers "Loading weights" progress bar: the console holds the tool's own progress."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-
-
-def _check_model_dir(path: Path) -> None:
-    """Refuse a directory that holds no model before the loaders fail less clearly."""
-    if not any((path / name).is_file() for name in ("modules.json", "config.json")):
-        raise ModelError(
-            f"{path} holds no model: expected config.json (transformers) or modules.json "
-            "(sentence-transformers); fix model.name_or_path"
-        )
-
-
 def _model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
     """transformers ``from_pretrained`` kwargs: dtype from ``precision``, safetensors only.
 
@@ -326,41 +284,3 @@ def _model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
     if not {"dtype", "torch_dtype"} & set(cfg.model_kwargs):
         defaults["dtype"] = dtypes[precision]
     return {**defaults, **cfg.model_kwargs}
-
-
-@contextmanager
-def _as_model_error(source: ResolvedModel, local_only: bool) -> Iterator[None]:
-    """Turn the loaders' exceptions about missing/unloadable models into one-line ModelErrors."""
-    from huggingface_hub.errors import HFValidationError
-    from safetensors import SafetensorError
-
-    what = f"model '{source.path_or_id}'"
-    try:
-        yield
-    except SafetensorError as err:
-        raise ModelError(
-            f"cannot load {what}: a .safetensors weights file is corrupt or truncated ({first_line(err)}); "
-            "download or save the model again"
-        ) from err
-    except (OSError, HFValidationError) as err:
-        reason = first_line(err)
-        if source.origin == HUB and local_only:
-            raise ModelError(
-                f"cannot load {what} from the Hugging Face Hub (offline or unknown id); download it where "
-                "you have network and set model.name_or_path=/path/to/local/copy"
-            ) from err
-        hint = ""
-        if "safetensors" in reason:
-            hint = "; to allow pickled .bin weights set model.model_kwargs.use_safetensors=false"
-        if source.origin == HUB:
-            raise ModelError(f"cannot load {what} from the Hugging Face Hub: {reason}{hint}") from err
-        raise ModelError(f"cannot load the model in {source.path_or_id}: {reason}{hint}") from err
-    except ValueError as err:
-        if "trust_remote_code" in str(err):
-            raise ModelError(
-                f"{what} needs custom code from its repository; set model.trust_remote_code=true only if "
-                "you trust that code"
-            ) from err
-        if "Unrecognized model" in str(err):  # transformers: config.json without a known model_type
-            raise ModelError(f"cannot load {what}: {first_line(err)}") from err
-        raise

@@ -11,173 +11,107 @@ fit (a logged model's ``weights/``), that fit is used as it is on every dataset.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import logging
 import os
 import uuid
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from embsel_mlflow.config import ImageFeaturesConfig
-from embsel_mlflow.errors import ConfigError, DataError, ModelError
+from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.media.items import IMAGE, Media, batches
 from embsel_mlflow.models import image_features_forward as forward_module
-from embsel_mlflow.models.base import FITTED
+from embsel_mlflow.models.fitted_media import FittedMediaModel
 from embsel_mlflow.models.image_features_forward import FIT_FILE, ImageFeaturesForward
-from embsel_mlflow.models.media_model import MediaModel
-from embsel_mlflow.models.resolve import ResolvedModel
 
 if TYPE_CHECKING:
     from embsel_mlflow.config import ModelConfig
     from embsel_mlflow.data.task_data import TaskData
-
-log = logging.getLogger(__name__)
 
 MODULE = "image_features_forward"
 SETTINGS_FILE = "image_features.json"
 _FIT_BATCH = 256  # images decoded at once while computing the fit's features
 
 
-class ImageFeaturesModel(MediaModel):
+class ImageFeaturesModel(FittedMediaModel[ImageFeaturesForward, ImageFeaturesConfig]):
     """Unfitted until :meth:`for_dataset` (or loaded from a saved fit)."""
 
     modalities: ClassVar[frozenset[str]] = frozenset({IMAGE})
-    device = "cpu"
-
-    def __init__(
-        self,
-        cfg: ModelConfig,
-        *,
-        models_dir: Path | None = None,
-        forward: ImageFeaturesForward | None = None,
-        fitted_on: str = "",
-        key: str | None = None,
-        saved: bool = False,
-    ) -> None:
-        self._cfg = cfg
-        self._settings = check_settings(cfg.image_features or ImageFeaturesConfig())
-        self._models_dir = models_dir
-        self.forward = forward
-        self._fitted_on = fitted_on
-        self._key = key
-        self._saved = saved  # loaded from a saved fit: for_dataset keeps it
+    kind = "image_features"
+    fit_name = "image feature"
+    item_noun = "images"
+    settings_file = SETTINGS_FILE
+    fit_file = FIT_FILE
+    non_parameters = ("scale",)  # PCA components and mean are the parameters
 
     @classmethod
-    def from_saved(cls, cfg: ModelConfig, directory: Path) -> ImageFeaturesModel:
-        """The fit ``save_serving`` wrote in ``directory`` (its own settings win over ``cfg``'s)."""
-        try:
-            settings = json.loads((directory / SETTINGS_FILE).read_text(encoding="utf-8"))
-            forward = forward_module.load(directory, settings)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-            raise ModelError(f"cannot load the image feature fit in {directory}: {err}") from err
+    def checked_settings(cls, cfg: ModelConfig) -> ImageFeaturesConfig:
+        return check_settings(cfg.image_features or ImageFeaturesConfig())
+
+    @classmethod
+    def load_saved(
+        cls, cfg: ModelConfig, directory: Path, section: dict[str, Any]
+    ) -> tuple[ModelConfig, ImageFeaturesForward]:
+        forward = forward_module.load(directory, section)  # the saved settings as they are
         fields = {f.name for f in dataclasses.fields(ImageFeaturesConfig)}
-        section = ImageFeaturesConfig(**{k: v for k, v in settings.items() if k in fields})
-        cfg = dataclasses.replace(cfg, image_features=section, normalize=bool(settings.get("normalize")))
-        key = hashlib.sha256((directory / FIT_FILE).read_bytes()).hexdigest()
-        return cls(cfg, forward=forward, fitted_on=f"saved fit {directory}", key=key, saved=True)
+        settings = ImageFeaturesConfig(**{k: v for k, v in section.items() if k in fields})
+        return dataclasses.replace(
+            cfg, image_features=settings, normalize=bool(section.get("normalize"))
+        ), forward
 
-    @property
-    def registrable(self) -> bool:  # type: ignore[override]
-        """Once fitted: the fit is what gets logged and served."""
-        return self.forward is not None
+    @staticmethod
+    def saved_load_reason(err: BaseException) -> str:
+        return str(err)
 
-    def for_dataset(self, data: TaskData) -> ImageFeaturesModel:
-        """A copy fitted on ``data``'s images (see the module docstring); a saved fit as it is."""
-        if self._saved:
-            return self
-        items, what = _fit_items(data)
-        settings = self.forward_settings()
-        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-        for item in items:
-            digest.update(item.digest)
-        key = digest.hexdigest()
-        path = self._models_dir / "image_features" / f"{key}.npz" if self._models_dir is not None else None
-        forward = _load_fit(path, settings) if path is not None and path.is_file() else None
-        if forward is None:
-            forward = fit(items, settings, self._settings, name=data.name, what=what)
-            if path is not None:
-                _keep(forward, path)
-        return ImageFeaturesModel(
-            self._cfg,
-            models_dir=self._models_dir,
-            forward=forward,
-            fitted_on=f"{data.name} {what} ({len(items)} images)",
-            key=key,
-        )
+    def fit_items(self, data: TaskData) -> tuple[list[Media], str]:
+        return _fit_items(data)
 
-    def forward_settings(self) -> dict[str, Any]:
-        """What ``image_features_forward`` reads (the kind's settings and ``normalize``)."""
-        return {**dataclasses.asdict(self._settings), "normalize": bool(self._cfg.normalize)}
+    def item_key(self, item: Media) -> bytes:
+        return item.digest
 
-    def encode(self, texts: Any, *, role: str | None = None, show_progress: bool = False) -> np.ndarray:
-        if self.forward is None:
-            raise ModelError(
-                f"image feature model '{self._cfg.name}' is not fitted yet: call for_dataset(data) first"
-            )
-        return super().encode(texts, role=role, show_progress=show_progress)
+    def key_settings(self) -> dict[str, Any]:
+        return self.forward_settings()
 
-    def save_serving(self, directory: Path) -> dict[str, Any]:
-        """The fit (``.npz``) and its settings under ``directory``; the serving settings."""
-        if self.forward is None:
-            raise ModelError(f"image feature model '{self._cfg.name}' is not fitted: nothing to save")
-        self.forward.save(directory)
-        settings = self.forward_settings()
-        (Path(directory) / SETTINGS_FILE).write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    def fit(self, items: list[Media], settings: dict[str, Any], name: str, what: str) -> ImageFeaturesForward:
+        return fit(items, settings, self._settings, name=name, what=what)
+
+    def read_fit(self, path: Path, settings: dict[str, Any]) -> ImageFeaturesForward:
+        with np.load(path, allow_pickle=False) as arrays:
+            return ImageFeaturesForward(settings, arrays["mean"], arrays["components"], arrays["scale"])
+
+    def write_fit(self, forward: ImageFeaturesForward, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{uuid.uuid4().hex}")
+        try:
+            tmp.mkdir()
+            forward.save(tmp)
+            os.replace(tmp / FIT_FILE, path)
+        finally:
+            (tmp / FIT_FILE).unlink(missing_ok=True)
+            if tmp.is_dir():
+                tmp.rmdir()
+
+    def save_fit(self, forward: ImageFeaturesForward, directory: Path) -> dict[str, Any]:
+        forward.save(directory)
         requirements = ["pillow", "scikit-image"] if self._settings.features == "hog" else ["pillow"]
         return {
             "module": MODULE,
-            "kind": "image_features",
+            "kind": self.kind,
             "modalities": [IMAGE],
             "requirements": requirements,
-            **settings,
+            **self.forward_settings(),
         }
 
-    @property
-    def fitted_on(self) -> str:
-        """What the model was fitted on, e.g. 'digits train split (900 images)'."""
-        return self._fitted_on
-
-    @property
-    def source(self) -> ResolvedModel:
+    def source_name(self) -> str:
         what = "HOG" if self._settings.features == "hog" else "grayscale pixels"
-        return ResolvedModel(f"{what} + PCA (numpy, scikit-learn)", FITTED, self._key)
+        return f"{what} + PCA (numpy, scikit-learn)"
 
-    @property
-    def embedding_dim(self) -> int:
-        return self.forward.embedding_dim if self.forward is not None else self._settings.dim
+    def unfitted_dim(self) -> int:
+        return self._settings.dim
 
-    @property
-    def num_parameters(self) -> int:
-        """PCA components and mean (0 before fitting)."""
-        if self.forward is None:
-            return 0
-        return int(self.forward.components.size + self.forward.mean.size)
-
-    @property
-    def disk_size_bytes(self) -> int | None:
-        if self.forward is None:
-            return None
-        return int(self.forward.components.nbytes + self.forward.mean.nbytes + self.forward.scale.nbytes)
-
-    @property
-    def identity(self) -> dict[str, Any]:
-        from embsel_mlflow.models.identity import model_identity
-
-        identity = model_identity(self._cfg, self.source, self._settings)
-        identity["fitted_on"] = self._fitted_on
-        return identity
-
-
-def saved_fit_dir(name_or_path: str | None) -> Path | None:
-    """``name_or_path`` as a directory holding a saved fit, or None (then the model is fitted per dataset)."""
-    if not name_or_path:
-        return None
-    directory = Path(name_or_path).expanduser()
-    return directory if (directory / FIT_FILE).is_file() and (directory / SETTINGS_FILE).is_file() else None
+    def fit_arrays(self, forward: ImageFeaturesForward) -> dict[str, np.ndarray]:
+        return {"mean": forward.mean, "components": forward.components, "scale": forward.scale}
 
 
 def check_settings(settings: ImageFeaturesConfig) -> ImageFeaturesConfig:
@@ -239,28 +173,3 @@ def _fit_items(data: TaskData) -> tuple[list[Media], str]:
         )
     # one fit row per distinct image: a file listed twice would count twice in the PCA
     return list({item.digest: item for item in images}.values()), what
-
-
-def _keep(forward: ImageFeaturesForward, path: Path) -> None:
-    """Save a fit atomically (a concurrent twin may write the same file); a failure only costs a refit."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}")
-    try:
-        tmp.mkdir()
-        forward.save(tmp)
-        os.replace(tmp / FIT_FILE, path)
-    except OSError as err:
-        log.warning("could not keep the image feature fit in %s: %s", path, err)
-    finally:
-        (tmp / FIT_FILE).unlink(missing_ok=True)
-        if tmp.is_dir():
-            tmp.rmdir()
-
-
-def _load_fit(path: Path, settings: dict[str, Any]) -> ImageFeaturesForward | None:
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            return ImageFeaturesForward(settings, arrays["mean"], arrays["components"], arrays["scale"])
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        log.warning("ignoring unreadable image feature fit %s: %s", path, err)
-        return None
