@@ -455,6 +455,7 @@ def test_a_registered_resemblyzer_champion_answers_paths_and_base64_in_a_fresh_p
     assert answers[2]["error"] == "this model embeds audio, not text"
 
 
+@pytest.mark.slow  # fresh-process serving runs by default for resemblyzer and the MFCC fit
 def test_a_saved_clap_answers_texts_and_clips_in_a_fresh_process(tiny_clap_dir: Path, short_clips, tmp_path):
     from embsel_mlflow.tracking.embedding_model import save_embedding_model
 
@@ -510,6 +511,7 @@ def test_a_saved_resemblyzer_reloads_from_its_safetensors(voice_encoder, spoken,
 # --- efficiency: seconds of audio per second ---------------------------------------------------
 
 
+@pytest.mark.slow  # a measurement; select's audio efficiency is checked in test_audio_bars.py
 def test_audio_seconds_per_second_of_each_kind(voice_encoder, tiny_clap_dir: Path, spoken) -> None:
     _, items, speakers = spoken
     models = {

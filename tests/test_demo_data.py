@@ -147,6 +147,7 @@ def test_spoken_set_is_deterministic(spoken_dir: Path, tmp_path: Path) -> None:
     assert _tree_digest(tmp_path / "again") == _tree_digest(spoken_dir)
 
 
+@pytest.mark.slow  # the same bar runs through the CLI in test_audio_bars.py by default
 @needs_espeak
 def test_resemblyzer_finds_the_six_speakers(spoken_dir: Path) -> None:
     """The issue's bar: speaker clustering V-measure >= 0.8 (measured here: 1.0 with every method)."""
