@@ -25,6 +25,8 @@ from embsel_mlflow.errors import ConfigError
 from embsel_mlflow.jobs.app import app_output_dir
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from embsel_mlflow.data.task_data import TaskData
     from embsel_mlflow.evaluation.base import TaskResult
     from embsel_mlflow.tracking.run_logger import RunLogger
@@ -196,18 +198,10 @@ def train_in_run(run: RunLogger, job: TrainJobConfig, *, resuming: bool = False)
     tuned, outcome, evaluator = _fit(run, job, base, pairs, validation, resuming=resuming)
     tuned_encoder = _tuned(base, run.run_id, outcome)
 
-    from embsel_mlflow.jobs.evaluate import evaluate_in_run, scoring_job
+    def objective() -> float:
+        return _validation_score(run, outcome, evaluator, tuned)
 
-    result = evaluate_in_run(run, scoring_job(job, model=job.model, data=job.data), test_data, tuned_encoder)
-    _log_delta(run, job, baseline, result)
-    objective = _validation_score(run, outcome, evaluator, tuned)
-    _log_model(run, job, tuned_encoder)
-    print(
-        f"tuned {job.model.name} on {test_data.name} [{test_data.split}]: {result.main_score_name} = "
-        f"{result.main_score:.5f} (baseline {baseline.main_score:.5f}, "
-        f"delta {result.main_score - baseline.main_score:+.5f})"
-    )
-    return TrainResult(objective, baseline, result, tuned_encoder)
+    return _score_tuned(run, job, test_data, baseline, tuned_encoder, objective)
 
 
 def _log_training_data(
@@ -289,18 +283,32 @@ def _train_image_text(
     outcome = _fit_contrastive(run, job, base, image_text, scorer)
     tuned_encoder = _tuned_dual_encoder(base, run.run_id, outcome.global_step)
 
+    return _score_tuned(
+        run, job, test_data, baseline, tuned_encoder, lambda: _validation_score(run, outcome, scorer, base)
+    )
+
+
+def _score_tuned(
+    run: RunLogger,
+    job: TrainJobConfig,
+    test_data: TaskData,
+    baseline: TaskResult,
+    tuned_encoder: Any,
+    objective: Callable[[], float],
+) -> TrainResult:
+    """Score the tuned model as evaluate does, log the delta and the model once, print the line."""
     from embsel_mlflow.jobs.evaluate import evaluate_in_run, scoring_job
 
     result = evaluate_in_run(run, scoring_job(job, model=job.model, data=job.data), test_data, tuned_encoder)
     _log_delta(run, job, baseline, result)
-    objective = _validation_score(run, outcome, scorer, base)
+    score = objective()
     _log_model(run, job, tuned_encoder)
     print(
         f"tuned {job.model.name} on {test_data.name} [{test_data.split}]: {result.main_score_name} = "
         f"{result.main_score:.5f} (baseline {baseline.main_score:.5f}, "
         f"delta {result.main_score - baseline.main_score:+.5f})"
     )
-    return TrainResult(objective, baseline, result, tuned_encoder)
+    return TrainResult(score, baseline, result, tuned_encoder)
 
 
 def _check_contrastive_settings(job: TrainJobConfig, *, resuming: bool) -> None:
