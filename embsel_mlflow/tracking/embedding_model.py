@@ -122,10 +122,6 @@ def save_embedding_model(
     ``cfg`` is the candidate's model config (default: the model's own ``config``). Returns the
     pyfunc directory (``directory/pyfunc``); ``directory`` also receives the staged weights.
     """
-    import mlflow.pyfunc
-    import numpy as np
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
     inner = _uncached(model)
     cfg = cfg if cfg is not None else inner.config
@@ -136,34 +132,22 @@ def save_embedding_model(
     settings_file = directory / "settings.json"
     settings = embedding_settings(model, cfg, name, backend)
     settings_file.write_text(json.dumps(settings, indent=2))
-    signature = ModelSignature(
-        inputs=Schema([ColSpec("string")]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, int(inner.embedding_dim)))]),
-        params=ParamSchema([ParamSpec("role", "string", "symmetric")]),
+    return _save_pyfunc(
+        directory,
+        weights,
+        settings_file,
+        dim=int(inner.embedding_dim),
+        params={"role": "symmetric"},
+        code_paths=[FORWARD_FILE, STORED_MATH_FILE],
+        input_example=input_example,
+        requirements=pip_requirements(backend, settings["variant"].get("backend", "torch")),
     )
-    path = directory / "pyfunc"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        mlflow.pyfunc.save_model(
-            path=str(path),
-            python_model=str(PYFUNC_FILE),
-            code_paths=[str(FORWARD_FILE), str(STORED_MATH_FILE)],
-            artifacts={"model": str(weights), "settings": str(settings_file)},
-            signature=signature,
-            input_example=list(INPUT_EXAMPLE) if input_example else None,
-            pip_requirements=pip_requirements(backend, settings["variant"].get("backend", "torch")),
-        )
-    return path
 
 
 def _save_media_model(
     inner: Any, name: str, directory: Path, cfg: ModelConfig, *, input_example: bool
 ) -> Path:
     """An image/audio model as a pyfunc: its ``save_serving`` weights, its forward module and media_io."""
-    import mlflow.pyfunc
-    import numpy as np
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
     if not getattr(inner, "registrable", False):
         raise ModelError(
@@ -196,25 +180,52 @@ def _save_media_model(
     }
     settings_file = directory / "settings.json"
     settings_file.write_text(json.dumps(settings, indent=2))
+    return _save_pyfunc(
+        directory,
+        weights,
+        settings_file,
+        dim=dim,
+        params={"role": "symmetric", "modality": "auto"},  # inputs: texts, file paths or base64 bytes
+        code_paths=[MEDIA_IO_FILE, module_file],
+        # the stored example is a text one: only for models that take texts
+        input_example=input_example and "text" in modalities,
+        requirements=pip_requirements(MEDIA, packages=list(serving.get("requirements", ()))),
+    )
+
+
+def _save_pyfunc(
+    directory: Path,
+    weights: Path,
+    settings_file: Path,
+    *,
+    dim: int,
+    params: dict[str, str],
+    code_paths: list[Path],
+    input_example: bool,
+    requirements: list[str],
+) -> Path:
+    """The embedding pyfunc under ``directory/pyfunc``: strings in, float32 ``(n, dim)`` out."""
+    import mlflow.pyfunc
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
+
     signature = ModelSignature(
-        inputs=Schema([ColSpec("string")]),  # texts, file paths or base64 bytes
+        inputs=Schema([ColSpec("string")]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, dim))]),
-        params=ParamSchema(
-            [ParamSpec("role", "string", "symmetric"), ParamSpec("modality", "string", "auto")]
-        ),
+        params=ParamSchema([ParamSpec(name, "string", default) for name, default in params.items()]),
     )
     path = directory / "pyfunc"
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", UserWarning)  # models from code: MLflow's notes on type hints
         mlflow.pyfunc.save_model(
             path=str(path),
             python_model=str(PYFUNC_FILE),
-            code_paths=[str(MEDIA_IO_FILE), str(module_file)],
+            code_paths=[str(code_path) for code_path in code_paths],
             artifacts={"model": str(weights), "settings": str(settings_file)},
             signature=signature,
-            # the stored example is a text one: only for models that take texts
-            input_example=list(INPUT_EXAMPLE) if input_example and "text" in modalities else None,
-            pip_requirements=pip_requirements(MEDIA, packages=list(serving.get("requirements", ()))),
+            input_example=list(INPUT_EXAMPLE) if input_example else None,
+            pip_requirements=requirements,
         )
     return path
 
