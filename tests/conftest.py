@@ -149,3 +149,24 @@ def run_cli(tmp_path: Path):
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local Ray cluster (a head and one worker node, 1 CPU each, on 127.0.0.1) for the session.
+
+    Tests that kill nodes or need their own cluster use `tests.engines.ray_cluster` directly.
+    """
+    from tests.engines import ray_cluster
+
+    with ray_cluster(tmp_path_factory.mktemp("ray")) as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+def postgres_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server for the session; each test that needs a clean store makes a database."""
+    from tests.engines import serve_postgres
+
+    with serve_postgres(tmp_path_factory.mktemp("postgres")) as uri:
+        yield uri

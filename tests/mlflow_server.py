@@ -21,16 +21,20 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_mlflow(tmp_path: Path, start_timeout: float = 90) -> Iterator[str]:
-    """Run `mlflow server` over a sqlite store in ``tmp_path``; yield its URL.
+def serve_mlflow(
+    tmp_path: Path, start_timeout: float = 90, backend_uri: str | None = None, workers: int = 1
+) -> Iterator[str]:
+    """Run `mlflow server` over ``backend_uri`` (default: a sqlite store in ``tmp_path``); yield its URL.
+
+    For the team's set-up, pass a PostgreSQL URI from `tests.engines.serve_postgres`.
 
     Its output goes to ``tmp_path/server.log`` (a pipe nobody reads would fill and stall it).
     """
     port = _free_port()
     cmd = [
         sys.executable, "-m", "mlflow", "server",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--backend-store-uri", backend_uri or f"sqlite:///{tmp_path / 'server.db'}",
         "--artifacts-destination", str(tmp_path / "server_artifacts"),
     ]  # fmt: skip
     log = tmp_path / "server.log"
