@@ -34,7 +34,7 @@ from embsel_mlflow.tracking.repair import (
     process_tags,
 )
 from embsel_mlflow.tracking.run import tracked_run
-from embsel_mlflow.tracking.secrets import MASK, is_secret_key, redact
+from embsel_mlflow.tracking.secrets import MASK, is_secret_key, mask_override, mask_secrets, redact
 from embsel_mlflow.tracking.store import experiment_dir_name, lock_path
 from tests.cli_harness import CliResult, Store, StoreSnapshot, assert_one_line_error, invoke
 
@@ -490,6 +490,25 @@ def test_secret_key_names(key: str) -> None:
 )
 def test_not_secret_key_names(key: str) -> None:
     assert is_secret_key(key) is (key == "session_name_not")  # 'session' is a secret word
+
+
+def test_settings_named_like_secrets_keep_their_values() -> None:
+    config = {
+        "profile": {"unknown_token_rate_warn": 0.05},
+        "monitor": {"text": {"max_unknown_token_increase": 0.1}},
+        "train_args": {"include_tokens_per_second": False, "include_num_input_tokens_seen": True},
+        "tags": {"api_token": "x", "session_cookie": True and "abc"},
+    }
+    masked = mask_secrets(config)
+    assert masked["profile"] == config["profile"] and masked["monitor"] == config["monitor"]
+    assert masked["train_args"] == config["train_args"]
+    assert masked["tags"] == {"api_token": MASK, "session_cookie": MASK}
+    assert mask_override("+tracking.tags.api_token=x") == f"+tracking.tags.api_token={MASK}"
+    assert mask_override("train_args.include_tokens_per_second=true").endswith("=true")
+    # model2vec's bar is a progress counter, not a secret; a token in the same line still is
+    bar = "Encoding tokens: 100%|##########| 3/3 [00:00<00:00] Encoding tokens:  33%|###4 | 1/3 0it"
+    assert redact(bar) == bar
+    assert redact("hf_token: hf_abcdefgh done") == f"hf_token: {MASK} done"
 
 
 def test_redact_masks_urls_headers_and_key_values() -> None:

@@ -6,6 +6,9 @@ Two complementary defences:
   ``api_key``, ``session_cookie``, ...) is replaced by ``***`` in structured data (params, tags,
   config.yaml, overrides.yaml) and in free text (``token=...``, ``token: ...``, ``Bearer ...``,
   ``https://user:password@host``);
+- **not settings**: a known setting whose name holds a secret word (``unknown_token_rate_warn``,
+  ``max_unknown_token_increase``: ``_SETTINGS``), a boolean (``train_args.include_tokens_per_second``)
+  and a progress counter (model2vec's ``Encoding tokens: 40%|...``) are values, never secrets;
 - **by value**: every secret value seen once (in an override, a config leaf, a URI, a secret-named
   environment variable) is remembered for the life of the process, and ``redact`` removes it
   from any text: log lines, error messages, Hydra's files, the console.
@@ -36,6 +39,11 @@ _SECRET_PAIRS = frozenset(
 )
 # Glued words: ``hftoken``, ``accesstoken``, ``dbpassword``; not ``tokenizer`` or ``author``.
 _SECRET_SUFFIXES = ("token", "password", "passwd", "secret", "apikey", "credentials", "cookie")
+# Known settings whose names hold a secret word: logged as their values (the last dotted part).
+_SETTINGS = frozenset({"unknown_token_rate_warn", "max_unknown_token_increase"})
+# Value shapes that are never a secret: a boolean, a progress bar's counter (``40%|``, ``0it``).
+_BOOLEANS = frozenset({"true", "false"})
+_PROGRESS = re.compile(r"\d+(?:\.\d+)?(?:%(?:\||$)|it$)")
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 # Remembered values shorter than this are not redacted from free text (too likely to be a word).
 _MIN_REMEMBERED_LENGTH = 6
@@ -52,10 +60,21 @@ def _words(key: str) -> list[str]:
 
 def is_secret_key(key: str) -> bool:
     """Whether the last dotted part of ``key`` names a secret (``model.token``, ``X-Api-Key``, ...)."""
-    words = _words(str(key).rsplit(".", 1)[-1])
+    last = str(key).rsplit(".", 1)[-1]
+    if last in _SETTINGS:
+        return False
+    words = _words(last)
     if any(w in _SECRET_WORDS or w.endswith(_SECRET_SUFFIXES) for w in words):
         return True
     return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(words))
+
+
+def is_setting_value(value: Any) -> bool:
+    """Whether ``value`` has a shape no secret has: a boolean or a progress counter."""
+    if isinstance(value, bool):
+        return True
+    text = str(value).strip().strip("'\"")
+    return text.lower() in _BOOLEANS or _PROGRESS.match(text) is not None
 
 
 def remember_secret(value: Any) -> None:
@@ -78,7 +97,8 @@ _KEY_VALUE = re.compile(r"(?P<key>[\w.\-]+)(?P<sep>\s*[=:]\s*)(?P<value>\"[^\"]*
 
 
 def _mask_key_value(match: re.Match[str]) -> str:
-    if not is_secret_key(match["key"]) or match["value"] in (MASK, "null", "None", "???"):
+    value = match["value"]
+    if not is_secret_key(match["key"]) or value in (MASK, "null", "None", "???") or is_setting_value(value):
         return match[0]
     remember_secret(match["value"])
     return f"{match['key']}{match['sep']}{MASK}"
@@ -109,7 +129,7 @@ def mask_secrets(value: Any) -> Any:
     if isinstance(value, Mapping):
         out = {}
         for key, sub in value.items():
-            if is_secret_key(str(key)) and sub is not None:
+            if is_secret_key(str(key)) and sub is not None and not is_setting_value(sub):
                 if not isinstance(sub, Mapping | list | tuple):
                     remember_secret(sub)
                 out[key] = MASK
@@ -126,7 +146,7 @@ def mask_secrets(value: Any) -> Any:
 def mask_override(override: str) -> str:
     """``model.token=abc`` -> ``model.token=***`` (and ``abc`` remembered); other overrides redacted."""
     key, sep, value = override.partition("=")
-    if sep and is_secret_key(key.lstrip("+~")):
+    if sep and is_secret_key(key.lstrip("+~")) and not is_setting_value(value):
         remember_secret(value)
         return f"{key}={MASK}"
     return redact(override)
