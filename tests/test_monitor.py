@@ -167,14 +167,16 @@ def bad_cwd(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "cannot load the reference model models:/no_such_model@champion",
         ),
         ("text\n" + "\n".join(STRANGE) + "\n", ["monitor.reference_embeddings=ref.npy"], "7 dims but window"),
+        (None, [], "current.paths: window file"),
     ],
-    ids=["empty", "modality", "model", "dims"],
+    ids=["empty", "modality", "model", "dims", "missing"],
 )
 def test_bad_input_is_one_line_exit_2_and_a_failed_run(
-    window: str, extra: list[str], message: str, tiny_bert_dir: Path, bad_cwd: Path, capsys
+    window: str | None, extra: list[str], message: str, tiny_bert_dir: Path, bad_cwd: Path, capsys
 ) -> None:
     path = bad_cwd / f"window_{abs(hash(message))}.csv"
-    path.write_text(window, encoding="utf-8")
+    if window is not None:  # None: a window file that does not exist
+        path.write_text(window, encoding="utf-8")
     model = [] if any(arg.startswith("model_uri") for arg in extra) else _model(tiny_bert_dir)
     code = _monitor([*model, "data=demo_classification", f"current.paths=[{path}]", *FAST, *extra], bad_cwd)
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
@@ -216,6 +218,43 @@ def test_registered_champion_is_monitored_with_its_source_run_as_baseline(
     child = next(r for r in runs if r.data.tags.get(monitor.ROLE_TAG) == monitor.WINDOW)
     assert child.data.metrics["quality/baseline"] == pytest.approx(0.9)
     assert code == (3 if child.data.metrics["quality/drop"] > 0.02 else 0)
+
+
+def test_a_champion_whose_selection_did_not_cover_the_dataset_is_baselined_on_the_reference(
+    tiny_st_dir: Path, tmp_path: Path
+) -> None:
+    """The source run scored demo_sts only: monitoring demo_classification scores its reference data."""
+    from embsel_mlflow.candidates.base import build_encoder
+    from embsel_mlflow.config import ModelConfig
+    from embsel_mlflow.selection.champion import register_champion
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    source = client.create_run(client.create_experiment("embsel"), run_name="select").info.run_id
+    client.log_metric(source, "tiny_st/demo_sts", 0.7)  # another dataset's score: no baseline here
+    cfg = ModelConfig(name="tiny_st", name_or_path=str(tiny_st_dir))
+    register_champion(client, source, build_encoder(cfg), "tiny_st", "tiny_embedder", "champion", cfg=cfg)
+    client.set_terminated(source)
+    _demo_test().to_csv(tmp_path / "labelled.csv", index=False)
+    args = [
+        "model_uri=models:/tiny_embedder@champion",
+        "data=demo_classification",
+        "current.paths=[labelled.csv]",
+    ]
+    code = _monitor([*args, *FAST], tmp_path)
+    runs = _runs(tmp_path)
+    assert code in (0, 3) and not [r for r in runs if r.info.status != "FINISHED"]
+    parent = next(r for r in runs if r.data.tags.get(monitor.ROLE_TAG) == monitor.PARENT)
+    (baseline,) = [r for r in runs if r.data.tags.get(monitor.ROLE_TAG) == monitor.BASELINE]
+    score = baseline.data.metrics["main_score"]
+    assert parent.data.tags[monitor.BASELINE_TAG] == (
+        f"accuracy={score:.6g} from reference data (run {baseline.info.run_id})"
+    )
+    child = next(r for r in runs if r.data.tags.get(monitor.ROLE_TAG) == monitor.WINDOW)
+    assert child.data.metrics["quality/baseline"] == pytest.approx(score) != 0.7
+    # a baseline run named by the user must hold the score: one line, exit 2 (on a new window)
+    _demo_test().head(20).to_csv(tmp_path / "labelled_2.csv", index=False)
+    named = [*args[:2], "current.paths=[labelled_2.csv]", f"monitor.quality.baseline_run_id={source}"]
+    assert _monitor([*named, *FAST], tmp_path) == 2
 
 
 def test_retrieval_windows_given_as_data_configs_are_rescored(tiny_bert_dir: Path, tmp_path: Path) -> None:

@@ -63,8 +63,9 @@ class QualityConfig:
 
     enabled: bool = True
     tolerance: float = 0.02  # alert when the main score drops by more than this (absolute)
-    # Baseline: this run's metric; else the registered model's source run; else the reference data
-    # evaluated in the monitor's parent run.
+    # Baseline: this run's metric; else the registered model's source run's score for this dataset;
+    # else (none given, or the source run never scored this dataset) the reference data evaluated
+    # in a child of the monitor's parent run.
     baseline_run_id: str | None = None
     baseline_metric: str | None = None  # default: main_score, else <candidate>/<dataset> (select runs)
 

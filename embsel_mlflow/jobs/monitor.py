@@ -380,13 +380,18 @@ def _baseline(session: Session) -> Baseline:
     if session.baseline is None:
         quality = session.job.monitor.quality
         run_id = quality.baseline_run_id or (session.registered.run_id if session.registered else None)
-        session.baseline = _run_baseline(session, run_id) if run_id else _reference_baseline(session)
+        # A champion's source run that never scored this dataset is no baseline for it: the
+        # reference data is scored instead. A run or metric the user named must hold the score.
+        required = bool(quality.baseline_run_id or quality.baseline_metric)
+        found = _run_baseline(session, run_id, required=required) if run_id else None
+        session.baseline = found or _reference_baseline(session)
         score, metric, source = session.baseline
         session.parent.set_tags({BASELINE_TAG: f"{metric}={score:.6g} from {source}"})
     return session.baseline
 
 
-def _run_baseline(session: Session, run_id: str) -> Baseline:
+def _run_baseline(session: Session, run_id: str, *, required: bool) -> Baseline | None:
+    """The run's score for this dataset; None when it has none and ``required`` is false."""
     quality = session.job.monitor.quality
     try:
         run = session.parent.client.get_run(run_id)
@@ -403,6 +408,8 @@ def _run_baseline(session: Session, run_id: str) -> Baseline:
     for name in names:
         if name in run.data.metrics:
             return float(run.data.metrics[name]), name, f"run {run_id}"
+    if not required:
+        return None
     raise ConfigError(
         f"baseline run {run_id} has no metric {' or '.join(names)}; set monitor.quality.baseline_metric "
         f"to one of: {', '.join(sorted(run.data.metrics)) or '(none)'}"

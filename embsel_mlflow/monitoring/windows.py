@@ -185,6 +185,10 @@ def file_windows(cfg: WindowFilesConfig, reference: DataConfig, judged_dir: Path
     if cfg.order_by not in ORDERS:
         raise ConfigError(f"current.order_by must be one of {', '.join(ORDERS)}, got {cfg.order_by!r}")
     paths = [resolve_path(path, cfg.root, "current.paths") for path in cfg.paths]
+    for path in paths:
+        if not path.is_file():
+            problem = "is a directory, not a file" if path.is_dir() else "not found"
+            raise DataError(f"current.paths: window file {path} {problem}; give existing window files")
     listed: list[Path] = []
     if cfg.dir:
         directory = resolve_path(cfg.dir, cfg.root, "current.dir")
