@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import MISSING
+
+from embsel_mlflow.errors import ConfigError
 
 
 @dataclass
@@ -33,3 +36,23 @@ class EvaluationConfig:
     # extra evaluate modules
     extra_metrics: list[MetricSpec] = field(default_factory=list)
     show_progress: bool = True  # progress bars, shown only when stderr is a terminal
+
+
+def dataset_evaluation(
+    evaluation: EvaluationConfig, settings: Mapping[str, Any], dataset: str
+) -> EvaluationConfig:
+    """``evaluation`` with a dataset's own settings (``data.evaluation``) over it: the one merge,
+    applied by ``families.build_task`` for every step that scores (evaluate, select, train, monitor)."""
+    if not settings:
+        return evaluation
+    from omegaconf import OmegaConf
+
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(evaluation), dict(settings))
+        return cast("EvaluationConfig", OmegaConf.to_object(merged))
+    except Exception as exc:  # an unknown key or a wrong type
+        reason = str(exc).splitlines()[0]
+        raise ConfigError(
+            f"data.evaluation of dataset {dataset!r}: {reason}; it takes the keys of the evaluation "
+            "node (e.g. samples_per_label, k_values)"
+        ) from exc

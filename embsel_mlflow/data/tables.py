@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from embsel_mlflow.config import DataConfig, TableConfig
     from embsel_mlflow.media.items import Media
 
+# The roles a split row is scored by: a row without one is left out or refused (data.on_missing).
+LABEL_ROLES = ("label", "score")
 _TRUE = {"1", "1.0", "true"}
 _FALSE = {"0", "0.0", "false"}
 # A visible character: anything but whitespace, control and invisible format characters
@@ -39,12 +41,15 @@ class Loaded:
     frame: pd.DataFrame
     source: str
     columns: dict[str, str]  # role -> column name in the file
+    rows: list[int] | None = None  # the frame's rows as read, once rows were left out (on_missing)
 
     def column(self, role: str) -> str:
         return self.columns.get(role, role)
 
     def at(self, row: int) -> tuple[str, int]:
         """(file, 1-based row in that file) of the frame's 0-based ``row`` (tables may span files)."""
+        if self.rows is not None:
+            row = self.rows[row]
         files = self.frame.attrs.get(FILES_ATTR) or [(0, self.source)]
         start, path = max((entry for entry in files if entry[0] <= row), key=lambda entry: entry[0])
         return path, row - start + 1
@@ -67,7 +72,8 @@ class Tables:
             )
         if table.hub and not table.split:
             table = dataclasses.replace(table, split=name)  # a hub split defaults to the split's name
-        return self.read(table, f"data.splits.{name}", required, record_as or name)
+        loaded = self.read(table, f"data.splits.{name}", required, record_as or name)
+        return self._without_missing(loaded, [role for role in LABEL_ROLES if role in loaded.frame.columns])
 
     def side(self, name: str, required: Sequence[str]) -> Loaded:
         """The corpus or queries table of a retrieval dataset."""
@@ -77,11 +83,56 @@ class Tables:
         return self.read(table, f"data.{name}", required, name)
 
     def read(self, table: TableConfig, where: str, required: Sequence[str], role: str) -> Loaded:
+        numbered = table.row_ids is not None
+        if numbered and "id" in table.columns:
+            raise ConfigError(f"{where}: give row_ids or columns.id, not both")
         frame, source = load_table(
-            table, root=self.cfg.root, defaults=self.cfg.reader, required=required, where=where
+            table,
+            root=self.cfg.root,
+            defaults=self.cfg.reader,
+            required=[r for r in required if not (numbered and r == "id")],
+            where=where,
         )
+        if numbered:  # the passages are known by their row: ids "0", "1", ... (or from 1)
+            if table.row_ids not in (0, 1):
+                raise ConfigError(f"{where}.row_ids: count rows from 0 or 1, got {table.row_ids}")
+            frame = frame.assign(id=[str(i + int(table.row_ids)) for i in range(len(frame))])
         self.loaded.append(TableInfo(role=role, source=source, frame=frame))
         return Loaded(frame=frame, source=source, columns=dict(table.columns))
+
+    def _without_missing(self, loaded: Loaded, roles: Sequence[str]) -> Loaded:
+        """``loaded`` without the rows whose label or score is missing (``data.on_missing=skip``,
+        counted in a ``missing_labels_skipped`` warning), or one DataError naming the first."""
+        import numpy as np
+
+        if not roles:
+            return loaded
+        frame = loaded.frame
+        missing = np.zeros(len(frame), dtype=bool)
+        for role in roles:
+            missing |= np.array([VISIBLE.search(v) is None for v in _strings(frame[role])], dtype=bool)
+        if not missing.any():
+            return loaded
+        count, first = int(missing.sum()), int(np.flatnonzero(missing)[0])
+        path, row = loaded.at(first)
+        names = " or ".join(repr(loaded.column(role)) for role in roles)
+        if self.cfg.on_missing != "skip":
+            raise DataError(
+                f"{path}: {count} row(s) have no {names} value, first at row {row}; fill or remove "
+                "them, or set data.on_missing=skip to leave them out (counted and logged)"
+            )
+        kept = np.flatnonzero(~missing)
+        self.warn(
+            "missing_labels_skipped",
+            f"{loaded.source}: {count} of {len(frame)} row(s) with no {names} value left out "
+            f"(data.on_missing=skip); first at row {row}",
+            count,
+        )
+        trimmed = frame.iloc[kept].reset_index(drop=True)
+        trimmed.attrs = frame.attrs  # the row -> file map, through ``rows``
+        self.loaded[-1].frame = trimmed
+        rows = [loaded.rows[i] for i in kept] if loaded.rows is not None else kept.tolist()
+        return dataclasses.replace(loaded, frame=trimmed, rows=rows)
 
     def limit_last(self, frame: pd.DataFrame) -> None:
         """Record the evaluated rows only for the last table (the eval split under ``data.limit``)."""

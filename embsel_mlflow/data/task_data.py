@@ -67,4 +67,5 @@ class TaskData:
     examples: Any  # the family's examples dataclass
     tables: list[TableInfo] = field(default_factory=list)
     warnings: list[DataWarning] = field(default_factory=list)  # found while loading
+    evaluation: dict[str, Any] = field(default_factory=dict)  # the dataset's settings (data.evaluation)
     family: Family | None = field(default=None, repr=False, compare=False)

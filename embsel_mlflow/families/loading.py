@@ -33,10 +33,15 @@ def load_task_data(cfg: DataConfig, *, split: str | None = None) -> TaskData:
         examples=examples,
         tables=tables.loaded,
         warnings=tables.warnings,
+        evaluation=dict(cfg.evaluation),
         family=family,
     )
 
 
 def build_task(data: TaskData, cfg: EvaluationConfig) -> EvalTask:
-    """The evaluation task for ``data.task``, validated against ``data`` and ``cfg``."""
-    return get_family(data.task, dataset=data.name).task(data, cfg)
+    """The evaluation task for ``data.task``, validated against ``data`` and ``cfg`` with the
+    dataset's own settings (``data.evaluation``) over it: every step scores through here."""
+    from embsel_mlflow.config.evaluation import dataset_evaluation
+
+    family = get_family(data.task, dataset=data.name)
+    return family.task(data, dataset_evaluation(cfg, data.evaluation, data.name))

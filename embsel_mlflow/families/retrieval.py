@@ -201,7 +201,8 @@ class RetrievalFamily(TaskFamily):
     def build(self, tables: Tables, split: str, limit: int | None) -> RetrievalExamples:
         corpus_table = tables.side("corpus", ["id", "text"])
         queries_table = tables.side("queries", ["id", "text"])
-        qrels_table = tables.split(split, ["query_id", "doc_id", "score"], record_as=f"qrels/{split}")
+        # qrels without a score column list relevant pairs only: each has relevance 1
+        qrels_table = tables.split(split, ["query_id", "doc_id"], record_as=f"qrels/{split}")
 
         corpus = dict(zip(unique_ids(corpus_table), documents(corpus_table), strict=True))
         all_queries = dict(
@@ -213,8 +214,11 @@ class RetrievalFamily(TaskFamily):
         doc_ids = texts(qrels_frame, "doc_id", qrels_table, what="id")
         check_known(query_ids, all_queries, qrels_table, "query_id", "queries", queries_table)
         check_known(doc_ids, corpus, qrels_table, "doc_id", "documents", corpus_table)
-        relevance = integers(qrels_frame, "score", qrels_table)
-        qrels = _qrels(query_ids, doc_ids, relevance.tolist(), qrels_table, tables)
+        if "score" in qrels_frame.columns:
+            relevance = integers(qrels_frame, "score", qrels_table).tolist()
+        else:
+            relevance = [1] * len(qrels_frame)
+        qrels = _qrels(query_ids, doc_ids, relevance, qrels_table, tables)
         if limit is not None:
             kept = list(qrels)[:limit]  # the first N queries, in qrels order
             qrels = {query_id: qrels[query_id] for query_id in kept}
