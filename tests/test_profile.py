@@ -125,6 +125,30 @@ def test_a_clean_dataset_has_no_warning(tmp_path: Path) -> None:
     assert profile.column("train/text").text.languages == {"en": 1.0}
 
 
+def test_metadata_columns_are_described_but_raise_no_finding_and_no_metric(tmp_path: Path) -> None:
+    """STS-B's trailing source1/source2: mostly empty, repeated texts the model never embeds."""
+    s1, s2 = _sentences(200, seed=3), _sentences(200, seed=4)
+    source = ["headlines-2013 pair from the news"] * 20 + [""] * 180  # 90% empty, all duplicates
+    frame = pd.DataFrame({"sentence1": s1, "sentence2": s2, "score": [i % 6 for i in range(200)]})
+    frame.assign(source1=source, source2=source).to_csv(tmp_path / "test.csv", index=False)
+    columns = {"s1": "sentence1", "s2": "sentence2"}
+    data = DataConfig(
+        name="sts_meta", task=TaskType.sts, root=str(tmp_path),
+        splits={"test": TableConfig(path="test.csv", columns=columns)},
+    )  # fmt: skip
+    profile = profile_job_data(data, cfg=FAST)
+    assert {f.column for f in profile.findings if f.column} <= {"test/s1", "test/s2", "test/score"}
+    assert [c.key for c in profile.columns if c.metadata] == ["test/source1", "test/source2"]
+    assert profile.column("test/source1").text.empty_rate == pytest.approx(0.9)  # still described
+    assert "source1:metadata" in profile.summary()
+    metrics = profile.metrics()
+    assert not [key for key in metrics if "source" in key]
+    assert metrics["profile/test/rows"] == 200 and "profile/test/s1/duplicate_rate" in metrics
+    assert len(metrics) < 20  # the headline only; every figure is in profile.json
+    column = next(c for c in profile.to_dict()["columns"] if c["column"] == "source2")
+    assert column["metadata"] is True and column["text"]["duplicate_rate"] > 0.05
+
+
 def test_token_lengths_match_the_tokenizer_and_word_counts_without_one(
     tmp_path: Path, tiny_st_dir: Path
 ) -> None:

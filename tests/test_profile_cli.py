@@ -32,18 +32,21 @@ def test_profile_a_raw_table_logs_metrics_report_inputs_and_tags(tmp_path: Path,
         f"candidates.transformers_mean.name_or_path={tiny_bert_dir}",
         "candidates.transformers_mean.max_seq_length=8",
         "profile.show_progress=false",
+        "+tracking.tags.api_token=x",
         f"tracking.uri={_store(tmp_path)}",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (run,) = _runs(tmp_path)
     assert run.info.status == "FINISHED"
+    # a setting named like a secret keeps its value; a secret-named tag is still masked
+    assert run.data.params["profile.unknown_token_rate_warn"] == "0.01"
+    assert run.data.tags["api_token"] == "***"
     metrics = run.data.metrics
-    assert (
-        metrics["profile/table/text/empty_rate"] == 6 / 66 and metrics["profile/table/text/null_rate"] == 0.0
-    )
+    assert metrics["profile/table/text/empty_rate"] == 6 / 66 and metrics["profile/table/rows"] == 66
     assert metrics["profile/table/text/truncation_rate/transformers_mean"] == 1.0
     assert "profile/table/text/words_p95/bm25" in metrics
+    assert "profile/table/text/null_rate" not in metrics  # a detail: in profile.json
     tags = run.data.tags
     warned = {key.rsplit(".", 1)[1] for key in tags if key.startswith("embsel.profile.finding.warn.")}
     # texts differ by a number only; the tiny tokenizer knows few words
@@ -56,6 +59,8 @@ def test_profile_a_raw_table_logs_metrics_report_inputs_and_tags(tmp_path: Path,
         Path(client.download_artifacts(run.info.run_id, "profile.json", str(tmp_path))).read_text()
     )
     assert profile["finding_counts"] == {"info": 2, "warn": 4, "error": 0}
+    (text,) = [c for c in profile["columns"] if c["column"] == "text"]
+    assert text["text"]["null_rate"] == 0.0 and text["tokens"]["transformers_mean"]["truncation_rate"] == 1.0
     report = Path(client.download_artifacts(run.info.run_id, "profile.html", str(tmp_path))).read_text()
     assert report.count("data:image/png;base64,") >= 2 and "<script" not in report
     (dataset_input,) = run.inputs.dataset_inputs

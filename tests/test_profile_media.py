@@ -147,7 +147,9 @@ def test_profile_of_the_digits_dataset_config_has_no_modality_mismatch(digits: P
     assert "media_summary" in codes
     assert _column(profile, "test/image")["media"]["readable"] == 597
     assert run.data.metrics["profile/train/image/readable"] == 900.0
-    assert run.data.metrics["profile/test/image/height_max"] == 8.0
+    assert run.data.metrics["profile/test/image/height_median"] == 8.0
+    assert "profile/test/image/height_max" not in run.data.metrics  # a detail: in profile.json
+    assert _column(profile, "test/image")["media"]["height"]["max"] == 8
 
 
 def test_an_image_in_two_splits_is_leakage_found_by_content_not_by_caption(

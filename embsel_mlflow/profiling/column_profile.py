@@ -22,6 +22,8 @@ class ColumnProfile:
     text: TextStats | None = None
     media: MediaStats | None = None  # image and audio columns (never text statistics on those)
     tokens: dict[str, TokenStats] = field(default_factory=dict)  # candidate -> stats
+    # a text column the task does not embed (STS-B's source1): described, no findings, no metrics
+    metadata: bool = False
     # non-empty texts as read, and normalised (same index): for token counts and cross-table checks
     filled: pd.Series | None = field(default=None, repr=False)
     normalized: pd.Series | None = field(default=None, repr=False)
@@ -35,6 +37,7 @@ class ColumnProfile:
             "table": self.table,
             "column": self.column,
             "type": self.type.to_dict(),
+            "metadata": self.metadata,
             "text": self.text.to_dict() if self.text else None,
             "media": self.media.to_dict() if self.media else None,
             "tokens": {name: stats.to_dict() for name, stats in self.tokens.items()},

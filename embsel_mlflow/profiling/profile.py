@@ -29,6 +29,15 @@ if TYPE_CHECKING:
 
 # A retrieval corpus is embedded as "title text" (the BEIR convention the task loader follows).
 DOCUMENT = "document"
+# The figures logged as MLflow metrics, per embedded column (and candidate): the headline a runs
+# table compares. Every other figure, and every metadata column, is in profile.json and the report.
+HEADLINE_STATS = frozenset(
+    {"empty_rate", "duplicate_rate", "near_duplicate_rate"}  # texts
+    | {"bad_media_rate", "readable", "width_median", "height_median", "duration_mean"}  # media
+    | {"silent_rate", "clipped_rate"}
+)
+# ... and per candidate: how much of a column it cuts or cannot read (a word counter: the length).
+HEADLINE_TOKEN_STATS = frozenset({"truncation_rate", "unknown_token_rate", "words_p95"})
 
 
 @dataclass
@@ -50,16 +59,30 @@ class DataProfile:
         return sorted(f.code for f in self.findings if f.severity in wanted)
 
     def metrics(self) -> dict[str, float]:
-        """``profile/<table>/<column>/<stat>``, ``.../<stat>/<candidate>``, then the task checks' figures."""
-        metrics: dict[str, float] = {}
+        """The headline: ``profile/<table>/rows``, ``profile/<table>/<column>/<stat>`` and
+        ``.../<stat>/<candidate>`` of the embedded columns (``HEADLINE_*`` only), the task
+        checks' figures and the finding counts. Tens of metrics, not hundreds: the rest is in
+        ``to_dict`` (profile.json) and the report."""
+        metrics: dict[str, float] = {
+            f"profile/{table.role}/rows": float(len(table.frame)) for table in self.tables
+        }
         for column in self.columns:
+            if column.metadata:
+                continue
             prefix = f"profile/{column.key}"
-            if column.text is not None:
-                metrics.update({f"{prefix}/{k}": v for k, v in column.text.metrics().items()})
-            if column.media is not None:
-                metrics.update({f"{prefix}/{k}": v for k, v in column.media.metrics().items()})
-            for name, stats in column.tokens.items():
-                metrics.update({f"{prefix}/{k}/{name}": v for k, v in stats.metrics().items()})
+            stats = {
+                **(column.text.metrics() if column.text else {}),
+                **(column.media.metrics() if column.media else {}),
+            }
+            metrics.update({f"{prefix}/{k}": v for k, v in stats.items() if k in HEADLINE_STATS})
+            for name, tokens in column.tokens.items():
+                metrics.update(
+                    {
+                        f"{prefix}/{k}/{name}": v
+                        for k, v in tokens.metrics().items()
+                        if k in HEADLINE_TOKEN_STATS
+                    }
+                )
         for check, figures in self.checks.items():
             for key, value in figures.items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
@@ -86,7 +109,9 @@ class DataProfile:
         lines = [f"profile of {self.name} ({self.task or 'table'}), {self.seconds:.1f}s"]
         for table in self.tables:
             kinds = ", ".join(
-                f"{c.column}:{c.type.kind.value}" for c in self.columns if c.table == table.role
+                f"{c.column}:{'metadata' if c.metadata else c.type.kind.value}"
+                for c in self.columns
+                if c.table == table.role
             )
             lines.append(f"  {table.role:<14} {len(table.frame):>8} rows  {kinds}")
         lines.append(f"findings: {counts['error']} error, {counts['warn']} warn, {counts['info']} info")
@@ -122,6 +147,10 @@ def profile_tables(
     # a task that embeds images or sound: its other text columns (captions, transcripts) are
     # described, but their duplicates are not a finding (they are not what is embedded)
     text_findings_for = roles if modalities is not None and modalities - {"text"} else None
+    # which text columns are texts: a task's embedded columns; in a raw table with a column named
+    # for a text role (text, s1, query, ...), that column. Any other text column is metadata
+    # (STS-B's source1): described, but neither its findings nor its tokens drown the real ones.
+    named = task is not None or any(str(c) in roles for table in tables for c in table.frame.columns)
     for table in tables:
         for column in _with_document(table):
             profile = _profile_column(
@@ -129,9 +158,10 @@ def profile_tables(
                 text_roles=roles, media_roles=media_roles, limits=limits,
             )  # fmt: skip
             columns.append(profile)
+            profile.metadata = named and profile.type.kind == ColumnKind.text and column not in roles
             text_findings = text_findings_for is None or column in text_findings_for
             findings += column_findings(profile, cfg, modalities=modalities, text_findings=text_findings)
-            if profile.normalized is not None:
+            if profile.normalized is not None and not profile.metadata:  # metadata: no leakage check
                 normalized[(table.role, column)] = profile.normalized
     _add_token_stats(columns, candidates, cfg)
     for column_profile in columns:
@@ -216,10 +246,8 @@ def _profile_column(
 def _token_columns(columns: list[ColumnProfile]) -> list[ColumnProfile]:
     """Text columns as models see them: a corpus with a title is embedded as its ``document`` column."""
     documents = {c.table for c in columns if c.column == DOCUMENT and c.text is not None}
-    return [
-        c for c in columns
-        if c.text is not None and not (c.table in documents and c.column in ("title", "text"))
-    ]  # fmt: skip
+    embedded = [c for c in columns if c.text is not None and not c.metadata]
+    return [c for c in embedded if not (c.table in documents and c.column in ("title", "text"))]
 
 
 def _add_token_stats(

@@ -29,7 +29,8 @@ def html_report(profile: DataProfile) -> str:
         "</ul><h2>Columns</h2><table><tr><th>column</th><th>kind</th><th>confidence</th><th>evidence</th></tr>"
     )
     parts += [
-        f"<tr><td>{_e(c.key)}</td><td>{c.type.kind.value}</td><td>{c.type.confidence:.2f}</td>"
+        f"<tr><td>{_e(c.key)}</td><td>{'metadata' if c.metadata else c.type.kind.value}</td>"
+        f"<td>{c.type.confidence:.2f}</td>"
         f"<td>{_e(c.type.evidence)}</td></tr>"
         for c in profile.columns
     ]

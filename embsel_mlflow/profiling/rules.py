@@ -48,7 +48,7 @@ def column_findings(
         elif column.media is not None:
             findings += media_findings(key, column.media, cfg)
     stats = column.text
-    if stats is None:
+    if stats is None or column.metadata:  # a metadata column is described, its texts not judged
         return findings
     if not text_findings:
         return findings + _language(key, stats)
