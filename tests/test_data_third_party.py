@@ -19,6 +19,15 @@ from tests.cli_harness import assert_one_line_error, invoke
 TINY_ST = ["model=minilm", "model.name=tiny"]
 
 
+def _evaluated(tmp_path: Path, tiny_st_dir: Path, data: list[str]):
+    """``embsel evaluate`` of the tiny model on ``data`` (overrides): its one FINISHED run."""
+    result = invoke("evaluate", *TINY_ST, f"model.name_or_path={tiny_st_dir}", *data, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run,) = _runs(tmp_path)
+    assert run.info.status == "FINISHED"
+    return run
+
+
 def _runs(cwd: Path) -> list:
     client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
     return client.search_runs([e.experiment_id for e in client.search_experiments()])
@@ -78,10 +87,8 @@ def test_evaluate_skips_unscored_rows_and_logs_how_many(tmp_path: Path, tiny_st_
         "+data.splits.test.format=tsv", "+data.splits.test.header=false",
         "+data.splits.test.column_names=[sentence1,sentence2,score]", "data.on_missing=skip",
     ]  # fmt: skip
-    result = invoke("evaluate", *TINY_ST, f"model.name_or_path={tiny_st_dir}", *data, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    (run,) = _runs(tmp_path)
-    assert run.info.status == "FINISHED" and run.data.params["data.on_missing"] == "skip"
+    run = _evaluated(tmp_path, tiny_st_dir, data)
+    assert run.data.params["data.on_missing"] == "skip"
     assert run.data.tags["embsel.data_warnings"] == "missing_labels_skipped=3"
     # the default refuses them: one line naming the option, a FAILED run
     failed = invoke("evaluate", *TINY_ST, f"model.name_or_path={tiny_st_dir}", *data[:-1], cwd=tmp_path)
@@ -142,10 +149,8 @@ def test_evaluate_scores_score_less_qrels_from_a_data_config(tmp_path: Path, tin
         "data.queries.path=queries.tsv", "data.queries.columns.id=qid",
         "data.splits.test.path=qrels.tsv", "data.splits.test.columns={query_id: qid, doc_id: pid}",
     ]  # fmt: skip
-    result = invoke("evaluate", *TINY_ST, f"model.name_or_path={tiny_st_dir}", *data, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    (run,) = _runs(tmp_path)
-    assert run.info.status == "FINISHED" and 0.0 < run.data.metrics["test/ndcg_at_10"] <= 1.0
+    run = _evaluated(tmp_path, tiny_st_dir, data)
+    assert 0.0 < run.data.metrics["test/ndcg_at_10"] <= 1.0
     assert run.data.tags["main_score_name"] == "ndcg_at_10"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -188,34 +189,44 @@ def test_bad_input_is_one_line_exit_2_and_a_failed_run(
     assert latest.info.status == "FAILED" and message in latest.data.tags["error"]
 
 
-def test_registered_champion_is_monitored_with_its_source_run_as_baseline(
-    tiny_st_dir: Path, tmp_path: Path
-) -> None:
+def _registered_champion(tmp_path: Path, tiny_st_dir: Path, metric: str, value: float) -> str:
+    """A select-like source run that logged ``metric``, its model registered as tiny_embedder@champion;
+    a labelled window in ``tmp_path``. Returns the source run's id."""
     from embsel_mlflow.candidates.base import build_encoder
     from embsel_mlflow.config import ModelConfig
     from embsel_mlflow.selection.champion import register_champion
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    experiment = client.create_experiment("embsel")
-    source = client.create_run(experiment, run_name="select").info.run_id
-    client.log_metric(source, "tiny_st/demo_classification", 0.9)  # what select logs per dataset
+    source = client.create_run(client.create_experiment("embsel"), run_name="select").info.run_id
+    client.log_metric(source, metric, value)  # what select logs per dataset
     cfg = ModelConfig(name="tiny_st", name_or_path=str(tiny_st_dir))
     register_champion(client, source, build_encoder(cfg), "tiny_st", "tiny_embedder", "champion", cfg=cfg)
     client.set_terminated(source)
-    window = _demo_test()
-    window.to_csv(tmp_path / "labelled.csv", index=False)
-    args = [
-        "model_uri=models:/tiny_embedder@champion",
-        "data=demo_classification",
-        "current.paths=[labelled.csv]",
-    ]
-    code = _monitor([*args, *FAST], tmp_path)
-    runs = _runs(tmp_path)
-    parent = next(r for r in runs if r.data.tags.get(monitor.ROLE_TAG) == monitor.PARENT)
+    _demo_test().to_csv(tmp_path / "labelled.csv", index=False)
+    return source
+
+
+def _by_role(cwd: Path) -> dict[str, Any]:
+    """The monitor's runs in ``cwd`` by role (parent, window, baseline), one each."""
+    return {r.data.tags[monitor.ROLE_TAG]: r for r in _runs(cwd) if monitor.ROLE_TAG in r.data.tags}
+
+
+CHAMPION = [
+    "model_uri=models:/tiny_embedder@champion",
+    "data=demo_classification",
+    "current.paths=[labelled.csv]",
+]
+
+
+def test_registered_champion_is_monitored_with_its_source_run_as_baseline(
+    tiny_st_dir: Path, tmp_path: Path
+) -> None:
+    source = _registered_champion(tmp_path, tiny_st_dir, "tiny_st/demo_classification", 0.9)
+    code = _monitor([*CHAMPION, *FAST], tmp_path)
+    parent, child = (_by_role(tmp_path)[role] for role in (monitor.PARENT, monitor.WINDOW))
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["embsel.monitor.model_version"] == "1"
     assert parent.data.tags[monitor.BASELINE_TAG] == f"tiny_st/demo_classification=0.9 from run {source}"
-    child = next(r for r in runs if r.data.tags.get(monitor.ROLE_TAG) == monitor.WINDOW)
     assert child.data.metrics["quality/baseline"] == pytest.approx(0.9)
     assert code == (3 if child.data.metrics["quality/drop"] > 0.02 else 0)
 
@@ -224,36 +235,21 @@ def test_a_champion_whose_selection_did_not_cover_the_dataset_is_baselined_on_th
     tiny_st_dir: Path, tmp_path: Path
 ) -> None:
     """The source run scored demo_sts only: monitoring demo_classification scores its reference data."""
-    from embsel_mlflow.candidates.base import build_encoder
-    from embsel_mlflow.config import ModelConfig
-    from embsel_mlflow.selection.champion import register_champion
-
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    source = client.create_run(client.create_experiment("embsel"), run_name="select").info.run_id
-    client.log_metric(source, "tiny_st/demo_sts", 0.7)  # another dataset's score: no baseline here
-    cfg = ModelConfig(name="tiny_st", name_or_path=str(tiny_st_dir))
-    register_champion(client, source, build_encoder(cfg), "tiny_st", "tiny_embedder", "champion", cfg=cfg)
-    client.set_terminated(source)
-    _demo_test().to_csv(tmp_path / "labelled.csv", index=False)
-    args = [
-        "model_uri=models:/tiny_embedder@champion",
-        "data=demo_classification",
-        "current.paths=[labelled.csv]",
-    ]
-    code = _monitor([*args, *FAST], tmp_path)
-    runs = _runs(tmp_path)
-    assert code in (0, 3) and not [r for r in runs if r.info.status != "FINISHED"]
-    parent = next(r for r in runs if r.data.tags.get(monitor.ROLE_TAG) == monitor.PARENT)
-    (baseline,) = [r for r in runs if r.data.tags.get(monitor.ROLE_TAG) == monitor.BASELINE]
+    # another dataset's score: no baseline for this one
+    source = _registered_champion(tmp_path, tiny_st_dir, "tiny_st/demo_sts", 0.7)
+    code = _monitor([*CHAMPION, *FAST], tmp_path)
+    assert code in (0, 3) and {r.info.status for r in _runs(tmp_path)} == {"FINISHED"}
+    parent, child, baseline = (
+        _by_role(tmp_path)[r] for r in (monitor.PARENT, monitor.WINDOW, monitor.BASELINE)
+    )
     score = baseline.data.metrics["main_score"]
     assert parent.data.tags[monitor.BASELINE_TAG] == (
         f"accuracy={score:.6g} from reference data (run {baseline.info.run_id})"
     )
-    child = next(r for r in runs if r.data.tags.get(monitor.ROLE_TAG) == monitor.WINDOW)
     assert child.data.metrics["quality/baseline"] == pytest.approx(score) != 0.7
     # a baseline run named by the user must hold the score: one line, exit 2 (on a new window)
     _demo_test().head(20).to_csv(tmp_path / "labelled_2.csv", index=False)
-    named = [*args[:2], "current.paths=[labelled_2.csv]", f"monitor.quality.baseline_run_id={source}"]
+    named = [*CHAMPION[:2], "current.paths=[labelled_2.csv]", f"monitor.quality.baseline_run_id={source}"]
     assert _monitor([*named, *FAST], tmp_path) == 2
 
 

@@ -33,7 +33,8 @@ DOCUMENT = "document"
 # table compares. Every other figure, and every metadata column, is in profile.json and the report.
 HEADLINE_STATS = frozenset(
     {"empty_rate", "duplicate_rate", "near_duplicate_rate"}  # texts
-    | {"bad_media_rate", "readable", "width_median", "height_median", "duration_mean"}  # media
+    | {"bad_media_rate", "readable", "width_median", "height_median"}  # media
+    | {"duration_min", "duration_mean", "duration_max"}
     | {"silent_rate", "clipped_rate"}
 )
 # ... and per candidate: how much of a column it cuts or cannot read (a word counter: the length).
