@@ -19,7 +19,8 @@ from embsel_mlflow.config.store import compose_config
 from embsel_mlflow.families import family_of, load_task_data
 from embsel_mlflow.models.cache import EmbeddingCache, cache_model_key, text_hash
 
-TINY = ["model=minilm", "model.device=cpu", "model.revision=null", "model.offline=null", "data=demo_retrieval"]
+TINY = ["model=minilm", "model.device=cpu", "model.revision=null", "model.offline=null"]
+TINY += ["data=demo_retrieval"]
 
 
 def _tiny(tiny_st_dir: Path) -> list[str]:
@@ -93,7 +94,8 @@ def test_a_killed_actor_batch_is_retried_and_the_cache_is_complete(
 
     def kill_first_actor(done: BatchDone) -> None:
         if not killed:
-            os.kill(done.pid, signal.SIGKILL)  # the actor process that just encoded a batch: it has more queued
+            # the actor process that just encoded a batch: it has more queued
+            os.kill(done.pid, signal.SIGKILL)
             killed.append(done.pid)
         else:
             after_kill.append(done)

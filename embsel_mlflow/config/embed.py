@@ -12,7 +12,8 @@ class EmbedConfig:
     # The Ray cluster: an address (127.0.0.1:6379, ray://host:10001, auto); None: $RAY_ADDRESS,
     # else a local Ray instance started for this run.
     ray_address: str | None = None
-    roles: list[str] | None = None  # the roles to encode (query, document, symmetric); None: all the family embeds
+    # the roles to encode (query, document, symmetric); None: every role the family embeds
+    roles: list[str] | None = None
     actors: int = 2  # the actor pool: each actor loads the model once
     num_cpus_per_actor: float = 1.0
     num_gpus_per_actor: float = 0.0

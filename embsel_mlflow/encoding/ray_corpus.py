@@ -127,7 +127,9 @@ def encode_into_cache(
     kind = get_kind(model.kind, model=model.name)
     if not kind.embeds or kind.fitted_per_dataset:
         why = "ranks without embeddings" if not kind.embeds else "is fitted per dataset when it is evaluated"
-        raise ConfigError(f"model.kind={model.kind} {why}: nothing to encode ahead; choose an embedding model")
+        raise ConfigError(
+            f"model.kind={model.kind} {why}: nothing to encode ahead; choose an embedding model"
+        )
     cached = cached_layer(build_encoder(model, cache=cache, calibration_data=calibration_data))
     if cached is None:  # pragma: no cover - every embedding kind is cached when a cache is given
         raise ConfigError(f"model.kind={model.kind} is not cached; nothing to encode ahead")

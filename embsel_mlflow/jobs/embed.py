@@ -60,5 +60,7 @@ def log_report(run: RunLogger, report: EncodeReport) -> None:
     run.log_metrics(report.metrics())
     nodes = ", ".join(f"{node['address']} ({node.get('CPU', 0):g} CPU, {node.get('GPU', 0):g} GPU)"
                       for node in report.nodes)  # fmt: skip
-    run.set_tags({"embsel.embed.model_key": report.model_key, "embsel.ray.nodes": nodes or "none (all cached)"})
+    run.set_tags(
+        {"embsel.embed.model_key": report.model_key, "embsel.ray.nodes": nodes or "none (all cached)"}
+    )
     run.log_dict({**asdict(report), "texts_per_second": report.texts_per_second}, "embed.json")
