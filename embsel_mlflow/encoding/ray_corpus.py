@@ -160,7 +160,14 @@ def encode_into_cache(
             for node in ray.nodes()
             if node["Alive"]
         ]
-        for done in _run_pipeline(ray, rows, model, cache, key, settings, calibration_data):
+        actor = {
+            "model": model,
+            "cache_root": str(cache.root),
+            "max_size_bytes": cache.max_size_bytes,
+            "model_key": key,
+            "calibration_data": list(calibration_data),
+        }
+        for done in _run_pipeline(ray, rows, settings, actor):
             report.written += done.texts
             report.batches += 1
             pids = report.actor_pids.setdefault(done.node, [])
@@ -173,15 +180,10 @@ def encode_into_cache(
 
 
 def _run_pipeline(
-    ray: Any,
-    rows: list[dict[str, str]],
-    model: ModelConfig,
-    cache: Any,
-    key: str,
-    settings: EmbedConfig,
-    calibration_data: Sequence[DataConfig],
-) -> Any:
-    """Yield a ``BatchDone`` per encoded batch, as the actors finish them."""
+    ray: Any, rows: list[dict[str, str]], settings: EmbedConfig, actor: dict[str, Any]
+) -> Iterator[BatchDone]:
+    """Yield a ``BatchDone`` per encoded batch, as the actors finish them (``actor``: what each
+    ``EncodeBatches`` is built with)."""
     from ray.data import DataContext
 
     context = DataContext.get_current()
@@ -196,7 +198,7 @@ def _run_pipeline(
         # max_restarts / max_task_retries have no named parameter yet; Ray Data's own default is
         # unbounded, which would retry a batch that always kills its actor forever
         warnings.simplefilter("ignore")
-        encoded = _encode_stage(dataset, model, cache, key, settings, calibration_data)
+        encoded = _encode_stage(dataset, settings, actor)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # fewer blocks than actors on a tiny corpus
         for batch in encoded.iter_batches(batch_size=None, batch_format="numpy"):
@@ -204,26 +206,13 @@ def _run_pipeline(
                 yield BatchDone(int(pid), str(node), int(count))
 
 
-def _encode_stage(
-    dataset: Any,
-    model: ModelConfig,
-    cache: Any,
-    key: str,
-    settings: EmbedConfig,
-    calibration_data: Sequence[DataConfig],
-) -> Any:
+def _encode_stage(dataset: Any, settings: EmbedConfig, actor: dict[str, Any]) -> Any:
     """The ``map_batches`` stage: an actor pool of ``EncodeBatches``."""
     from ray.data import ActorPoolStrategy
 
     return dataset.map_batches(
         EncodeBatches,
-        fn_constructor_kwargs={
-            "model": model,
-            "cache_root": str(cache.root),
-            "max_size_bytes": cache.max_size_bytes,
-            "model_key": key,
-            "calibration_data": list(calibration_data),
-        },
+        fn_constructor_kwargs=actor,
         batch_size=settings.batch_size,
         batch_format="numpy",
         compute=ActorPoolStrategy(
