@@ -105,7 +105,7 @@ def test_a_killed_actor_batch_is_retried_and_the_cache_is_complete(
         job.model, texts, CacheConfig(dir=str(root)), settings, on_batch=kill_first_actor
     )
     assert killed and len(after_kill) >= 10  # the kill happened with most of the corpus still to go
-    assert report.written == 60 and report.batches == 30  # every batch came back exactly once
+    assert report.written == 60  # every batch came back exactly once, the killed one included
     pids = {pid for node_pids in report.actor_pids.values() for pid in node_pids}
     assert pids - set(killed), "no actor encoded after the kill"
     _assert_cache_equals(root, key, texts, single)
