@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--model", default="static_minilm")
     parser.add_argument("--documents", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--cache-dir", default=None, help="keep the distilled model here between runs")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("EMBSEL_SHARED_DATA", str(REPO_ROOT.parent / "shared" / "data"))
@@ -59,7 +60,7 @@ def main() -> None:
     from embsel_mlflow.config.compose import to_job_config
     from embsel_mlflow.config.embed import EmbedConfig
     from embsel_mlflow.config.store import compose_config
-    from embsel_mlflow.encoding import encode_into_cache
+    from embsel_mlflow.encoding import BatchDone, encode_into_cache
     from embsel_mlflow.models.cache import EmbeddingCache, text_hash
     from tests.engines import ray_cluster
 
@@ -69,7 +70,7 @@ def main() -> None:
     job = to_job_config(compose_config("evaluate", [f"model={args.model}"]), EvaluateJobConfig, "evaluate")
     rows = []
     with tempfile.TemporaryDirectory(prefix="ray-encode-") as tmp:
-        cache_cfg = CacheConfig(dir=str(Path(tmp) / "cache"), max_size_gb=50)
+        cache_cfg = CacheConfig(dir=args.cache_dir or str(Path(tmp) / "cache"), max_size_gb=50)
         build_encoder(job.model, cache=EmbeddingCache(Path(cache_cfg.dir)))  # distil once, outside the timing
         for nodes in (1, 2):
             shutil.rmtree(Path(cache_cfg.dir) / "embeddings", ignore_errors=True)
@@ -77,17 +78,27 @@ def main() -> None:
                 settings = EmbedConfig(
                     ray_address=address, roles=["document"], actors=nodes, batch_size=args.batch_size
                 )
+                per_node: dict[str, int] = {}
+                first: list[float] = []
                 begun = time.perf_counter()
-                report = encode_into_cache(job.model, {"document": docs}, cache_cfg, settings)
+
+                def seen(
+                    done: BatchDone, per_node: dict = per_node, first: list = first, t0: float = begun
+                ) -> None:
+                    per_node[done.node] = per_node.get(done.node, 0) + done.texts
+                    first.append(time.perf_counter() - t0)
+
+                report = encode_into_cache(job.model, {"document": docs}, cache_cfg, settings, on_batch=seen)
                 wall = time.perf_counter() - begun
             cache = EmbeddingCache(Path(cache_cfg.dir))
             held = cache.contains(report.model_key, "document", [text_hash(doc) for doc in docs])
             assert len(held) == len(docs), f"{nodes} node(s): {len(held)} of {len(docs)} cached"
-            rows.append((nodes, len(report.nodes), wall, report.written / wall))
+            share = "/".join(str(count) for count in sorted(per_node.values(), reverse=True))
+            rows.append((nodes, len(report.nodes), wall, report.written / wall, first[0], share))
     print(f"\n{args.model}, {len(docs)} documents, batch {args.batch_size}, one 1-CPU actor per node")
-    print(f"{'nodes':>5}  {'alive':>5}  {'wall s':>8}  {'docs/s':>8}")
-    for nodes, alive, wall, rate in rows:
-        print(f"{nodes:>5}  {alive:>5}  {wall:>8.1f}  {rate:>8.0f}")
+    print(f"{'nodes':>5}  {'alive':>5}  {'wall s':>8}  {'docs/s':>8}  {'1st batch s':>11}  docs per node")
+    for nodes, alive, wall, rate, first_batch, share in rows:
+        print(f"{nodes:>5}  {alive:>5}  {wall:>8.1f}  {rate:>8.0f}  {first_batch:>11.1f}  {share}")
     print(f"wall time 1 node / 2 nodes: {rows[0][2] / rows[1][2]:.2f}x")
 
 
