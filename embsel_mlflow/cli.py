@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "train": "embsel_mlflow.entrypoints.train",
     "profile": "embsel_mlflow.entrypoints.profile",
     "monitor": "embsel_mlflow.entrypoints.monitor",
+    "embed": "embsel_mlflow.entrypoints.embed",
     "cache": "embsel_mlflow.entrypoints.cache",
     "compare": "embsel_mlflow.entrypoints.compare",
     "rerun": "embsel_mlflow.entrypoints.rerun",

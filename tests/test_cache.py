@@ -268,3 +268,22 @@ def test_cache_info_and_clear_commands(run_cli, tiny_st_dir: Path, tmp_path: Pat
     assert "embeddings: 0" in run_cli("cache", "info", "--dir", str(root)).stdout
     bad = run_cli("cache", "shrink")
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and len(bad.stderr.splitlines()) == 1
+
+
+def test_cache_command_refuses_a_file_as_its_dir(run_cli, tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "cache.txt"
+    not_a_dir.write_text("not a cache")
+    for action in ("info", "clear"):
+        result = run_cli("cache", action, "--dir", str(not_a_dir))
+        assert result.returncode == 2, result.stdout
+        assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+        assert "is a file, not a cache directory" in result.stderr
+    assert not_a_dir.read_text() == "not a cache"  # clear left the file alone
+
+
+def test_contains_reads_headers_only(tiny_st_dir: Path, cache: EmbeddingCache) -> None:
+    encoder = build_encoder(_cfg(tiny_st_dir), cache=cache)
+    encoder.encode(TEXTS[:2], role="document")
+    hashes = [text_hash(text) for text in TEXTS]
+    assert cache.contains(encoder.model_key, "document", hashes) == set(hashes[:3])  # TEXTS[2] == TEXTS[0]
+    assert cache.contains(encoder.model_key, "query", hashes) == set()

@@ -8,6 +8,7 @@ from omegaconf import MISSING
 
 from embsel_mlflow.config.cache import CacheConfig
 from embsel_mlflow.config.data import DataConfig, TableConfig
+from embsel_mlflow.config.embed import EmbedConfig
 from embsel_mlflow.config.evaluation import EvaluationConfig
 from embsel_mlflow.config.model import ModelConfig
 from embsel_mlflow.config.monitor import MonitorConfig, WindowFilesConfig
@@ -87,3 +88,13 @@ class TrainJobConfig(ScoringJobConfig):
     model: ModelConfig = MISSING
     data: DataConfig = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class EmbedJobConfig(JobConfig):
+    """Primary config of ``embsel embed``: a dataset's texts into the embedding cache, on Ray Data."""
+
+    model: ModelConfig = MISSING
+    data: DataConfig = MISSING
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)

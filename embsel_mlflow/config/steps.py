@@ -9,6 +9,7 @@ STEP_SUMMARIES: dict[str, str] = {
     "train": "fine-tune a model on a dataset's train split: baseline vs tuned, checkpoints, a servable model",
     "profile": "understand your data: column types, duplicates, truncation per candidate, findings",
     "monitor": "watch new windows of text: calibrated embedding drift, text signals, quality alerts (exit 3)",
+    "embed": "encode a dataset's texts into the embedding cache on a Ray cluster (Ray Data actor pool)",
     "cache": "show (info) or empty (clear) the embedding cache",
     "compare": "a table of runs (an experiment, a sweep, run ids)",
     "rerun": "replay a logged run and diff it against the original",

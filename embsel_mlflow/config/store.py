@@ -13,6 +13,7 @@ from embsel_mlflow.config import (
     SelectJobConfig,
     TrainJobConfig,
 )
+from embsel_mlflow.config.jobs import EmbedJobConfig
 from embsel_mlflow.config.paths import config_dir, demo_data_dir
 
 # Primary config name -> schema. Each conf/<name>.yaml lists "<name>_schema" first in its
@@ -23,6 +24,7 @@ SCHEMAS: dict[str, type] = {
     "profile": ProfileJobConfig,
     "monitor": MonitorJobConfig,
     "train": TrainJobConfig,
+    "embed": EmbedJobConfig,
 }
 # Group -> the group whose options it can select several of at once (``candidates=[a,b]``):
 # each option of the source group is offered under its own key, e.g. candidates.minilm.

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from embsel_mlflow.config import CacheConfig
+from embsel_mlflow.errors import ConfigError
 from embsel_mlflow.jobs.command import command_parser, run_command
 
 
@@ -33,6 +34,8 @@ def _cache(options: argparse.Namespace) -> int:
     from embsel_mlflow.models.cache import EmbeddingCache, cache_dir
 
     root = cache_dir(CacheConfig(dir=options.dir))
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"--dir {root} is a file, not a cache directory; give the directory (cache.dir)")
     cache = EmbeddingCache(root, max_size_bytes=int(options.max_size_gb * 1024**3))
     if options.action == "info":
         print("\n".join(cache.info().lines()))

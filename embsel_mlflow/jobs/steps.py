@@ -27,6 +27,7 @@ STEPS: dict[str, Step] = {
         check_options=True,
         command="embsel_mlflow.jobs.monitor:run_monitor",
     ),
+    "embed": Step("embsel_mlflow.jobs.embed:embed_job"),
 }
 
 

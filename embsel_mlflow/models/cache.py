@@ -171,6 +171,14 @@ class EmbeddingCache:
         self._index.setdefault(role_dir, {})[shard] = list(hashes)
         self.evict()
 
+    def contains(self, model_key: str, role: str | None, hashes: Sequence[bytes]) -> set[bytes]:
+        """Those of ``hashes`` that a shard holds (shard headers only: no embedding is read)."""
+        wanted = set(hashes)
+        held: set[bytes] = set()
+        for shard_hashes in self._shards(self._role_dir(model_key, role)).values():
+            held.update(wanted.intersection(shard_hashes))
+        return held
+
     def evict(self) -> int:
         """Delete least recently used shards until the cache fits its size limit; return how many."""
         shards = []
@@ -406,6 +414,13 @@ class CachedEncoder:
         if name.startswith("_"):
             raise AttributeError(name)
         return getattr(self._inner, name)
+
+
+def cached_layer(model: Any) -> CachedEncoder | None:
+    """The ``CachedEncoder`` inside a built candidate (under a stored-embedding variant), or None."""
+    while model is not None and not isinstance(model, CachedEncoder):
+        model = getattr(model, "_base", None)  # StoredEmbeddingEncoder wraps the cached model
+    return model
 
 
 def _stack(rows: list[np.ndarray], dim: int) -> np.ndarray:
