@@ -376,3 +376,62 @@ def test_sigterm_closes_the_parent_and_the_running_child_killed(tmp_path: Path, 
     assert parent.info.status == "KILLED" and "SIGTERM" in parent.data.tags["error"]
     assert "RUNNING" not in {c.info.status for c in children}
     assert len(children) < 8  # the sweep stopped
+
+
+# -- the parent's summary: best job per task, description ------------------------------------
+
+
+def _outcome(rows: list[tuple[str, str, str, float | None]]):
+    """A SweepOutcome over jobs given as (task, main score name, status, main score)."""
+    import pandas as pd
+
+    from embsel_mlflow.sweeps.jobs import JOB_COLUMNS, SweepOutcome
+
+    frame = pd.DataFrame(
+        [
+            {"job": i, "trial": None, "overrides": f"data=d{i} x=[a] (b)", "status": status, "task": task,
+             "main_score_name": name, "main_score": score, "run_id": f"r{i}",
+             "error": "" if status == "FINISHED" else "missing [test] (sts)"}
+            for i, (task, name, status, score) in enumerate(rows)
+        ],  # fmt: skip
+        columns=JOB_COLUMNS,
+    )
+    return SweepOutcome(frame.drop(columns="trial"))
+
+
+def test_best_job_compares_only_scores_of_one_task_and_metric() -> None:
+    one_task = _outcome([("sts", "spearman", "FINISHED", 0.6), ("sts", "spearman", "FINISHED", 0.7)])
+    assert one_task.best is not None and one_task.best["job"] == 1
+    mixed = _outcome(
+        [
+            ("sts", "spearman", "FINISHED", 0.73),
+            ("classification", "accuracy", "FINISHED", 1.0),
+            ("sts", "spearman", "FINISHED", 0.80),
+            ("classification", "accuracy", "FAILED", None),
+        ]
+    )
+    assert mixed.best is None  # accuracy 1.0 does not "beat" Spearman 0.73
+    assert {key: row["job"] for key, row in mixed.bests.items()} == {
+        ("sts", "spearman"): 2,
+        ("classification", "accuracy"): 1,
+    }
+    line = mixed.summary_line()
+    assert "best job" not in line and "one best per task" in line
+    assert mixed.best_lines() == [
+        "sts spearman: best job #2 (data=d2 x=[a] (b)) = 0.80000",
+        "classification accuracy: best job #1 (data=d1 x=[a] (b)) = 1.00000",
+    ]
+
+
+def test_sweep_description_is_a_markdown_table_where_brackets_are_no_links() -> None:
+    import re
+
+    mixed = _outcome([("sts", "spearman", "FINISHED", 0.73), ("classification", "acc|uracy", "FAILED", None)])
+    text = mixed.description()
+    assert "| job | overrides | status | task | main score |" in text
+    assert "| 0 | `data=d0 x=[a] (b)` | FINISHED | `sts spearman` | 0.73000 |" in text
+    assert "| 1 | `data=d1 x=[a] (b)` | **FAILED** | `classification acc\\|uracy` |  |" in text
+    # outside code spans no `[...] (...)` or `[...](...)` is left to render as a link
+    outside = re.sub(r"`[^`]*`", "", text)
+    assert not re.search(r"\[[^\]]*\]\s*\(", outside), outside
+    assert "- **best** `sts spearman`: job #0 `data=d0 x=[a] (b)` = 0.73000" in text
