@@ -17,7 +17,8 @@ import pytest
 
 from embsel_mlflow.sweeps.ray_launcher import LOCAL_OBJECT_STORE_BYTES, init_kwargs
 from tests.conftest import REPO_ROOT
-from tests.test_sweeps import QUIET, _jobs_csv, _runs, _split, _tiny, four_roots  # noqa: F401  (fixture)
+from tests.test_sweeps import QUIET, _jobs_csv, _runs, _split, _tiny
+from tests.test_sweeps import four_roots as four_roots  # the fixture: four data roots, one without its file
 
 LOCAL = {"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -39,7 +40,8 @@ def _fresh_database(postgres_uri: str, name: str) -> str:
     host_port = postgres_uri.rsplit("@", 1)[1].split("/", 1)[0]
     host, port = host_port.split(":")
     createdb = _postgres_bin("createdb") or "createdb"
-    subprocess.run([createdb, "-h", host, "-p", port, "-U", "postgres", name], check=True, capture_output=True)
+    command = [createdb, "-h", host, "-p", port, "-U", "postgres", name]
+    subprocess.run(command, check=True, capture_output=True)
     return postgres_uri.rsplit("/", 1)[0] + f"/{name}"
 
 
@@ -47,7 +49,8 @@ def test_connecting_to_a_running_cluster_passes_no_object_store_size(monkeypatch
     # ray.init refuses object_store_memory when it connects; hydra-ray-launcher always sets it
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert init_kwargs({"address": "10.0.0.1:6379"}) == {"address": "10.0.0.1:6379"}
-    assert init_kwargs({"address": None}) == {"object_store_memory": LOCAL_OBJECT_STORE_BYTES, "address": None}
+    local = {"object_store_memory": LOCAL_OBJECT_STORE_BYTES, "address": None}
+    assert init_kwargs({"address": None}) == local
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
     assert init_kwargs({"address": None}) == {"address": None}
 
@@ -59,7 +62,8 @@ def test_ray_launcher_config_composes_with_per_job_resources() -> None:
     from embsel_mlflow.sweeps.plugins import register_hydra_plugins
 
     register_hydra_plugins()
-    overrides = ["hydra/launcher=ray", "hydra.launcher.ray.remote.num_gpus=1", "hydra.launcher.ray.remote.num_cpus=4"]
+    resources = ["hydra.launcher.ray.remote.num_gpus=1", "hydra.launcher.ray.remote.num_cpus=4"]
+    overrides = ["hydra/launcher=ray", *resources]
     launcher = compose_config("evaluate", overrides, with_hydra=True).hydra.launcher
     assert dict(launcher.ray.remote) == {"num_cpus": 4, "num_gpus": 1, "max_retries": 0}
     assert launcher.ray.init.address is None  # $RAY_ADDRESS, else a Ray for the sweep alone
@@ -97,7 +101,8 @@ def test_ray_sweep_with_a_bad_job_on_a_postgres_backed_server(
     assert parent.data.params["sweep.launcher._target_"].endswith("embsel_sweepers.launchers.RayLauncher")
     assert parent.data.params["sweep.launcher.ray.init.address"] == ray_address
     assert parent.data.tags["embsel.pid"] not in {c.data.tags["embsel.pid"] for c in children}
-    assert all(c.data.metrics["main_score"] == c.data.metrics["main_score"] for c in children if c.info.status == "FINISHED")
+    finished = {c.info.run_id: c.data.metrics["main_score"] for c in children if c.info.status == "FINISHED"}
+    assert {row["run_id"]: float(row["main_score"]) for row in jobs if row["main_score"]} == finished
     assert "sweep: 3 of 4 jobs finished, 1 failed" in result.stdout
     assert f"error: {failed.data.tags['error']}" in result.stderr  # the job's one line reaches the console
 

@@ -387,15 +387,13 @@ def _outcome(rows: list[tuple[str, str, str, float | None]]):
 
     from embsel_mlflow.sweeps.jobs import JOB_COLUMNS, SweepOutcome
 
-    frame = pd.DataFrame(
-        [
-            {"job": i, "trial": None, "overrides": f"data=d{i} x=[a] (b)", "status": status, "task": task,
-             "main_score_name": name, "main_score": score, "run_id": f"r{i}",
-             "error": "" if status == "FINISHED" else "missing [test] (sts)"}
-            for i, (task, name, status, score) in enumerate(rows)
-        ],  # fmt: skip
-        columns=JOB_COLUMNS,
-    )
+    records = [
+        {"job": i, "trial": None, "overrides": f"data=d{i} x=[a] (b)", "status": status, "task": task,
+         "main_score_name": name, "main_score": score, "run_id": f"r{i}",
+         "error": "" if status == "FINISHED" else "missing [test] (sts)"}
+        for i, (task, name, status, score) in enumerate(rows)
+    ]  # fmt: skip
+    frame = pd.DataFrame(records, columns=JOB_COLUMNS)
     return SweepOutcome(frame.drop(columns="trial"))
 
 

@@ -52,15 +52,15 @@ class RayLauncher(PluginRayLauncher):
         import ray
         from hydra.core.singleton import Singleton
         from hydra.core.utils import configure_log, filter_overrides, setup_globals
-        from omegaconf import OmegaConf, open_dict
+        from omegaconf import open_dict
 
         setup_globals()
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         if not ray.is_initialized():
-            ray.init(**init_kwargs(OmegaConf.to_container(self.ray_cfg.init, resolve=True) or {}))
-        remote_options = OmegaConf.to_container(self.ray_cfg.remote, resolve=True) or {}
+            ray.init(**init_kwargs(_options(self.ray_cfg.init)))
+        remote_options = _options(self.ray_cfg.remote)
         task = (
             ray.remote(**remote_options)(run_job_on_node) if remote_options else ray.remote(run_job_on_node)
         )
@@ -80,6 +80,14 @@ class RayLauncher(PluginRayLauncher):
             overrides_of.append(list(overrides))
         wait_or_cancel(refs)
         return [_job_return(ref, overrides) for ref, overrides in zip(refs, overrides_of, strict=True)]
+
+
+def _options(node: Any) -> dict[str, Any]:
+    """A config node of keyword arguments (``ray.init``, ``ray.remote``) as a plain dict."""
+    from omegaconf import OmegaConf
+
+    options = OmegaConf.to_container(node, resolve=True) if node is not None else None
+    return {str(key): value for key, value in (options or {}).items()} if isinstance(options, dict) else {}
 
 
 def init_kwargs(init: dict[str, Any]) -> dict[str, Any]:
