@@ -6,10 +6,8 @@ for the bar, a real `mlflow server` on a real PostgreSQL database.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pytest
 
 from embsel_mlflow.sweeps.ray_launcher import LOCAL_OBJECT_STORE_BYTES, init_kwargs
 from tests.conftest import REPO_ROOT
-from tests.test_sweeps import QUIET, _jobs_csv, _runs, _split, _tiny
+from tests.test_sweeps import EIGHT_SLOW_JOBS, QUIET, _jobs_csv, _runs, _split, _tiny, signal_sweep
 from tests.test_sweeps import four_roots as four_roots  # the fixture: four data roots, one without its file
 
 LOCAL = {"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
@@ -112,25 +110,9 @@ def test_ctrl_c_cancels_the_ray_tasks_and_closes_the_running_children_killed(
     tmp_path: Path, tiny_bert_dir: Path, ray_address: str
 ) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    data = "data=demo_sts,demo_pair_classification,demo_classification,demo_clustering"
-    command = [
-        sys.executable, "-m", "embsel_mlflow", "evaluate", "-m", *_on_ray(ray_address), data,
-        "model.max_seq_length=16,32", *_tiny(tiny_bert_dir), *QUIET, f"tracking.uri={uri}",
-    ]  # fmt: skip
-    env = {**os.environ, **OFFLINE}
-    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 400
-    while time.monotonic() < deadline and proc.poll() is None:
-        runs = _runs(uri) if (tmp_path / "mlflow.db").exists() else []
-        if any(c.info.status == "RUNNING" for c in _split(runs)[1]):
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, "the sweep ended before a job ran"
-    interrupted = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
-    took = time.monotonic() - interrupted
-    assert proc.returncode == 130, stderr.decode()[-3000:]
+    args = ["evaluate", "-m", *_on_ray(ray_address), *EIGHT_SLOW_JOBS, *_tiny(tiny_bert_dir), *QUIET]
+    code, stderr, took = signal_sweep(tmp_path, [*args, f"tracking.uri={uri}"], "RUNNING", signal.SIGINT)
+    assert code == 130, stderr[-3000:]
     assert took < 60, f"Ctrl-C took {took:.0f} s"
     (parent,), children = _split(_runs(uri))
     assert parent.info.status == "KILLED"

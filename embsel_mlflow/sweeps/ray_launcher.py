@@ -22,10 +22,11 @@ Every node must import the same embsel (``pip install "embsel-mlflow[ray]"`` on 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,16 +70,21 @@ class RayLauncher(PluginRayLauncher):
             ray.cloudpickle.dumps((self.hydra_context, self.task_function, Singleton.get_state()))
         )
         log.info("Ray launcher: %d jobs on %s", len(job_overrides), ray.get_runtime_context().gcs_address)
-        refs, overrides_of = [], []
-        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
-            sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            with open_dict(sweep_config):
-                sweep_config.hydra.job.id = f"ray_job_{idx}"
-                sweep_config.hydra.job.num = idx
-            refs.append(task.remote(os.getcwd(), shared, ray.cloudpickle.dumps(sweep_config)))
-            overrides_of.append(list(overrides))
-        wait_or_cancel(refs)
+        loader = self.hydra_context.config_loader
+        refs: list[Any] = []
+        overrides_of: list[list[str]] = []
+        with cancelled_on_exception(refs):  # a signal while submitting cancels what was submitted
+            for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+                log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+                sweep_config = loader.load_sweep_config(self.config, list(overrides))
+                with open_dict(sweep_config):
+                    sweep_config.hydra.job.id = f"ray_job_{idx}"
+                    sweep_config.hydra.job.num = idx
+                refs.append(task.remote(os.getcwd(), shared, ray.cloudpickle.dumps(sweep_config)))
+                overrides_of.append(list(overrides))
+            pending = list(refs)
+            while pending:  # short waits: Ctrl-C is handled between them
+                _, pending = ray.wait(pending, num_returns=len(pending), timeout=POLL_S)
         return [_job_return(ref, overrides) for ref, overrides in zip(refs, overrides_of, strict=True)]
 
 
@@ -97,19 +103,16 @@ def init_kwargs(init: dict[str, Any]) -> dict[str, Any]:
     return {"object_store_memory": LOCAL_OBJECT_STORE_BYTES, **init}
 
 
-def wait_or_cancel(refs: list[Any]) -> None:
-    """Wait for every task; on Ctrl-C, SIGTERM or any error, cancel the ones not done and re-raise."""
-    import ray
-
-    pending = list(refs)
+@contextlib.contextmanager
+def cancelled_on_exception(refs: list[Any]) -> Iterator[None]:
+    """On Ctrl-C, SIGTERM or any error in the block, cancel the tasks in ``refs`` and re-raise."""
     try:
-        while pending:
-            _, pending = ray.wait(pending, num_returns=len(pending), timeout=POLL_S)
+        yield
     except BaseException:
         from embsel_mlflow.tracking.run import signals_held
 
         with signals_held():  # a second Ctrl-C must not leave tasks running
-            cancel(pending)
+            cancel(refs)
         raise
 
 
