@@ -122,6 +122,10 @@ def test_failed_job_does_not_stop_the_sweep_and_the_parent_lists_it(
     assert parent.data.params["sweep.sweeper._target_"].endswith("GridSweeper")
     assert parent.data.params["sweep.launcher._target_"].endswith("BasicLauncher")
     assert "sweep: 3 of 4 jobs finished, 1 failed" in result.stdout
+    # the description: FAILED first, then the jobs table with the failed row, then the failure
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith("**FAILED**") and "| job | overrides | status | task | main score |" in note
+    assert f"| 2 | `{jobs[2]['overrides']}` | **FAILED** |" in note and reason in note
 
 
 def test_config_that_does_not_compose_under_multirun_is_one_line_and_a_failed_run(
