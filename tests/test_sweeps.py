@@ -124,7 +124,7 @@ def test_failed_job_does_not_stop_the_sweep_and_the_parent_lists_it(
     assert "sweep: 3 of 4 jobs finished, 1 failed" in result.stdout
     # the description: FAILED first, then the jobs table with the failed row, then the failure
     note = parent.data.tags["mlflow.note.content"]
-    assert note.startswith("**FAILED**") and "| job | overrides | status | task | main score |" in note
+    assert note.startswith("**FAILED**") and "| job | overrides | status | task, score | main score |" in note
     assert f"| 2 | `{jobs[2]['overrides']}` | **FAILED** |" in note and reason in note
 
 
@@ -446,7 +446,7 @@ def test_sweep_description_is_a_markdown_table_where_brackets_are_no_links() -> 
 
     mixed = _outcome([("sts", "spearman", "FINISHED", 0.73), ("classification", "acc|uracy", "FAILED", None)])
     text = mixed.description()
-    assert "| job | overrides | status | task | main score |" in text
+    assert "| job | overrides | status | task, score | main score |" in text
     assert "| 0 | `data=d0 x=[a] (b)` | FINISHED | `sts spearman` | 0.73000 |" in text
     assert "| 1 | `data=d1 x=[a] (b)` | **FAILED** | `classification acc\\|uracy` |  |" in text
     # outside code spans no `[...] (...)` or `[...](...)` is left to render as a link

@@ -157,7 +157,7 @@ class SweepOutcome:
             )
         if bests:
             lines.append("")
-        lines += ["| job | overrides | status | task | main score |", "|---|---|---|---|---|"]
+        lines += ["| job | overrides | status | task, score | main score |", "|---|---|---|---|---|"]
         for row in self.jobs.itertuples():
             score = "" if pd.isna(row.main_score) else f"{row.main_score:.5f}"
             measure = _measure(row.task, row.main_score_name) if row.task or row.main_score_name else ""
