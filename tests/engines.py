@@ -136,6 +136,9 @@ def ray_cluster(tmp_path: Path, workers: int = 1, cpus: int = 1, start_timeout: 
     ]  # fmt: skip
     env = {**os.environ, "RAY_ADDRESS": ""}
     env.pop("RAY_ADDRESS")
+    # Ray >= 2.5x turns token auth on for `ray start` once ~/.ray/auth_token exists (any local
+    # ray.init() writes one), and a client given an explicit address then cannot connect without it.
+    env["RAY_AUTH_MODE"] = "disabled"
     procs: list[subprocess.Popen] = []
     logs = tmp_path / "ray-logs"
     logs.mkdir(parents=True, exist_ok=True)

@@ -122,6 +122,10 @@ def test_failed_job_does_not_stop_the_sweep_and_the_parent_lists_it(
     assert parent.data.params["sweep.sweeper._target_"].endswith("GridSweeper")
     assert parent.data.params["sweep.launcher._target_"].endswith("BasicLauncher")
     assert "sweep: 3 of 4 jobs finished, 1 failed" in result.stdout
+    # the description: FAILED first, then the jobs table with the failed row, then the failure
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith("**FAILED**") and "| job | overrides | status | task, score | main score |" in note
+    assert f"| 2 | `{jobs[2]['overrides']}` | **FAILED** |" in note and reason in note
 
 
 def test_config_that_does_not_compose_under_multirun_is_one_line_and_a_failed_run(
@@ -354,25 +358,116 @@ def test_slurm_launcher_config_composes_onto_submitit() -> None:
     assert type(instantiate(launcher)).__name__ == "SlurmLauncher"
 
 
-def test_sigterm_closes_the_parent_and_the_running_child_killed(tmp_path: Path, tiny_bert_dir: Path) -> None:
+def signal_sweep(tmp_path: Path, args: list[str], child_status: str, signum: int) -> tuple[int, str, float]:
+    """Run ``embsel <args>`` in ``tmp_path``; once a child run is ``child_status``, send ``signum``.
+
+    Its exit code, its stderr and the seconds from the signal to its exit.
+    """
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    # 8 jobs: the signal comes after the first child finished, with jobs still to run even when
-    # polling the store lags under load
-    data = "data=demo_sts,demo_pair_classification,demo_classification,demo_clustering"
-    args = ["evaluate", "-m", data, "model.max_seq_length=16,32"]
-    command = [sys.executable, "-m", "embsel_mlflow", *args, *_tiny(tiny_bert_dir), *QUIET]
+    command = [sys.executable, "-m", "embsel_mlflow", *args]
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 400
     while time.monotonic() < deadline and proc.poll() is None:
         runs = _runs(uri) if (tmp_path / "mlflow.db").exists() else []
-        if any(r.info.status == "FINISHED" for r in _split(runs)[1]):
+        if any(r.info.status == child_status for r in _split(runs)[1]):
             break
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    assert proc.poll() is None, f"the sweep ended before a child was {child_status}"
+    sent = time.monotonic()
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 143, stderr.decode()[-2000:]
+    return proc.returncode, stderr.decode(), time.monotonic() - sent
+
+
+# 8 jobs: the signal comes with jobs still to run even when polling the store lags under load
+EIGHT_SLOW_JOBS = [
+    "data=demo_sts,demo_pair_classification,demo_classification,demo_clustering",
+    "model.max_seq_length=16,32",
+]
+
+
+def test_sigterm_closes_the_parent_and_the_running_child_killed(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["evaluate", "-m", *EIGHT_SLOW_JOBS, *_tiny(tiny_bert_dir), *QUIET]
+    code, stderr, _ = signal_sweep(tmp_path, args, "FINISHED", signal.SIGTERM)  # after the first child
+    assert code == 143, stderr[-2000:]
     (parent,), children = _split(_runs(uri))
     assert parent.info.status == "KILLED" and "SIGTERM" in parent.data.tags["error"]
     assert "RUNNING" not in {c.info.status for c in children}
     assert len(children) < 8  # the sweep stopped
+
+
+# -- the parent's summary: best job per task, description ------------------------------------
+
+
+def _outcome(rows: list[tuple[str, str, str, float | None]]):
+    """A SweepOutcome over jobs given as (task, main score name, status, main score)."""
+    import pandas as pd
+
+    from embsel_mlflow.sweeps.jobs import JOB_COLUMNS, SweepOutcome
+
+    records = [
+        {"job": i, "trial": None, "overrides": f"data=d{i} x=[a] (b)", "status": status, "task": task,
+         "main_score_name": name, "main_score": score, "run_id": f"r{i}",
+         "error": "" if status == "FINISHED" else "missing [test] (sts)"}
+        for i, (task, name, status, score) in enumerate(rows)
+    ]  # fmt: skip
+    frame = pd.DataFrame(records, columns=JOB_COLUMNS)
+    return SweepOutcome(frame.drop(columns="trial"))
+
+
+def test_best_job_compares_only_scores_of_one_task_and_metric() -> None:
+    one_task = _outcome([("sts", "spearman", "FINISHED", 0.6), ("sts", "spearman", "FINISHED", 0.7)])
+    assert one_task.best is not None and one_task.best["job"] == 1
+    mixed = _outcome(
+        [
+            ("sts", "spearman", "FINISHED", 0.73),
+            ("classification", "accuracy", "FINISHED", 1.0),
+            ("sts", "spearman", "FINISHED", 0.80),
+            ("classification", "accuracy", "FAILED", None),
+        ]
+    )
+    assert mixed.best is None  # accuracy 1.0 does not "beat" Spearman 0.73
+    assert {key: row["job"] for key, row in mixed.bests.items()} == {
+        ("sts", "spearman"): 2,
+        ("classification", "accuracy"): 1,
+    }
+    line = mixed.summary_line()
+    assert "best job" not in line and "one best per task" in line
+    assert mixed.best_lines() == [
+        "sts spearman: best job #2 (data=d2 x=[a] (b)) = 0.80000",
+        "classification accuracy: best job #1 (data=d1 x=[a] (b)) = 1.00000",
+    ]
+
+
+def test_sweep_description_is_a_markdown_table_where_brackets_are_no_links() -> None:
+    import re
+
+    mixed = _outcome([("sts", "spearman", "FINISHED", 0.73), ("classification", "acc|uracy", "FAILED", None)])
+    text = mixed.description()
+    assert "| job | overrides | status | task, score | main score |" in text
+    assert "| 0 | `data=d0 x=[a] (b)` | FINISHED | `sts spearman` | 0.73000 |" in text
+    assert "| 1 | `data=d1 x=[a] (b)` | **FAILED** | `classification acc\\|uracy` |  |" in text
+    # outside code spans no `[...] (...)` or `[...](...)` is left to render as a link
+    outside = re.sub(r"`[^`]*`", "", text)
+    assert not re.search(r"\[[^\]]*\]\s*\(", outside), outside
+    assert "- **best** `sts spearman`: job #0 `data=d0 x=[a] (b)` = 0.73000" in text
+
+
+def test_a_child_left_running_when_every_job_returned_is_closed_failed(store_uri: str) -> None:
+    # a launcher's worker died mid-job (OOM, node lost): nothing else would close its run
+    from embsel_mlflow.sweeps.callback import _close_orphans
+
+    client = open_store(store_uri)
+    experiment = client.create_experiment("sweep")
+    parent = client.create_run(experiment).info.run_id
+    tags = {"mlflow.parentRunId": parent}
+    orphan = client.create_run(experiment, tags=tags).info.run_id
+    done = client.create_run(experiment, tags=tags).info.run_id
+    client.set_terminated(done, "FINISHED")
+    _close_orphans(client, parent)
+    assert client.get_run(orphan).info.status == "FAILED"
+    assert "worker" in client.get_run(orphan).data.tags["error"]
+    assert client.get_run(done).info.status == "FINISHED" and "error" not in client.get_run(done).data.tags
+    assert client.get_run(parent).info.status == "RUNNING"  # the parent is the callback's to close

@@ -1,7 +1,7 @@
 """One MLflow parent run per Hydra sweep; every job a child run of it.
 
 Configured in conf/hydra/callbacks/mlflow_sweep.yaml and listed in each step's primary config, so
-any ``embsel <step> -m ...`` (basic, joblib, submitit launcher; grid or Optuna sweeper) is one
+any ``embsel <step> -m ...`` (basic, joblib, Ray, submitit launcher; grid or Optuna sweeper) is one
 parent run with one child per job:
 
 - ``on_multirun_start`` opens the parent through ``tracked_run`` (so under ``mlflow run`` the
@@ -9,8 +9,9 @@ parent run with one child per job:
 - ``on_job_start`` (in the job's own process) creates the job's child run and points
   ``MLFLOW_RUN_ID`` at it, so the step's ``tracked_run`` logs into the child unchanged;
 - ``on_job_end`` closes a child the job left open (it failed before opening its run);
-- ``on_multirun_end`` reads the children back, logs the jobs table, failures and best job, and
-  closes the parent FINISHED, or FAILED when any job failed.
+- ``on_multirun_end`` reads the children back, logs the jobs table, failures, the best job (one
+  per task when the jobs score different tasks) and a markdown description, and closes the
+  parent FINISHED, or FAILED when any job failed.
 
 The callback is pickled into launcher workers, so it holds plain strings only; the open parent
 lives in this module, in the process that runs the sweep.
@@ -22,6 +23,7 @@ import contextlib
 import getpass
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Iterator
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("embsel.sweep")
 RUN_ID_ENV = "MLFLOW_RUN_ID"
+NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI (markdown)
 
 
 @dataclass
@@ -137,6 +140,7 @@ class MlflowSweepCallback(Callback):
             return
         direction = str(OmegaConf.select(config, "hydra.sweeper.direction", default="maximize"))
         try:
+            _close_orphans(sweep.run.client, sweep.run.run_id)
             outcome = SweepOutcome(jobs_table(child_runs(sweep.run.client, sweep.run.run_id)), direction)
             _log_outcome(sweep.run, outcome, self.swept)
         except Exception as exc:  # Hydra only warns about a callback's error: close the parent here
@@ -150,6 +154,9 @@ class MlflowSweepCallback(Callback):
             if failures:
                 reason = f"{len(failures)} of {len(outcome.jobs)} jobs failed: " + "; ".join(failures)
                 sweep.stack.__exit__(SweepFailed, SweepFailed(reason), None)
+                # closing FAILED made the description the reason alone: the table goes below it
+                with contextlib.suppress(Exception):
+                    sweep.run.set_tags({NOTE_TAG: f"**FAILED**\n\n{outcome.description()}"})
             else:
                 sweep.stack.close()
         print(f"{outcome.summary_line()}  (parent run {sweep.run.run_id})")
@@ -238,6 +245,7 @@ def _log_outcome(run: RunLogger, outcome: SweepOutcome, swept: list[str]) -> Non
     tags: dict[str, str] = {}
     if failed:
         tags["embsel.sweep.failed_jobs"] = "\n".join(outcome.failure_lines())
+    tags[NOTE_TAG] = outcome.description()
     best = outcome.best
     if best is not None:
         metrics[f"best_{MAIN_SCORE}"] = float(best[MAIN_SCORE])
@@ -245,8 +253,28 @@ def _log_outcome(run: RunLogger, outcome: SweepOutcome, swept: list[str]) -> Non
         overrides = [o for o in str(best["overrides"]).split() if "=" in o]
         varied = [o for o in overrides if override_key(o) in swept] or overrides
         run.log_params({f"best.{override_key(o)}": override_value(o) for o in varied})
+    elif outcome.bests:  # jobs that score different things: one best per task, never one overall
+        tags["embsel.sweep.best"] = "\n".join(outcome.best_lines())
+        for (task, name), row in outcome.bests.items():
+            key = _metric_key(f"{task}.{name}")
+            metrics[f"best_{MAIN_SCORE}.{key}"] = float(row[MAIN_SCORE])
+            tags[f"embsel.sweep.best_run_id.{key}"] = row["run_id"]
     run.log_metrics(metrics)
     run.set_tags(tags)
+
+
+def _metric_key(text: str) -> str:
+    """``text`` with only the characters MLflow accepts in a metric or tag key."""
+    return re.sub(r"[^\w.\-/ ]", "_", text).strip() or "unnamed"
+
+
+def _close_orphans(client: Any, parent_run_id: str) -> None:
+    """Every job has returned: a child still RUNNING lost its worker (killed, crashed); close it FAILED."""
+    for child in child_runs(client, parent_run_id):
+        if child.info.status == "RUNNING":
+            reason = "its worker process ended before the job closed its run"
+            client.set_tag(child.info.run_id, "error", reason)
+            client.set_terminated(child.info.run_id, "FAILED")
 
 
 def open_parent() -> RunLogger | None:
