@@ -96,7 +96,10 @@ def test_run_is_named_from_the_model_and_carries_one_main_score(stsb_run) -> Non
     metrics, tags = run.data.metrics, run.data.tags
     assert tags["main_score_name"] == "cosine_spearman"
     assert metrics["main_score"] == metrics["test/cosine_spearman"]
-    assert tags["mlflow.note.content"].startswith(f"cosine_spearman = {metrics['main_score']:.5f}")
+    # markdown that renders as written: the split and task in brackets are escaped, not a link
+    assert tags["mlflow.note.content"] == (
+        f"cosine\\_spearman = {metrics['main_score']:.5f}: all-MiniLM-L6-v2 on stsb \\[test\\] (sts)"
+    )
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "per_item/stsb")}
     assert artifacts == {"per_item/stsb/test.json"}
     assert [a.path for a in client.list_artifacts(run.info.run_id, "logs")] == ["logs/evaluate.log"]

@@ -230,6 +230,25 @@ def _save_pyfunc(
     return path
 
 
+def weights_sha256(model: Any, name: str) -> str:
+    """The sha256 of ``model``'s own weights, as ``log_embedding_model`` saves them: of its one
+    ``model.safetensors`` (as an offline package's weights file is hashed), else of every saved
+    weights file's name and sha256. A fine-tuned model's identity carries it, not its base's."""
+    from embsel_mlflow.models.resolve import sha256_file
+
+    with tempfile.TemporaryDirectory(prefix="embsel-weights-") as tmp:
+        save_embedding_model(model, name, Path(tmp), input_example=False)
+        weights = Path(tmp) / "weights"
+        single = weights / "model.safetensors"
+        if single.is_file():
+            return sha256_file(single)
+        files = sorted(path for path in weights.rglob("*") if path.is_file())
+        listing = "\n".join(f"{path.relative_to(weights)} {sha256_file(path)}" for path in files)
+        import hashlib
+
+        return hashlib.sha256(listing.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class EmbeddingModelRef:
     """Where ``log_embedding_model`` put a model: its run URI, and its registered version if any."""
@@ -237,6 +256,7 @@ class EmbeddingModelRef:
     uri: str  # runs:/<run id>/<artifact path>
     registered_name: str | None = None
     version: str | None = None
+    model_id: str | None = None  # the model's MLflow logged model (its identity), when it has one
 
     @property
     def registered_uri(self) -> str | None:
@@ -259,17 +279,33 @@ def log_embedding_model(
     """Log ``model`` into run ``run_id`` at ``artifact_path``; with ``register``, register it too.
 
     ``name``: the candidate's name (kept in the model's settings); ``cfg``: its model config
-    (default: the model's own ``config``). ``register`` creates that registered model if needed
-    and a version linked to the run, with ``tags``; ``alias`` is set on the new version.
+    (default: the model's own ``config``). The model's logged model (one per identity, as
+    ``evaluate`` links it) becomes an output of the run. ``register`` creates that registered
+    model if needed and a version linked to the run and to that logged model, with ``tags``;
+    ``alias`` is set on the new version.
     """
+    from mlflow.entities import LoggedModelOutput
+
+    from embsel_mlflow.tracking.model_entity import link_model_version, logged_model_of
+
     with tempfile.TemporaryDirectory(prefix="embsel-model-") as tmp:
         path = save_embedding_model(model, name, Path(tmp), cfg=cfg)
         client.log_artifacts(run_id, str(path), artifact_path)
     uri = f"runs:/{run_id}/{artifact_path}"
+    identity = getattr(model, "identity", None)
+    model_id = None
+    if isinstance(identity, dict):
+        experiment_id = client.get_run(run_id).info.experiment_id
+        model_id = logged_model_of(client, experiment_id, identity, source_run_id=run_id)
+        client.log_outputs(run_id, [LoggedModelOutput(model_id, step=0)])
     if not register:
-        return EmbeddingModelRef(uri)
-    version = _register(client, run_id, register, artifact_path=artifact_path, alias=alias, tags=tags)
-    return EmbeddingModelRef(uri, register, version)
+        return EmbeddingModelRef(uri, model_id=model_id)
+    version = _register(
+        client, run_id, register, artifact_path=artifact_path, alias=alias, tags=tags, model_id=model_id
+    )
+    if model_id is not None:
+        link_model_version(client, model_id, register, version)
+    return EmbeddingModelRef(uri, register, version, model_id)
 
 
 def _register(
@@ -280,8 +316,10 @@ def _register(
     artifact_path: str,
     alias: str | None,
     tags: Mapping[str, str] | None,
+    model_id: str | None = None,
 ) -> str:
-    """Register the model logged at ``artifact_path`` of run ``run_id`` (linked to that run).
+    """Register the model logged at ``artifact_path`` of run ``run_id`` (linked to that run and to
+    its logged model ``model_id``).
 
     Creates ``registered_name`` if needed; sets ``alias`` on the new version. Returns the version.
     """
@@ -294,7 +332,7 @@ def _register(
             raise
     source = f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}"
     version = client.create_model_version(
-        registered_name, source, run_id=run_id, tags=dict(tags or {})
+        registered_name, source, run_id=run_id, tags=dict(tags or {}), model_id=model_id
     ).version
     if alias:
         client.set_registered_model_alias(registered_name, alias, version)

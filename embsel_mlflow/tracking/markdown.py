@@ -10,15 +10,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-# Characters that start markdown syntax somewhere in a line (links, emphasis, code, tables,
-# headings, lists): the set showdown's ``encodeBackslashEscapes`` (the MLflow UI) honours. ``<``
-# is not in it, so it becomes an entity instead (no html tag can start).
-_SPECIAL = re.compile(r"([\\`*_{}\[\]()>#+!~|\-])")
+# Characters that start markdown syntax anywhere in a line (links, emphasis, code, tables,
+# strike-through); ``(`` needs no escape once ``[`` and ``]`` have one. All are in the set that
+# showdown's ``encodeBackslashEscapes`` (the MLflow UI) honours; ``<`` is not, so it becomes an
+# entity (no html tag can start).
+_INLINE = re.compile(r"([\\`*_\[\]|~])")
+# Characters that start a block only at the start of a line: heading, list, quote, numbered list.
+_LINE_START = re.compile(r"^(\s*)([#+\->])", re.MULTILINE)
+_NUMBERED = re.compile(r"^(\s*\d+)\.", re.MULTILINE)
 
 
 def escape(text: object) -> str:
-    """``text`` with every markdown special character backslash-escaped: shows as written."""
-    return _SPECIAL.sub(r"\\\1", str(text)).replace("<", "&lt;")
+    """``text`` with the markdown in it backslash-escaped, so it shows as written; the text stays
+    readable raw (``cosine\\_spearman = 0.9: all-MiniLM-L6-v2 on stsb \\[test\\] (sts)``)."""
+    escaped = _INLINE.sub(r"\\\1", str(text)).replace("<", "&lt;")
+    escaped = _LINE_START.sub(lambda match: f"{match[1]}\\{match[2]}", escaped)
+    return _NUMBERED.sub(r"\1\\.", escaped)
 
 
 def code(text: object) -> str:
