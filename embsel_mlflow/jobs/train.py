@@ -547,7 +547,7 @@ def _log_delta(
         paired_p_value,
         resample_indices,
     )
-    from embsel_mlflow.tracking.results import delta_description
+    from embsel_mlflow.tracking.descriptions import NOTE_TAG, delta_description
 
     split = tuned.split
     delta = tuned.main_score - baseline.main_score
@@ -567,7 +567,7 @@ def _log_delta(
         )
     run.log_metrics(metrics)
     description = delta_description(tuned, baseline, display_name(model.identity), ci=ci, p_value=p_value)
-    run.set_tags({"mlflow.note.content": description})
+    run.set_tags({NOTE_TAG: description})
 
 
 RESAMPLES = 1000  # as select's default (conf/select/default.yaml)

@@ -16,7 +16,6 @@ import dataclasses
 import json
 import shutil
 import tempfile
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -216,17 +215,15 @@ def _save_pyfunc(
         params=ParamSchema([ParamSpec(name, "string", default) for name, default in params.items()]),
     )
     path = directory / "pyfunc"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # models from code: MLflow's notes on type hints
-        mlflow.pyfunc.save_model(
-            path=str(path),
-            python_model=str(PYFUNC_FILE),
-            code_paths=[str(code_path) for code_path in code_paths],
-            artifacts={"model": str(weights), "settings": str(settings_file)},
-            signature=signature,
-            input_example=list(INPUT_EXAMPLE) if input_example else None,
-            pip_requirements=requirements,
-        )
+    mlflow.pyfunc.save_model(
+        path=str(path),
+        python_model=str(PYFUNC_FILE),
+        code_paths=[str(code_path) for code_path in code_paths],
+        artifacts={"model": str(weights), "settings": str(settings_file)},
+        signature=signature,
+        input_example=list(INPUT_EXAMPLE) if input_example else None,
+        pip_requirements=requirements,
+    )
     return path
 
 
@@ -237,8 +234,13 @@ def weights_sha256(model: Any, name: str) -> str:
     from embsel_mlflow.models.resolve import sha256_file
 
     with tempfile.TemporaryDirectory(prefix="embsel-weights-") as tmp:
-        save_embedding_model(model, name, Path(tmp), input_example=False)
         weights = Path(tmp) / "weights"
+        inner = _uncached(model)
+        if getattr(inner, "serving_backend", None) == MEDIA:  # what _save_media_model logs
+            weights.mkdir()
+            inner.save_serving(weights)
+        else:
+            _saved_weights(model, name, weights)
         single = weights / "model.safetensors"
         if single.is_file():
             return sha256_file(single)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from embsel_mlflow.tracking.markdown import escape
+from embsel_mlflow.tracking.descriptions import NOTE_TAG, result_description
 from embsel_mlflow.tracking.plots import result_figure
 from embsel_mlflow.tracking.run_logger import DatasetRef, RunLogger
 
@@ -49,7 +49,7 @@ def log_result(
         {
             "main_score_name": result.main_score_name,
             # The description on the run page: the answer first.
-            "mlflow.note.content": result_description(result, model_name),
+            NOTE_TAG: result_description(result, model_name),
         }
     )
     summary: dict[str, Any] = {
@@ -71,32 +71,6 @@ def log_result(
         figure = result_figure(result, model_name)
         if figure is not None:
             run.log_figure(figure, f"plots/{result.dataset}/{result.split}_{result.task}.png")
-
-
-def result_description(result: TaskResult, model_name: str) -> str:
-    """The run description (markdown, escaped): ``spearman = 0.81234: <model> on stsb [test] (sts)``."""
-    return escape(
-        f"{result.main_score_name} = {result.main_score:.5f}: {model_name} on "
-        f"{result.dataset} [{result.split}] ({result.task})"
-    )
-
-
-def delta_description(
-    result: TaskResult,
-    baseline: TaskResult,
-    model_name: str,
-    *,
-    ci: tuple[float, float] | None = None,
-    p_value: float | None = None,
-) -> str:
-    """A fine-tuned model's description: its score, then the delta vs the zero-shot baseline."""
-    delta = result.main_score - baseline.main_score
-    line = f"delta {delta:+.5f} vs the zero-shot baseline ({baseline.main_score:.5f})"
-    if ci is not None:
-        line += f", 95% CI [{ci[0]:+.5f}, {ci[1]:+.5f}]"
-    if p_value is not None:
-        line += f", p = {p_value:.3g}"
-    return f"{result_description(result, model_name)}\n\n{escape(line)}"
 
 
 def _finite_or_none(value: Any) -> Any:
