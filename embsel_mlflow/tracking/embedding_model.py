@@ -283,8 +283,9 @@ def log_embedding_model(
     ``name``: the candidate's name (kept in the model's settings); ``cfg``: its model config
     (default: the model's own ``config``). The model's logged model (one per identity, as
     ``evaluate`` links it) becomes an output of the run. ``register`` creates that registered
-    model if needed and a version linked to the run and to that logged model, with ``tags``;
-    ``alias`` is set on the new version.
+    model if needed and a version linked to the run, with ``tags``, and shows it on that logged
+    model (``model_entity.link_model_version``; a server refuses ``model_id`` on a version whose
+    source is a run artifact, as the weights are); ``alias`` is set on the new version.
     """
     from mlflow.entities import LoggedModelOutput
 
@@ -302,9 +303,7 @@ def log_embedding_model(
         client.log_outputs(run_id, [LoggedModelOutput(model_id, step=0)])
     if not register:
         return EmbeddingModelRef(uri, model_id=model_id)
-    version = _register(
-        client, run_id, register, artifact_path=artifact_path, alias=alias, tags=tags, model_id=model_id
-    )
+    version = _register(client, run_id, register, artifact_path=artifact_path, alias=alias, tags=tags)
     if model_id is not None:
         link_model_version(client, model_id, register, version)
     return EmbeddingModelRef(uri, register, version, model_id)
@@ -318,10 +317,8 @@ def _register(
     artifact_path: str,
     alias: str | None,
     tags: Mapping[str, str] | None,
-    model_id: str | None = None,
 ) -> str:
-    """Register the model logged at ``artifact_path`` of run ``run_id`` (linked to that run and to
-    its logged model ``model_id``).
+    """Register the model logged at ``artifact_path`` of run ``run_id`` (linked to that run).
 
     Creates ``registered_name`` if needed; sets ``alias`` on the new version. Returns the version.
     """
@@ -334,7 +331,7 @@ def _register(
             raise
     source = f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}"
     version = client.create_model_version(
-        registered_name, source, run_id=run_id, tags=dict(tags or {}), model_id=model_id
+        registered_name, source, run_id=run_id, tags=dict(tags or {})
     ).version
     if alias:
         client.set_registered_model_alias(registered_name, alias, version)
