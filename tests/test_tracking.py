@@ -203,3 +203,51 @@ def test_a_signal_inside_omegaconf_is_raised_once_omegaconf_returned(signum: str
         assert "omegaconf" not in frame.tb_frame.f_code.co_filename
         assert signum != "SIGTERM" or getattr(raised.value, "reason", "") == "terminated by SIGTERM"
         assert len(cfg.config_sources) in (0, len(sources))  # no half-built list left behind
+
+
+def test_markdown_escapes_what_would_render_as_links_emphasis_or_blocks() -> None:
+    from embsel_mlflow.tracking.markdown import code, escape, table
+
+    assert escape("m on stsb [test] (sts)") == "m on stsb \\[test\\] (sts)"
+    assert escape("[0.5390, 0.8616] (best)") == "\\[0.5390, 0.8616\\] (best)"
+    assert escape("cosine_spearman *x* <b>") == "cosine\\_spearman \\*x\\* &lt;b>"
+    assert escape("- a\n12. b\n# c") == "\\- a\n12\\. b\n\\# c"
+    assert escape("all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"  # mid-line: left as it is
+    assert code("a`b") == "``a`b``"
+    assert table(["model", "score"], [["a|b", 1]]) == "| model | score |\n| --- | --- |\n| a\\|b | 1 |"
+
+
+def test_profile_and_monitor_descriptions_lead_with_the_findings_and_the_alert_state() -> None:
+    from embsel_mlflow.tracking.descriptions import MAX_FINDINGS, monitor_description, profile_description
+
+    findings = [("info", "languages", "en only")] + [("warn", "exact_duplicates", "3 rows [1%]")] * 6
+    text = profile_description("stsb", "sts", {"info": 1, "warn": 6, "error": 0}, findings)
+    lines = text.splitlines()
+    assert lines[0] == "profile of stsb (sts): 1 info, 6 warn, 0 error"
+    assert lines[2] == "- warn `exact_duplicates`: 3 rows \\[1%\\]"  # worst first
+    assert len(lines) == 2 + MAX_FINDINGS + 1 and lines[-1] == "- ... 2 more in profile.json"
+    tags = {"drift.mmd": "true", "drift.ks": "false", "text.oov_rate": "true"}
+    tags["embsel.monitor.status"] = "drift"
+    assert monitor_description("w1", tags) == "**drift in window w1**: drift by mmd; text alerts: oov\\_rate"
+    assert monitor_description("w2", {"embsel.monitor.status": "ok"}) == "**ok in window w2**: no alert"
+
+
+def test_one_naming_rule_names_each_kind_and_variant_apart() -> None:
+    import dataclasses
+
+    from embsel_mlflow.config import ModelConfig
+    from embsel_mlflow.models.identity import display_name
+    from embsel_mlflow.tracking.model_entity import _entity_name
+    from embsel_mlflow.tracking.run_naming import run_name
+
+    base = ModelConfig(name="minilm", name_or_path="sentence-transformers/all-MiniLM-L6-v2")
+    assert run_name(base, "stsb") == "all-MiniLM-L6-v2@stsb"
+    assert run_name(dataclasses.replace(base, kind="static"), "stsb") == "static:all-MiniLM-L6-v2@stsb"
+    assert run_name(dataclasses.replace(base, precision="bf16"), "stsb", context="#3") == (
+        "#3 all-MiniLM-L6-v2/bf16@stsb"
+    )
+    from_run = dataclasses.replace(base, kind="from_run", run_id="0123456789abcdef")
+    assert run_name(from_run, "stsb", context="train") == "train ft(01234567)@stsb"
+    tuned = {"display_name": "all-MiniLM-L6-v2", "fine_tuned_in_run": "abcdef0123"}
+    assert display_name(tuned) == "all-MiniLM-L6-v2+ft(abcdef01)"
+    assert _entity_name("static:bge-small-en-v1.5/bf16") == "static\ua789bge-small-en-v1\u20245\u2215bf16"

@@ -274,3 +274,34 @@ def test_a_trained_model_is_a_candidate_via_from_run(trained) -> None:
     (evaluated,) = client.search_runs([client.get_experiment_by_name("from_run").experiment_id])
     expected = run.data.metrics["test/main_score"]
     assert evaluated.data.metrics["main_score"] == pytest.approx(expected, abs=1e-6)
+    assert evaluated.info.run_name == f"ft({run.info.run_id[:8]})@demo_retrieval"  # not the base's name
+
+
+def test_the_tuned_model_has_an_identity_of_its_own(trained, tiny_st_dir: Path) -> None:
+    """Its logged model: named ``<base>+ft(<run>)``, its own source and the sha256 of the weights
+    this run logged (not the base's), linked to the version the run registered."""
+    import json
+
+    from embsel_mlflow.models.resolve import sha256_file
+    from embsel_mlflow.tracking.markdown import escape
+
+    cwd, run, _, _ = trained
+    client = _client(cwd)
+    run_id = run.info.run_id
+    (model,) = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    assert model.name == f"{tiny_st_dir.name}+ft({run_id[:8]})"
+    (cwd / "dl").mkdir(exist_ok=True)
+    logged = Path(client.download_artifacts(run_id, "model/artifacts/weights", str(cwd / "dl")))
+    tuned_sha = sha256_file(logged / "model.safetensors")
+    base_sha = sha256_file(tiny_st_dir / "model.safetensors")
+    assert model.params["sha256"] == tuned_sha != base_sha
+    assert model.params["source"] == f"runs:/{run_id}/model" and model.params["origin"] == "fine_tuned"
+    assert run.data.tags["embsel.model_sha256"] == tuned_sha
+    (version,) = client.search_model_versions(f"name='{REGISTERED}'")
+    # what the Models tab and the model page read (a sqlite registry keeps no model_id on a version)
+    linked = json.loads(model.tags["mlflow.modelVersions"])
+    assert linked == [{"name": REGISTERED, "version": str(version.version)}]
+    # the description: the tuned score, the delta vs the zero-shot baseline, escaped markdown
+    description = run.data.tags["mlflow.note.content"]
+    assert escape(f"{tiny_st_dir.name}+ft({run_id[:8]}) on demo_retrieval [test] (retrieval)") in description
+    assert f"delta {run.data.metrics['delta/test/main_score']:+.5f} vs the zero-shot baseline" in description

@@ -96,7 +96,10 @@ def test_run_is_named_from_the_model_and_carries_one_main_score(stsb_run) -> Non
     metrics, tags = run.data.metrics, run.data.tags
     assert tags["main_score_name"] == "cosine_spearman"
     assert metrics["main_score"] == metrics["test/cosine_spearman"]
-    assert tags["mlflow.note.content"].startswith(f"cosine_spearman = {metrics['main_score']:.5f}")
+    # markdown that renders as written: the split and task in brackets are escaped, not a link
+    assert tags["mlflow.note.content"] == (
+        f"cosine\\_spearman = {metrics['main_score']:.5f}: all-MiniLM-L6-v2 on stsb \\[test\\] (sts)"
+    )
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "per_item/stsb")}
     assert artifacts == {"per_item/stsb/test.json"}
     assert [a.path for a in client.list_artifacts(run.info.run_id, "logs")] == ["logs/evaluate.log"]
@@ -257,3 +260,26 @@ def test_select_params_hold_the_train_settings_only_when_it_fine_tunes() -> None
     assert "train" not in readable_config(config)
     tuning = readable_config({**config, "select": {"finetune_top_k": 1, "alpha": 0.05}})
     assert tuning["train"] == {"learning_rate": 2e-5, "epochs": 1}
+
+
+def test_a_url_password_in_the_model_path_is_stored_nowhere(
+    tiny_st_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``model.name_or_path=https://user:PASSWORD@host/m`` (here a local directory of that relative
+    path, so the model loads and everything is logged): not in params, tags, the logged model's
+    params and tags, artifacts, nor anywhere in the store's bytes."""
+    import shutil
+
+    password = "s3cretPW42"
+    shutil.copytree(tiny_st_dir, tmp_path / "https:" / f"user:{password}@host" / "m")
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    args = [f"model.name_or_path=https://user:{password}@host/m", "model.name=tiny", "model.offline=null"]
+    args += ["model.revision=null", "data=demo_sts", "evaluation.show_progress=false", f"tracking.uri={uri}"]
+    assert _exit_code(args) == 0
+    client, run = _only_run(uri)
+    (model,) = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    seen = [run.data.params, run.data.tags, model.params, model.tags, {"name": model.name}]
+    assert not [(key, text) for texts in seen for key, text in texts.items() if password in text]
+    stored = [path for path in (tmp_path / "store").rglob("*") if path.is_file()]
+    assert stored and not [path for path in stored if password.encode() in path.read_bytes()]

@@ -56,13 +56,13 @@ def evaluate_in_run(
     """
     from embsel_mlflow.families import build_task
     from embsel_mlflow.models.cache import cache_counts, cache_metrics
+    from embsel_mlflow.models.identity import display_name
     from embsel_mlflow.models.memory import release_memory_before_encoding
     from embsel_mlflow.models.variants import variant_tags
     from embsel_mlflow.profiling.link import link_profile
     from embsel_mlflow.profiling.modality import refuse_modality_mismatch
     from embsel_mlflow.tracking.model_entity import link_logged_model
     from embsel_mlflow.tracking.results import efficiency_metrics, log_result
-    from embsel_mlflow.tracking.run_naming import model_display_name
     from embsel_mlflow.tracking.system_tags import hardware_tags
 
     run.set_tags({"embsel.task": str(job.data.task)})
@@ -103,7 +103,7 @@ def evaluate_in_run(
         result,
         efficiency=efficiency,
         log_per_item=job.tracking.log_per_item,
-        model_name=model_display_name(str(identity["name_or_path"])),
+        model_name=display_name(identity),
         model_id=model_id,
         dataset=next((datasets[role] for role in scored if role in datasets), None),
     )
@@ -143,13 +143,12 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
     from embsel_mlflow.profiling.modality import refuse_modality_mismatch
     from embsel_mlflow.sweeps import reuse
     from embsel_mlflow.tracking.experiment_ui import ui_hint
-    from embsel_mlflow.tracking.run_naming import run_name
+    from embsel_mlflow.tracking.run_naming import job_run_name, run_name
     from embsel_mlflow.tracking.store import resolve_tracking_uri
 
     model_name = OmegaConf.select(cfg, "model.name", default="model", throw_on_missing=False)
-    model_path = OmegaConf.select(cfg, "model.name_or_path", default=model_name, throw_on_missing=False)
     data_name = OmegaConf.select(cfg, "data.name", default="data", throw_on_missing=False)
-    name = tracking.run_name or run_name(str(model_path), str(data_name))
+    name = tracking.run_name or job_run_name(cfg)
     tags = {"embsel.model": model_name, "embsel.dataset": data_name}
     settings: dict[str, Any] = {"run_name": name, "tags": tags, "experiment_ui": True, "job_log": True}
     rename = partial(_name_attached_run, name=name, user_set=bool(tracking.run_name))
@@ -174,7 +173,10 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
                 tracking_uri=job.tracking.uri,  # where a from_run model's run is
             ),
         )
-        result = evaluate_in_run(run, job, data, model.for_dataset(data))
+        encoder = model.for_dataset(data)
+        if not tracking.run_name:  # the loaded model's identity names it (a from_run model's base)
+            _rename(run, name, run_name(encoder.identity, data.name))
+        result = evaluate_in_run(run, job, data, encoder)
         run_id, experiment_id = run.run_id, run.experiment_id
 
     print(
@@ -183,6 +185,12 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
     )
     print(ui_hint(resolve_tracking_uri(tracking.uri), experiment_id))
     return result.main_score
+
+
+def _rename(run: RunLogger, planned: str, name: str) -> None:
+    """Name the run after the model it really loaded, where that differs from the config's name."""
+    if name != planned:
+        run.client.update_run(run.run_id, name=name)
 
 
 def _name_attached_run(run: RunLogger, name: str, *, user_set: bool) -> None:

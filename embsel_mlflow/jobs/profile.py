@@ -41,6 +41,7 @@ def profile_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> Dat
 def log_profile(run: RunLogger, profile: DataProfile, job: ProfileJobConfig) -> None:
     """Metrics, profile.json, the HTML report, dataset inputs with digests, findings as tags."""
     from embsel_mlflow.profiling.findings import severity_counts
+    from embsel_mlflow.tracking.descriptions import NOTE_TAG, profile_description
 
     refs = run.log_datasets(profile.tables, dataset_name=profile.name, log_inputs=job.tracking.log_datasets)
     run.log_metrics(profile.metrics())
@@ -59,4 +60,6 @@ def log_profile(run: RunLogger, profile: DataProfile, job: ProfileJobConfig) -> 
     tags.update({key: " | ".join(messages) for key, messages in by_code.items()})
     # the digest of each table: evaluate/select runs on the same data can find this profile
     tags.update({f"embsel.profile.digest.{role}": ref.digest for role, ref in refs.items()})
+    findings = [(f.severity.value, f.code, f.message) for f in profile.findings]
+    tags[NOTE_TAG] = profile_description(profile.name, profile.task, counts, findings)
     run.set_tags({"embsel.dataset": profile.name, "embsel.task": profile.task or "table", **tags})

@@ -44,14 +44,14 @@ def train_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> float
     from omegaconf import OmegaConf
 
     from embsel_mlflow.jobs.run import job_run
-    from embsel_mlflow.tracking.run_naming import run_name
+    from embsel_mlflow.tracking.run_naming import job_run_name
 
     resume = OmegaConf.select(cfg, "train.resume", default=None)
     if resume:
         check_resumable(tracking, str(resume), overrides)
     model_path = OmegaConf.select(cfg, "model.name_or_path", default="model", throw_on_missing=False)
     data_name = OmegaConf.select(cfg, "data.name", default="data", throw_on_missing=False)
-    name = tracking.run_name or f"train {run_name(str(model_path), str(data_name))}"
+    name = tracking.run_name or job_run_name(cfg, context=STEP)
     with job_run(
         STEP,
         cfg,
@@ -300,7 +300,7 @@ def _score_tuned(
     from embsel_mlflow.jobs.evaluate import evaluate_in_run, scoring_job
 
     result = evaluate_in_run(run, scoring_job(job, model=job.model, data=job.data), test_data, tuned_encoder)
-    _log_delta(run, job, baseline, result)
+    _log_delta(run, job, baseline, result, tuned_encoder)
     score = objective()
     _log_model(run, job, tuned_encoder)
     print(
@@ -426,7 +426,7 @@ CONTRASTIVE_KEYS = (
 def _tuned_dual_encoder(base: Any, run_id: str, step: int) -> Any:
     from embsel_mlflow.training.tuned_clip import TunedClipModel
 
-    return TunedClipModel(base, run_id, step)
+    return TunedClipModel(base, run_id, step, _tuned_source(base, run_id))
 
 
 def _prefixed(prefix: str, result: TaskResult) -> dict[str, float]:
@@ -519,34 +519,55 @@ def _system_metrics(run: RunLogger, job: TrainJobConfig, *, resuming: bool) -> A
 def _tuned(base: Any, run_id: str, outcome: Any) -> Any:
     from embsel_mlflow.training.tuned import TunedEncoder
 
-    return TunedEncoder(base, run_id, outcome.global_step)
+    return TunedEncoder(base, run_id, outcome.global_step, _tuned_source(base, run_id))
 
 
-def _log_delta(run: RunLogger, job: TrainJobConfig, baseline: TaskResult, tuned: TaskResult) -> None:
+def _tuned_source(base: Any, run_id: str) -> Any:
+    """Where the tuned weights are logged (``runs:/<id>/model``) and their own sha256: the
+    identity of a fine-tuned model is never its base's."""
+    from embsel_mlflow.models.resolve import ResolvedModel
+    from embsel_mlflow.tracking.embedding_model import weights_sha256
+
+    digest = weights_sha256(base, base.config.name)  # ``base`` holds the tuned weights now
+    return ResolvedModel(f"runs:/{run_id}/{MODEL_PATH}", FINE_TUNED, digest)
+
+
+FINE_TUNED = "fine_tuned"  # the origin of a model this run trained (embsel.model_origin)
+
+
+def _log_delta(
+    run: RunLogger, job: TrainJobConfig, baseline: TaskResult, tuned: TaskResult, model: Any
+) -> None:
     """``test/main_score``, ``delta/test/main_score`` and, from the paired bootstrap that ``select``
-    uses on the per-item scores, its 95% interval and p-value."""
+    uses on the per-item scores, its 95% interval and p-value; the description says them too."""
+    from embsel_mlflow.models.identity import display_name
     from embsel_mlflow.selection.statistics import (
         bootstrap_scores,
         confidence_interval,
         paired_p_value,
         resample_indices,
     )
+    from embsel_mlflow.tracking.descriptions import NOTE_TAG, delta_description
 
     split = tuned.split
     delta = tuned.main_score - baseline.main_score
     metrics = {f"{split}/main_score": tuned.main_score, f"delta/{split}/main_score": delta}
+    ci = p_value = None
     if tuned.per_item is not None and baseline.per_item is not None and len(tuned.per_item) > 1:
         indices = resample_indices(len(tuned.per_item), RESAMPLES, job.evaluation.seed)
         differences = bootstrap_scores(tuned, indices) - bootstrap_scores(baseline, indices)
-        low, high = confidence_interval(differences, CONFIDENCE)
+        ci = confidence_interval(differences, CONFIDENCE)
+        p_value = paired_p_value(delta, differences)
         metrics.update(
             {
-                f"delta/{split}/main_score_ci_low": low,
-                f"delta/{split}/main_score_ci_high": high,
-                f"delta/{split}/p_value": paired_p_value(delta, differences),
+                f"delta/{split}/main_score_ci_low": ci[0],
+                f"delta/{split}/main_score_ci_high": ci[1],
+                f"delta/{split}/p_value": p_value,
             }
         )
     run.log_metrics(metrics)
+    description = delta_description(tuned, baseline, display_name(model.identity), ci=ci, p_value=p_value)
+    run.set_tags({NOTE_TAG: description})
 
 
 RESAMPLES = 1000  # as select's default (conf/select/default.yaml)

@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 
 # Identity keys that name a model without changing its embeddings: left out of cache keys so
 # that renaming a config, or the same weights found at another path, reuse cached embeddings.
-_NOT_IN_CACHE_KEY = ("name", "name_or_path", "source", "origin")
+_NOT_IN_CACHE_KEY = ("name", "name_or_path", "source", "origin", "display_name")
+# Kinds that derive a model of another kind from ``name_or_path`` (a distilled table, ...):
+# their display name says so, so it never reads as the transformer it came from.
+_DERIVED_KINDS = ("static",)
+_FINE_TUNED = "fine_tuned_in_run"
+RUN_ID_CHARS = 8  # a run id prefix that tells runs apart in a name
 
 
 def model_identity(cfg: ModelConfig, source: ResolvedModel, settings: Any = None) -> dict[str, Any]:
@@ -29,6 +34,7 @@ def model_identity(cfg: ModelConfig, source: ResolvedModel, settings: Any = None
     """
     kind = str(getattr(cfg.kind, "value", cfg.kind))
     identity = {
+        "display_name": config_display_name(cfg),
         "name": cfg.name,
         "name_or_path": cfg.name_or_path,
         "source": source.path_or_id,
@@ -49,6 +55,53 @@ def model_identity(cfg: ModelConfig, source: ResolvedModel, settings: Any = None
         section.pop("dir", None)
         identity[kind] = section
     return identity
+
+
+def short_name(name_or_path: str) -> str:
+    """``sentence-transformers/all-MiniLM-L6-v2`` -> ``all-MiniLM-L6-v2``; ``/models/bert/`` -> ``bert``."""
+    return name_or_path.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or name_or_path
+
+
+def config_display_name(cfg: Any) -> str:
+    """What a model config names, as a person reads it: ``all-MiniLM-L6-v2``,
+    ``static:all-MiniLM-L6-v2`` (distilled from it), ``all-MiniLM-L6-v2/bf16`` (a variant),
+    ``ft(<run id prefix>)`` (a from_run model).
+
+    ``cfg``: a ``ModelConfig`` or its composed (OmegaConf) node; a node too broken to read
+    (preflight reports it) is named by its ``name_or_path`` alone.
+    """
+    from embsel_mlflow.models.variants import is_default, variant_name
+
+    try:
+        base = short_name(str(getattr(cfg, "name_or_path", None) or getattr(cfg, "name", None) or "model"))
+    except Exception:  # a missing mandatory value in a composed node
+        return "model"
+    try:
+        kind = str(getattr(cfg.kind, "value", cfg.kind))
+        run_id = getattr(cfg, "run_id", None)
+        if kind == "from_run" or (run_id and base == "weights"):  # a logged model, named by its run
+            return fine_tuned_name(None, str(run_id or "?"))
+        static = getattr(cfg, "static", None)
+        if kind in _DERIVED_KINDS and (static is None or static.distill):
+            base = f"{kind}:{base}"
+        if getattr(cfg, "variant", None) is not None and not is_default(cfg):
+            base = f"{base}/{variant_name(cfg)}"
+    except Exception:
+        return base
+    return base
+
+
+def fine_tuned_name(base: str | None, run_id: str) -> str:
+    """``all-MiniLM-L6-v2+ft(1a2b3c4d)``: ``base`` fine-tuned in run ``run_id``."""
+    suffix = f"ft({run_id[:RUN_ID_CHARS]})"
+    return f"{base}+{suffix}" if base else suffix
+
+
+def display_name(identity: dict[str, Any]) -> str:
+    """The name of the model ``identity`` describes (a fine-tuned model: its base's, +ft(run))."""
+    base = identity.get("display_name") or short_name(str(identity.get("name_or_path") or "model"))
+    run_id = identity.get(_FINE_TUNED)
+    return fine_tuned_name(str(base), str(run_id)) if run_id else str(base)
 
 
 def cache_key(identity: dict[str, Any]) -> str:

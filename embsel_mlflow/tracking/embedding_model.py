@@ -16,7 +16,6 @@ import dataclasses
 import json
 import shutil
 import tempfile
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -216,18 +215,40 @@ def _save_pyfunc(
         params=ParamSchema([ParamSpec(name, "string", default) for name, default in params.items()]),
     )
     path = directory / "pyfunc"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # models from code: MLflow's notes on type hints
-        mlflow.pyfunc.save_model(
-            path=str(path),
-            python_model=str(PYFUNC_FILE),
-            code_paths=[str(code_path) for code_path in code_paths],
-            artifacts={"model": str(weights), "settings": str(settings_file)},
-            signature=signature,
-            input_example=list(INPUT_EXAMPLE) if input_example else None,
-            pip_requirements=requirements,
-        )
+    mlflow.pyfunc.save_model(
+        path=str(path),
+        python_model=str(PYFUNC_FILE),
+        code_paths=[str(code_path) for code_path in code_paths],
+        artifacts={"model": str(weights), "settings": str(settings_file)},
+        signature=signature,
+        input_example=list(INPUT_EXAMPLE) if input_example else None,
+        pip_requirements=requirements,
+    )
     return path
+
+
+def weights_sha256(model: Any, name: str) -> str:
+    """The sha256 of ``model``'s own weights, as ``log_embedding_model`` saves them: of its one
+    ``model.safetensors`` (as an offline package's weights file is hashed), else of every saved
+    weights file's name and sha256. A fine-tuned model's identity carries it, not its base's."""
+    from embsel_mlflow.models.resolve import sha256_file
+
+    with tempfile.TemporaryDirectory(prefix="embsel-weights-") as tmp:
+        weights = Path(tmp) / "weights"
+        inner = _uncached(model)
+        if getattr(inner, "serving_backend", None) == MEDIA:  # what _save_media_model logs
+            weights.mkdir()
+            inner.save_serving(weights)
+        else:
+            _saved_weights(model, name, weights)
+        single = weights / "model.safetensors"
+        if single.is_file():
+            return sha256_file(single)
+        files = sorted(path for path in weights.rglob("*") if path.is_file())
+        listing = "\n".join(f"{path.relative_to(weights)} {sha256_file(path)}" for path in files)
+        import hashlib
+
+        return hashlib.sha256(listing.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -237,6 +258,7 @@ class EmbeddingModelRef:
     uri: str  # runs:/<run id>/<artifact path>
     registered_name: str | None = None
     version: str | None = None
+    model_id: str | None = None  # the model's MLflow logged model (its identity), when it has one
 
     @property
     def registered_uri(self) -> str | None:
@@ -259,17 +281,32 @@ def log_embedding_model(
     """Log ``model`` into run ``run_id`` at ``artifact_path``; with ``register``, register it too.
 
     ``name``: the candidate's name (kept in the model's settings); ``cfg``: its model config
-    (default: the model's own ``config``). ``register`` creates that registered model if needed
-    and a version linked to the run, with ``tags``; ``alias`` is set on the new version.
+    (default: the model's own ``config``). The model's logged model (one per identity, as
+    ``evaluate`` links it) becomes an output of the run. ``register`` creates that registered
+    model if needed and a version linked to the run, with ``tags``, and shows it on that logged
+    model (``model_entity.link_model_version``; a server refuses ``model_id`` on a version whose
+    source is a run artifact, as the weights are); ``alias`` is set on the new version.
     """
+    from mlflow.entities import LoggedModelOutput
+
+    from embsel_mlflow.tracking.model_entity import link_model_version, logged_model_of
+
     with tempfile.TemporaryDirectory(prefix="embsel-model-") as tmp:
         path = save_embedding_model(model, name, Path(tmp), cfg=cfg)
         client.log_artifacts(run_id, str(path), artifact_path)
     uri = f"runs:/{run_id}/{artifact_path}"
+    identity = getattr(model, "identity", None)
+    model_id = None
+    if isinstance(identity, dict):
+        experiment_id = client.get_run(run_id).info.experiment_id
+        model_id = logged_model_of(client, experiment_id, identity, source_run_id=run_id)
+        client.log_outputs(run_id, [LoggedModelOutput(model_id, step=0)])
     if not register:
-        return EmbeddingModelRef(uri)
+        return EmbeddingModelRef(uri, model_id=model_id)
     version = _register(client, run_id, register, artifact_path=artifact_path, alias=alias, tags=tags)
-    return EmbeddingModelRef(uri, register, version)
+    if model_id is not None:
+        link_model_version(client, model_id, register, version)
+    return EmbeddingModelRef(uri, register, version, model_id)
 
 
 def _register(

@@ -23,6 +23,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import pandas as pd
 from mlflow.pyfunc import PythonModel  # not mlflow.pyfunc.PythonModel: a lazy attribute type checkers miss
 
 MEDIA = "media"
@@ -49,8 +50,10 @@ class EmbeddingModel(PythonModel):
         else:
             self.model = _sentence_transformer(path, self.settings.get("variant") or {})
 
-    # No type hints here: MLflow would derive a signature from them (the logged one is explicit).
-    def predict(self, context, model_input, params=None):
+    # ``model_input``: what MLflow hands over after checking the logged (explicit) signature, a
+    # one-column DataFrame. A DataFrame hint is one MLflow derives no signature from, and without
+    # any hint it warns on every import of this file (each log and load).
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
         if self.settings["backend"] == MEDIA:
             return _predict_media(self.model, self.settings, _values(model_input), params or {})
         texts = _texts(model_input)

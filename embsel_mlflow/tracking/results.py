@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from embsel_mlflow.tracking.descriptions import NOTE_TAG, result_description
 from embsel_mlflow.tracking.plots import result_figure
 from embsel_mlflow.tracking.run_logger import DatasetRef, RunLogger
 
@@ -48,10 +49,7 @@ def log_result(
         {
             "main_score_name": result.main_score_name,
             # The description on the run page: the answer first.
-            "mlflow.note.content": (
-                f"{result.main_score_name} = {result.main_score:.5f}: {model_name} on "
-                f"{result.dataset} [{result.split}] ({result.task})"
-            ),
+            NOTE_TAG: result_description(result, model_name),
         }
     )
     summary: dict[str, Any] = {

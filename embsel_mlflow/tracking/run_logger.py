@@ -43,7 +43,10 @@ class RunLogger:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
-        entries = [RunTag(k, str(v)[:MAX_TAG_VALUE_LENGTH]) for k, v in tags.items() if v is not None]
+        from embsel_mlflow.tracking.secrets import redact
+
+        # every tag is a sink: a resolved path can hold a URL's password (https:/user:pw@host/m)
+        entries = [RunTag(k, redact(str(v))[:MAX_TAG_VALUE_LENGTH]) for k, v in tags.items() if v is not None]
         for batch in _chunks(entries, MAX_PARAMS_TAGS_PER_BATCH):
             self.client.log_batch(self.run_id, tags=batch)
 

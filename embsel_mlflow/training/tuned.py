@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from embsel_mlflow.models.encoder import Encoder
+from embsel_mlflow.models.resolve import ResolvedModel
 
 
 class TunedEncoder(Encoder):
     """Encodes like the base candidate; its identity names the training run, so the embedding
     cache and the logged-model link never mix it up with the base model."""
 
-    def __init__(self, base: Encoder, run_id: str, step: int) -> None:
-        super().__init__(base.model, base.config, base.source)
+    def __init__(self, base: Encoder, run_id: str, step: int, source: ResolvedModel | None = None) -> None:
+        # ``source``: where the tuned weights are and their sha256 (default: the base's)
+        super().__init__(base.model, base.config, source or base.source)
         self.run_id = run_id
         self.step = step
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from embsel_mlflow.models.clip import ClipModel
+from embsel_mlflow.models.resolve import ResolvedModel
 
 
 class TunedClipModel(ClipModel):
@@ -12,8 +13,9 @@ class TunedClipModel(ClipModel):
     names the training run, so the embedding cache and the logged-model link never mix it up with the
     base model."""
 
-    def __init__(self, base: ClipModel, run_id: str, step: int) -> None:
-        super().__init__(base.forward, base.config, base.source)
+    def __init__(self, base: ClipModel, run_id: str, step: int, source: ResolvedModel | None = None) -> None:
+        # ``source``: where the tuned weights are and their sha256 (default: the base's)
+        super().__init__(base.forward, base.config, source or base.source)
         self.run_id = run_id
         self.step = step
 
