@@ -71,7 +71,8 @@ def _reference_embeddings(
 
 
 def test_local_directory_wins_over_offline_package(tiny_st_dir: Path) -> None:
-    offline = OfflineCopyConfig(package=OFFLINE_PACKAGE, sha256="0" * 64, repo_id=MINILM)  # would fail if consulted
+    # sha256 would fail if consulted
+    offline = OfflineCopyConfig(package=OFFLINE_PACKAGE, sha256="0" * 64, repo_id=MINILM)
     source = resolve_model_source(_model_config(tiny_st_dir, offline=offline))
     assert source.origin == "local"
     assert Path(source.path_or_id) == tiny_st_dir.resolve()
@@ -92,7 +93,9 @@ def test_offline_package_is_used_for_a_hub_id_and_its_hash_verified() -> None:
 
 
 def test_missing_offline_package_falls_back_to_the_hub_id() -> None:
-    offline = OfflineCopyConfig(package="embsel_no_such_offline_package", sha256="0" * 64, repo_id="org/some-model")
+    offline = OfflineCopyConfig(
+        package="embsel_no_such_offline_package", sha256="0" * 64, repo_id="org/some-model"
+    )
     source = resolve_model_source(_model_config("org/some-model", offline=offline))
     assert (source.origin, source.path_or_id, source.sha256) == ("hub", "org/some-model", None)
     assert resolve_model_source(_model_config("org/some-model")).origin == "hub"
@@ -402,3 +405,11 @@ def test_corrupt_weights_and_symlink_loops_are_one_line_model_errors(
     (tmp_path / "loop2").symlink_to(loop)
     with pytest.raises(ModelError, match="symlink loop"):
         load_encoder(_model_config(loop))
+
+
+def test_trust_remote_code_in_model_kwargs_is_refused_from_a_notebook_too(tiny_st_dir: Path) -> None:
+    cfg = _model_config(tiny_st_dir, model_kwargs={"nested": {"Trust_Remote_Code": True}})
+    with pytest.raises(ConfigError) as info:
+        load_encoder(cfg)
+    assert "model.model_kwargs.nested.Trust_Remote_Code is refused" in str(info.value)
+    assert "model.trust_remote_code=true" in str(info.value)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from embsel_mlflow.config.model import check_remote_code_switch
 from embsel_mlflow.errors import ModelError, first_line
 from embsel_mlflow.models.resolve import (
     HUB,
@@ -46,7 +47,12 @@ class HubLoad:
 
 
 def hub_load(cfg: ModelConfig) -> HubLoad:
-    """Resolve the model ``cfg`` names, check a local directory, and decide online or offline."""
+    """Resolve the model ``cfg`` names, check a local directory, and decide online or offline.
+
+    ``model.trust_remote_code`` is the only way remote code is allowed (also from a notebook,
+    where no preflight ran): a ``trust_remote_code`` inside ``model_kwargs`` is refused.
+    """
+    check_remote_code_switch(cfg)
     source = resolve_model_source(cfg)
     if source.origin != HUB:
         check_model_dir(Path(source.path_or_id))
