@@ -5,6 +5,10 @@ A real sqlite store, real Hydra composition, tiny models built locally; offline.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -110,3 +114,89 @@ def test_without_the_switch_no_code_runs_and_the_record_says_so(run_cli, tmp_pat
     assert not marker.exists() and result.returncode == 0, result.stderr
     (run,) = _runs(tmp_path)
     assert run.data.params["model.trust_remote_code"] == "false"
+
+
+# --- resume after SIGKILL -------------------------------------------------------------------------
+
+
+def _tiny_train(st_dir: Path) -> list[str]:
+    """The tiny sentence-transformer trained on the demo retrieval qrels, a checkpoint every 5 steps."""
+    return [
+        "model=minilm",
+        f"model.name_or_path={st_dir}",
+        "model.offline=null",
+        "model.revision=null",
+        "data=demo_retrieval",
+        "data.train_split=test",
+        "evaluation.show_progress=false",
+        "train.batch_size=4",
+        "train.learning_rate=0.005",
+        "train.logging_steps=1",
+        "train.max_steps=60",
+        "train.save_steps=5",
+        "train.eval_steps=0",
+        "train.log_model=false",
+        "train.system_metrics=false",
+    ]
+
+
+def _popen(step: str, args: list[str], cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "embsel_mlflow",
+        step,
+        *args,
+        f"tracking.uri=sqlite:///{cwd / 'mlflow.db'}",
+    ]
+    return subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _sigkill_at(proc: subprocess.Popen, line_part: str) -> str:
+    """SIGKILL ``proc`` as soon as it prints a line containing ``line_part``; its output so far."""
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line_part in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    output = "".join(seen)
+    assert proc.returncode == -signal.SIGKILL, output[-3000:]
+    return output
+
+
+@pytest.mark.slow  # three training processes and an evaluate (~1 min)
+def test_a_sigkilled_train_run_is_repaired_and_resumed(tiny_st_dir: Path, tmp_path: Path) -> None:
+    args = _tiny_train(tiny_st_dir)
+    _sigkill_at(_popen("train", args, tmp_path), "step 20/60")
+    (killed,) = _runs(tmp_path)
+    assert killed.info.status == "RUNNING"  # SIGKILL left no chance to close it
+    run_id = killed.info.run_id
+
+    # resumed at once: the run is repaired (its process is gone), then continued ... and killed again
+    output = _sigkill_at(_popen("train", [*args, f"train.resume={run_id}"], tmp_path), "step 40/60")
+    assert "resuming from" in output and "RUNNING run" not in output, output[-3000:]
+
+    # the next run on this host closes the killed run KILLED
+    evaluate = _popen("evaluate", [f"model.name_or_path={tiny_st_dir}", "model.offline=null"], tmp_path)
+    evaluate_output = evaluate.communicate(timeout=300)[0]
+    assert evaluate.returncode == 0, evaluate_output[-3000:]
+    runs = {run.info.run_id: run for run in _runs(tmp_path)}
+    assert (
+        runs[run_id].info.status == "KILLED" and "closed KILLED by embsel" in runs[run_id].data.tags["error"]
+    )
+
+    final = _popen("train", [*args, f"train.resume={run_id}"], tmp_path)
+    output = final.communicate(timeout=300)[0]
+    assert final.returncode == 0, output[-3000:]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    resumed = client.get_run(run_id)
+    assert resumed.info.status == "FINISHED" and "error" not in resumed.data.tags
+    steps = {m.step for m in client.get_metric_history(run_id, "train/loss")}
+    assert steps == set(range(1, 61))  # the same final step, no gap (steps after a checkpoint run twice)
+    assert len(runs) == 2  # the train run (resumed in place, twice) and the evaluate run

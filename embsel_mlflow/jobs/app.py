@@ -80,8 +80,9 @@ def unregistered_error(cfg: Any, step: str) -> str | None:
     from omegaconf import OmegaConf
 
     from embsel_mlflow.candidates import check_kinds
-    from embsel_mlflow.config import ModelConfig
+    from embsel_mlflow.config import ModelConfig, TrainConfig
     from embsel_mlflow.config.model import check_remote_code_switch
+    from embsel_mlflow.config.train import check_optimisation
     from embsel_mlflow.config.walk import nodes_of
     from embsel_mlflow.families import check_families
 
@@ -94,6 +95,8 @@ def unregistered_error(cfg: Any, step: str) -> str | None:
         check_kinds(typed)
         for model in nodes_of(typed, ModelConfig):  # remote code has one switch, the logged one
             check_remote_code_switch(model)
+        for train in nodes_of(typed, TrainConfig):  # a fine-tune that would learn nothing
+            check_optimisation(train)
     except ConfigError as exc:
         return f"invalid config: {exc} (valid keys: `embsel {step} --cfg job`)"
     return None
