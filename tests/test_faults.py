@@ -200,3 +200,99 @@ def test_a_sigkilled_train_run_is_repaired_and_resumed(tiny_st_dir: Path, tmp_pa
     steps = {m.step for m in client.get_metric_history(run_id, "train/loss")}
     assert steps == set(range(1, 61))  # the same final step, no gap (steps after a checkpoint run twice)
     assert len(runs) == 2  # the train run (resumed in place, twice) and the evaluate run
+
+
+# --- training settings that fine-tune nothing, and damaged checkpoints -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "needle"),
+    [
+        ("train.learning_rate=-1", "train.learning_rate must be a positive number, got -1.0"),
+        ("train.learning_rate=0", "train.learning_rate must be a positive number, got 0.0"),
+        ("train.max_steps=0", "train.max_steps must be a positive step count"),
+        ("train.epochs=0", "train.epochs must be positive"),
+    ],
+)
+def test_a_fine_tune_that_learns_nothing_is_refused_at_preflight(
+    run_cli, tmp_path, tiny_st_dir, setting, needle
+):
+    result = run_cli("train", *_tiny_train(tiny_st_dir)[:7], setting)
+    assert result.returncode == 2, result.stderr
+    (line,) = _error_lines(result.stderr)
+    assert needle in line and "Traceback" not in result.stderr
+    (run,) = _runs(tmp_path)
+    assert run.info.status == "FAILED" and needle in run.data.tags["error"]
+    assert not list(tmp_path.rglob("checkpoint-*")) and not run.data.metrics
+
+
+def _checkpoint(folder: Path) -> Path:
+    """A checkpoint folder as transformers writes one: weights, optimizer state, trainer state last."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    save_file({"weight": torch.ones(4, 4)}, folder / "model.safetensors")
+    torch.save({"state": {0: {"exp_avg": torch.zeros(4)}}}, folder / "optimizer.pt")
+    (folder / "trainer_state.json").write_text('{"global_step": 5}')
+    return folder
+
+
+def test_the_newest_complete_checkpoint_is_resumed_from(tmp_path: Path) -> None:
+    from embsel_mlflow.training.trainer import last_checkpoint
+
+    complete = _checkpoint(tmp_path / "checkpoint-5")
+    _checkpoint(tmp_path / "checkpoint-10")
+    assert last_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
+    (tmp_path / "checkpoint-10" / "trainer_state.json").unlink()  # killed while saving
+    (tmp_path / "checkpoint-15").mkdir()  # killed before anything was written
+    assert last_checkpoint(tmp_path) == complete
+
+
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        ("model.safetensors", "model.safetensors: unreadable safetensors"),
+        ("optimizer.pt", "optimizer.pt: not a complete torch file"),
+        ("trainer_state.json", "trainer_state.json: JSONDecodeError"),
+    ],
+)
+def test_a_damaged_checkpoint_is_one_line(tmp_path: Path, damage: str, needle: str) -> None:
+    from embsel_mlflow.errors import ConfigError
+    from embsel_mlflow.training.trainer import check_checkpoint
+
+    checkpoint = _checkpoint(tmp_path / "checkpoint-5")
+    check_checkpoint(checkpoint)  # intact: accepted
+    path = checkpoint / damage
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # truncated, as a full disk leaves it
+    with pytest.raises(ConfigError) as info:
+        check_checkpoint(checkpoint)
+    assert needle in str(info.value) and "delete that folder" in str(info.value)
+
+
+# --- `mlflow run` with overrides that do not split ---------------------------------------------------
+
+
+def test_an_unbalanced_quote_under_mlflow_run_fails_its_run_with_the_reason(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HF_HUB_OFFLINE": "1",
+    }
+    command = [sys.executable, "-m", "mlflow", "run", str(repo), "-e", "evaluate", "--env-manager", "local"]
+    proc = subprocess.run(
+        [*command, "-P", "overrides=model.name='unclosed"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    assert len(_error_lines(proc.stderr)) == 1, proc.stderr[-3000:]
+    (run,) = mlflow.MlflowClient(uri).search_runs(["0"])
+    assert run.info.status == "FAILED"
+    assert "unclosed ' quote" in run.data.tags["error"]
+    assert "unclosed ' quote" in run.data.tags["mlflow.note.content"]

@@ -343,6 +343,14 @@ def _record_failure(step: str, overrides: list[str], reason: str, record_failed_
     )
 
 
+def record_unparsed_overrides(step: str, reason: str) -> None:
+    """The run ``mlflow run`` created ends FAILED with ``reason`` (its ``overrides`` did not split),
+    so it carries the error tag and description any other bad input leaves."""
+    from embsel_mlflow.tracking.run import record_failed_run
+
+    record_failed_run(TrackingConfig(), entry_point=step, reason=reason, run_name=f"{step} (invalid config)")
+
+
 def _redact_hydra_files() -> None:
     """Hydra saves the raw overrides (multirun.yaml; .hydra/ if a user turns it back on): mask them."""
     from hydra.core.hydra_config import HydraConfig
