@@ -5,6 +5,7 @@ A real sqlite store, real Hydra composition, tiny models built locally; offline.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -45,6 +46,7 @@ def test_minilm_config_never_scores_the_packaged_minilm_for_another_model(run_cl
 # --- remote code through a side door ------------------------------------------------------------
 
 _CUSTOM_CODE = """\
+import logging
 import os
 from pathlib import Path
 
@@ -296,3 +298,50 @@ def test_an_unbalanced_quote_under_mlflow_run_fails_its_run_with_the_reason(tmp_
     assert run.info.status == "FAILED"
     assert "unclosed ' quote" in run.data.tags["error"]
     assert "unclosed ' quote" in run.data.tags["mlflow.note.content"]
+
+
+# --- a quiet console ------------------------------------------------------------------------------
+
+# What model2vec and transformers wrote while distilling: its INFO lines and its progress bars.
+_DISTILL_NOISE = (
+    "Changing padding",
+    "Remapping ID",
+    "Removed ",
+    "Encoding tokens",
+    "Applying PCA",
+    "Saved model",
+)
+_DISTILL_NOISE += ("Loading weights", "it/s]", "Explained variance")
+
+
+def test_distilling_a_static_model_into_a_pipe_prints_only_embsel_lines(run_cli, tmp_path, tiny_bert_dir):
+    result = run_cli(
+        "evaluate",
+        "model=static_minilm",
+        f"model.name_or_path={tiny_bert_dir}",
+        "model.offline=null",
+        "model.revision=null",
+        "model.static.pca_dims=16",
+        f"model.static.dir={tmp_path / 'static'}",
+    )
+    assert result.returncode == 0, result.stderr
+    console = result.stdout + result.stderr
+    assert "distilling a static model" in console  # it did distil, here
+    noise = [line for line in console.splitlines() if any(part in line for part in _DISTILL_NOISE)]
+    assert not noise, noise
+
+
+def test_quiet_model2vec_restores_what_it_changed() -> None:
+    from model2vec.distill import inference
+
+    from embsel_mlflow.models.static import quiet_model2vec
+
+    bar = inference.tqdm
+    logging.getLogger("skeletoken").setLevel(logging.DEBUG)
+    try:
+        with quiet_model2vec():
+            assert logging.getLogger("skeletoken").level == logging.WARNING
+            assert inference.tqdm is not bar  # pytest's stderr is not a terminal
+        assert inference.tqdm is bar and logging.getLogger("skeletoken").level == logging.DEBUG
+    finally:
+        logging.getLogger("skeletoken").setLevel(logging.NOTSET)
