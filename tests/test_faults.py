@@ -345,3 +345,14 @@ def test_quiet_model2vec_restores_what_it_changed() -> None:
         assert inference.tqdm is bar and logging.getLogger("skeletoken").level == logging.DEBUG
     finally:
         logging.getLogger("skeletoken").setLevel(logging.NOTSET)
+
+
+@pytest.mark.slow  # a training run that logs its model (~40-80 s on 2 shared cores)
+def test_training_into_a_pipe_prints_no_progress_bar(run_cli, tmp_path, tiny_st_dir):
+    args = [*_tiny_train(tiny_st_dir)[:10], "train.max_steps=10", "train.save_steps=5", "train.eval_steps=0"]
+    result = run_cli("train", *args, "train.system_metrics=false")
+    assert result.returncode == 0, result.stderr
+    console = result.stdout + result.stderr
+    assert "step 10/10" in console and list(tmp_path.rglob("checkpoint-10"))  # it trained and saved
+    bars = [line for line in console.splitlines() if "it/s]" in line or "example/s]" in line or "%|" in line]
+    assert not bars, bars

@@ -168,6 +168,9 @@ def run_app(step: str, job: Job, args: list[str], *, check_options: bool = False
     if not sys.stderr.isatty():
         # MLflow's artifact download bar is for terminals too (a from_run or registered model).
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # huggingface_hub's switch, which transformers' bars follow ("Writing model shards" on
+        # every save); read when they are first imported, which is after this.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     with _console_redacted(), terminate_on_signals(), warnings.catch_warnings():
         for message in KNOWN_HARMLESS_WARNINGS:
             warnings.filterwarnings("ignore", message=message, category=UserWarning)

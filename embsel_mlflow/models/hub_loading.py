@@ -83,6 +83,26 @@ def no_loading_bars() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+@contextmanager
+def bars_off_terminal(module: Any) -> Iterator[None]:
+    """``module``'s own ``tqdm`` (a module global its library offers no switch for) disabled while
+    the call runs, when stderr is not a terminal; put back after."""
+    import sys
+    from functools import partial
+
+    from tqdm import tqdm
+
+    bar = getattr(module, "tqdm", None)
+    swap = bar is not None and not getattr(sys.stderr, "isatty", lambda: False)()
+    if swap:
+        module.tqdm = partial(tqdm, disable=True)
+    try:
+        yield
+    finally:
+        if swap:
+            module.tqdm = bar
+
+
 def check_model_dir(path: Path) -> None:
     """Refuse a directory that holds no model before the loaders fail less clearly."""
     if not any((path / name).is_file() for name in ("modules.json", "config.json")):

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,7 +28,7 @@ from embsel_mlflow.models.base import (
     encode_prompted,
     text_inputs,
 )
-from embsel_mlflow.models.hub_loading import no_loading_bars
+from embsel_mlflow.models.hub_loading import bars_off_terminal, no_loading_bars
 from embsel_mlflow.models.resolve import HUB, LOCAL, ResolvedModel, resolve_model_source, sha256_file
 
 if TYPE_CHECKING:
@@ -188,13 +187,7 @@ def quiet_model2vec() -> Iterator[None]:
     """model2vec's INFO lines held back, and its token-encoding bar only on a terminal, for the call.
 
     Only these loggers and only while the call runs: the rest of the console is the app's.
-    The bar's ``tqdm`` is model2vec's own module global (it takes no switch), so it is swapped
-    for one that is disabled off a terminal, and put back after.
     """
-    from functools import partial
-
-    from tqdm import tqdm
-
     inference: Any
     try:
         from model2vec.distill import inference
@@ -202,15 +195,11 @@ def quiet_model2vec() -> Iterator[None]:
         inference = None
     loggers = [logging.getLogger(name) for name in _CHATTY_LOGGERS]
     levels = [logger.level for logger in loggers]
-    bar = getattr(inference, "tqdm", None)
     for logger in loggers:
         logger.setLevel(logging.WARNING)
-    if inference is not None and not getattr(sys.stderr, "isatty", lambda: False)():
-        inference.tqdm = partial(tqdm, disable=True)
     try:
-        yield
+        with bars_off_terminal(inference):
+            yield
     finally:
-        if inference is not None:
-            inference.tqdm = bar
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.errors import ConfigError
+from embsel_mlflow.models.hub_loading import bars_off_terminal, no_loading_bars
 from embsel_mlflow.training.callbacks import MetricsCallback, MetricSink, StopOnSignal
 
 if TYPE_CHECKING:
@@ -199,18 +200,21 @@ def fine_tune(
     ]
     if cfg.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-    trainer = SentenceTransformerTrainer(
-        model=model,
-        args=args,
-        train_dataset=pairs.to_dataset(),
-        loss=loss,
-        evaluator=evaluator if args.eval_strategy != "no" else None,
-        callbacks=callbacks,
-    )
+    from sentence_transformers.base import model_card
+
+    with bars_off_terminal(model_card):  # its "Computing widget examples" bar
+        trainer = SentenceTransformerTrainer(
+            model=model,
+            args=args,
+            train_dataset=pairs.to_dataset(),
+            loss=loss,
+            evaluator=evaluator if args.eval_strategy != "no" else None,
+            callbacks=callbacks,
+        )
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # raw log dicts on the console; MetricsCallback logs a line
-    with stop.catching():
+    with stop.catching(), no_loading_bars():  # no "Writing model shards" bar at each checkpoint
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     outcome = TrainingOutcome(global_step=trainer.state.global_step, stopped_by=stop.signum)
     key = f"eval_{main_metric}"
