@@ -15,6 +15,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from tests.test_train import _tiny
+
 
 def _runs(tmp_path: Path) -> list:
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -122,24 +124,9 @@ def test_without_the_switch_no_code_runs_and_the_record_says_so(run_cli, tmp_pat
 
 
 def _tiny_train(st_dir: Path) -> list[str]:
-    """The tiny sentence-transformer trained on the demo retrieval qrels, a checkpoint every 5 steps."""
-    return [
-        "model=minilm",
-        f"model.name_or_path={st_dir}",
-        "model.offline=null",
-        "model.revision=null",
-        "data=demo_retrieval",
-        "data.train_split=test",
-        "evaluation.show_progress=false",
-        "train.batch_size=4",
-        "train.learning_rate=0.005",
-        "train.logging_steps=1",
-        "train.max_steps=60",
-        "train.save_steps=5",
-        "train.eval_steps=0",
-        "train.log_model=false",
-        "train.system_metrics=false",
-    ]
+    """test_train's tiny sentence-transformer on the demo retrieval qrels, a checkpoint every 5 steps."""
+    steps = ["train.max_steps=60", "train.save_steps=5", "train.eval_steps=0"]
+    return [*_tiny(st_dir), *steps, "train.log_model=false", "train.system_metrics=false"]
 
 
 def _popen(step: str, args: list[str], cwd: Path) -> subprocess.Popen:
@@ -219,7 +206,7 @@ def test_a_sigkilled_train_run_is_repaired_and_resumed(tiny_st_dir: Path, tmp_pa
 def test_a_fine_tune_that_learns_nothing_is_refused_at_preflight(
     run_cli, tmp_path, tiny_st_dir, setting, needle
 ):
-    result = run_cli("train", *_tiny_train(tiny_st_dir)[:7], setting)
+    result = run_cli("train", *_tiny(tiny_st_dir), setting)
     assert result.returncode == 2, result.stderr
     (line,) = _error_lines(result.stderr)
     assert needle in line and "Traceback" not in result.stderr
@@ -349,7 +336,7 @@ def test_quiet_model2vec_restores_what_it_changed() -> None:
 
 @pytest.mark.slow  # a training run that logs its model (~40-80 s on 2 shared cores)
 def test_training_into_a_pipe_prints_no_progress_bar(run_cli, tmp_path, tiny_st_dir):
-    args = [*_tiny_train(tiny_st_dir)[:10], "train.max_steps=10", "train.save_steps=5", "train.eval_steps=0"]
+    args = [*_tiny(tiny_st_dir), "train.max_steps=10", "train.save_steps=5", "train.eval_steps=0"]
     result = run_cli("train", *args, "train.system_metrics=false")
     assert result.returncode == 0, result.stderr
     console = result.stdout + result.stderr
