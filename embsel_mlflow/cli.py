@@ -7,6 +7,7 @@ nothing heavy so that ``embsel --help`` answers at once.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from embsel_mlflow import __version__
@@ -99,6 +100,10 @@ def main(argv: list[str] | None = None) -> None:
         rest = expand_overrides_option(rest)
     except EmbselError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`: the run it made records why
+            from embsel_mlflow.jobs.app import record_unparsed_overrides
+
+            record_unparsed_overrides(command, str(exc))
         sys.exit(2)
     if argv is None:  # this process is the command: its collection policy is ours to set
         _collect_less_often()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import ViewType
 
 from embsel_mlflow.data import demo_data_dir
 from embsel_mlflow.entrypoints import compare, evaluate, rerun
@@ -121,6 +122,12 @@ def test_rerun_reproduces_reports_overrides_and_catches_a_changed_data_byte(
     out = capsys.readouterr().out
     assert "resolved config: 1 changed" in out and "model.batch_size: 32 -> 3" in out
 
+    # an override the step does not know: the step's one error line, and no second one from rerun
+    capsys.readouterr()
+    assert rerun.main([run_id, "model.nope=1"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "nope" in errors[0], errors
+
     # one byte of the data file changed: exit 1, naming the changed digest
     raw = bytearray(data.read_bytes())
     raw[raw.index(b"A")] = ord("E")
@@ -142,6 +149,40 @@ def test_rerun_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert errors[-3].startswith("error: no run 0123456789abcdef")
     assert errors[-2].startswith("error: ") and "sweep parent" in errors[-2]
     assert errors[-1].startswith("error: argument --tolerance: invalid float value: 'tiny'; usage: ")
+
+
+def _errors(capsys: pytest.CaptureFixture) -> list[str]:
+    """The ``error:`` lines on stderr (MLflow logs its first-use database setup there too)."""
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+
+
+def test_rerun_of_a_deleted_run_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("x")
+    run_id = client.create_run(experiment, tags={"embsel.entry_point": "evaluate"}).info.run_id
+    client.set_terminated(run_id, "FINISHED")
+    client.delete_run(run_id)
+    assert rerun.main([run_id]) == 2
+    (error,) = _errors(capsys)
+    assert error.startswith(f"error: run {run_id} is deleted; restore it")
+    client.restore_run(run_id)
+    client.delete_experiment(experiment)
+    assert rerun.main([run_id]) == 2
+    (error,) = _errors(capsys)
+    assert error.startswith(f"error: experiment 'x' of run {run_id} is deleted; restore it")
+    assert len(client.search_runs([experiment], run_view_type=ViewType.ALL)) == 1  # nothing was replayed
+
+
+def test_compare_output_into_a_missing_folder_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client.create_run(client.create_experiment("x"))
+    target = tmp_path / "no" / "such" / "table.csv"
+    assert compare.main(["--experiment", "x", "--output", str(target)]) == 2
+    (error,) = _errors(capsys)
+    assert error.startswith(f"error: cannot write --output {target} (No such file or directory)")
+    assert not target.parent.exists()
 
 
 @pytest.mark.slow

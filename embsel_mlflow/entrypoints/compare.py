@@ -46,13 +46,12 @@ def main(argv: list[str]) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from embsel_mlflow.tracking.compare import render, runs_table, search
+    from embsel_mlflow.tracking.compare import render, runs_table, search, write_output
 
     table = runs_table(search(args), args)
     text = render(table, args.format)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        write_output(args.output, text)
         print(f"{len(table)} runs written to {args.output}")
     else:
         sys.stdout.write(text)

@@ -42,10 +42,12 @@ def rerun(args: argparse.Namespace) -> int:
     print("\n".join(replay.warnings), end="\n" if replay.warnings else "")
     print(f"replaying {replay.step} run {args.run_id}: embsel {replay.step} {' '.join(replay.overrides)}")
     code = run_replay(replay)
-    diff = diff_replay(replay, args.tolerance) if code == 0 else None
+    if code != 0:
+        return code  # the step printed its own one error line
+    diff = diff_replay(replay, args.tolerance)
     if diff is None:
-        print(f"error: the replay of {args.run_id} did not finish (exit code {code})", file=sys.stderr)
-        return code or EXIT_NOT_REPRODUCED
+        print(f"error: the replay of {args.run_id} logged no finished run", file=sys.stderr)
+        return EXIT_NOT_REPRODUCED
     print(diff.report())
     if not diff.reproduced:
         print(f"error: run {args.run_id} did not reproduce: {'; '.join(diff.failures)}", file=sys.stderr)

@@ -80,6 +80,10 @@ def unregistered_error(cfg: Any, step: str) -> str | None:
     from omegaconf import OmegaConf
 
     from embsel_mlflow.candidates import check_kinds
+    from embsel_mlflow.config import ModelConfig, TrainConfig
+    from embsel_mlflow.config.model import check_remote_code_switch
+    from embsel_mlflow.config.train import check_optimisation
+    from embsel_mlflow.config.walk import nodes_of
     from embsel_mlflow.families import check_families
 
     try:
@@ -89,6 +93,10 @@ def unregistered_error(cfg: Any, step: str) -> str | None:
     try:
         check_families(typed)
         check_kinds(typed)
+        for model in nodes_of(typed, ModelConfig):  # remote code has one switch, the logged one
+            check_remote_code_switch(model)
+        for train in nodes_of(typed, TrainConfig):  # a fine-tune that would learn nothing
+            check_optimisation(train)
     except ConfigError as exc:
         return f"invalid config: {exc} (valid keys: `embsel {step} --cfg job`)"
     return None
@@ -160,6 +168,9 @@ def run_app(step: str, job: Job, args: list[str], *, check_options: bool = False
     if not sys.stderr.isatty():
         # MLflow's artifact download bar is for terminals too (a from_run or registered model).
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # huggingface_hub's switch, which transformers' bars follow ("Writing model shards" on
+        # every save); read when they are first imported, which is after this.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     with _console_redacted(), terminate_on_signals(), warnings.catch_warnings():
         for message in KNOWN_HARMLESS_WARNINGS:
             warnings.filterwarnings("ignore", message=message, category=UserWarning)
@@ -333,6 +344,14 @@ def _record_failure(step: str, overrides: list[str], reason: str, record_failed_
     record_failed_run(
         tracking, entry_point=step, reason=reason, run_name=f"{step} (invalid config)", overrides=overrides
     )
+
+
+def record_unparsed_overrides(step: str, reason: str) -> None:
+    """The run ``mlflow run`` created ends FAILED with ``reason`` (its ``overrides`` did not split),
+    so it carries the error tag and description any other bad input leaves."""
+    from embsel_mlflow.tracking.run import record_failed_run
+
+    record_failed_run(TrackingConfig(), entry_point=step, reason=reason, run_name=f"{step} (invalid config)")
 
 
 def _redact_hydra_files() -> None:

@@ -114,6 +114,18 @@ def plan_rerun(run_id: str, extra: list[str], tracking_uri: str | None) -> Repla
     except MlflowException as exc:
         raise ConfigError(f"no run {run_id} in {uri}; check the id or pass --tracking-uri") from exc
     step = original.data.tags.get("embsel.entry_point", "")
+    experiment = client.get_experiment(original.info.experiment_id)
+    # a deleted experiment marks its runs deleted too: name the experiment then, it is what to restore
+    if experiment.lifecycle_stage == "deleted":
+        raise ConfigError(
+            f"experiment '{experiment.name}' of run {run_id} is deleted; restore it (`mlflow experiments "
+            f"restore --experiment-id {experiment.experiment_id}`) before replaying the run"
+        )
+    if original.info.lifecycle_stage == "deleted":
+        raise ConfigError(
+            f"run {run_id} is deleted; restore it (`mlflow runs restore --run-id {run_id}`) "
+            "before replaying it"
+        )
     if original.data.tags.get(ROLE_TAG) == "parent":
         raise ConfigError(
             f"run {run_id} is a sweep parent; rerun one of its children (embsel compare --parent)"
@@ -122,10 +134,9 @@ def plan_rerun(run_id: str, extra: list[str], tracking_uri: str | None) -> Repla
         raise ConfigError(f"run {run_id} was not logged by an embsel step (entry point {step!r})")
     recorded = _artifact_yaml(client, run_id, "overrides.yaml").get("overrides", [])
     config = _artifact_yaml(client, run_id, "config.yaml")
-    experiment = client.get_experiment(original.info.experiment_id).name
     warnings: list[str] = []
     overrides = replay_overrides(
-        recorded, config, uri=uri, experiment=experiment, run_id=run_id, extra=extra, warnings=warnings
+        recorded, config, uri=uri, experiment=experiment.name, run_id=run_id, extra=extra, warnings=warnings
     )
     return Replay(client, original, step, config, overrides, warnings)
 

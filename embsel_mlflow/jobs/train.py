@@ -96,6 +96,7 @@ def _log_config(run: RunLogger, cfg: Any, overrides: list[str], *, resuming: boo
 def check_resumable(tracking: TrackingConfig, run_id: str, overrides: list[str]) -> None:
     """A resume id must name an ended ``train`` run of this store with a checkpoint; else a FAILED
     run (a new one: the named run is not touched) and one line."""
+    from embsel_mlflow.tracking.repair import close_if_orphaned
     from embsel_mlflow.tracking.run import record_failed_run
     from embsel_mlflow.tracking.store import open_store, resolve_tracking_uri
     from embsel_mlflow.training.pairs import MEDIA_TEXT
@@ -112,7 +113,7 @@ def check_resumable(tracking: TrackingConfig, run_id: str, overrides: list[str])
         if tags.get("embsel.entry_point") != STEP:
             what = tags.get("embsel.entry_point") or "non-embsel"
             problem = f"train.resume={run_id} names a {what} run, not a train run; pass the id of a train run"
-        elif found.info.status == "RUNNING":
+        elif found.info.status == "RUNNING" and not close_if_orphaned(client, found):  # SIGKILLed: repaired
             problem = f"train.resume={run_id} names a RUNNING run; stop it first (or wait for it to end)"
         elif found.info.status == "FINISHED":
             problem = f"train.resume={run_id} names a FINISHED train run; there is nothing to resume"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from embsel_mlflow.config.model import check_remote_code_switch
 from embsel_mlflow.errors import ModelError, first_line
 from embsel_mlflow.models.resolve import (
     HUB,
@@ -46,7 +47,12 @@ class HubLoad:
 
 
 def hub_load(cfg: ModelConfig) -> HubLoad:
-    """Resolve the model ``cfg`` names, check a local directory, and decide online or offline."""
+    """Resolve the model ``cfg`` names, check a local directory, and decide online or offline.
+
+    ``model.trust_remote_code`` is the only way remote code is allowed (also from a notebook,
+    where no preflight ran): a ``trust_remote_code`` inside ``model_kwargs`` is refused.
+    """
+    check_remote_code_switch(cfg)
     source = resolve_model_source(cfg)
     if source.origin != HUB:
         check_model_dir(Path(source.path_or_id))
@@ -75,6 +81,26 @@ def no_loading_bars() -> Iterator[None]:
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
+
+
+@contextmanager
+def bars_off_terminal(module: Any) -> Iterator[None]:
+    """``module``'s own ``tqdm`` (a module global its library offers no switch for) disabled while
+    the call runs, when stderr is not a terminal; put back after."""
+    import sys
+    from functools import partial
+
+    from tqdm import tqdm
+
+    bar = getattr(module, "tqdm", None)
+    swap = bar is not None and not getattr(sys.stderr, "isatty", lambda: False)()
+    if swap:
+        module.tqdm = partial(tqdm, disable=True)
+    try:
+        yield
+    finally:
+        if swap:
+            module.tqdm = bar
 
 
 def check_model_dir(path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from embsel_mlflow.errors import ModelError
 
 if TYPE_CHECKING:
-    from embsel_mlflow.config import ModelConfig
+    from embsel_mlflow.config import ModelConfig, OfflineCopyConfig
 
 LOCAL = "local"
 OFFLINE_PACKAGE = "offline_package"
@@ -43,13 +43,23 @@ def resolve_model_source(cfg: ModelConfig) -> ResolvedModel:
         )
     if local.is_dir():
         return ResolvedModel(str(Path(cfg.name_or_path).expanduser().resolve()), LOCAL)
-    if cfg.offline is not None:
+    if cfg.offline is not None and packages(cfg.offline, cfg.name_or_path, cfg.revision):
         offline_dir = _offline_package_dir(cfg.offline.package)
         if offline_dir is not None:
             digest = verify_sha256(offline_dir / cfg.offline.weights_file, cfg.offline.sha256)
             return ResolvedModel(str(offline_dir), OFFLINE_PACKAGE, digest)
     _check_hub_id(cfg.name_or_path)
     return ResolvedModel(cfg.name_or_path, HUB)
+
+
+def packages(offline: OfflineCopyConfig, name_or_path: str, revision: str | None) -> bool:
+    """Whether the offline copy is the model ``name_or_path`` at ``revision`` names.
+
+    Hub ids are case-insensitive; a revision the package does not ship is another model.
+    """
+    if name_or_path.strip().casefold() != str(offline.repo_id).strip().casefold():
+        return False
+    return revision is None or revision == offline.revision
 
 
 def sha256_file(path: Path) -> str:

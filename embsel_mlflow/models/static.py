@@ -13,7 +13,8 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from embsel_mlflow.models.base import (
     encode_prompted,
     text_inputs,
 )
+from embsel_mlflow.models.hub_loading import bars_off_terminal, no_loading_bars
 from embsel_mlflow.models.resolve import HUB, LOCAL, ResolvedModel, resolve_model_source, sha256_file
 
 if TYPE_CHECKING:
@@ -37,6 +39,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _WEIGHTS = "model.safetensors"
+# model2vec and its tokenizer editor (skeletoken) log each padding-token change, token remap,
+# PCA step and save at INFO: details of a distillation, not news for the console.
+_CHATTY_LOGGERS = ("model2vec", "skeletoken")
 
 
 class StaticEncoder(PretrainedCandidate):
@@ -112,7 +117,8 @@ def load_static(cfg: ModelConfig, *, models_dir: Path | None = None) -> StaticEn
                 f"{directory} is not a local model2vec model (no {_WEIGHTS}); download it, or set "
                 "model.static.distill=true to distil one from a transformer"
             )
-    model = StaticModel.from_pretrained(str(directory))
+    with quiet_model2vec():
+        model = StaticModel.from_pretrained(str(directory))
     return StaticEncoder(
         model, cfg, ResolvedModel(str(directory), DISTILLED, sha256_file(directory / _WEIGHTS))
     )
@@ -155,20 +161,45 @@ def _distil_into(target: Path, teacher_dir: str, settings: StaticConfig, trust_r
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
     try:
-        model = distill(
-            teacher_dir,
-            pca_dims=settings.pca_dims,
-            sif_coefficient=settings.sif_coefficient,
-            trust_remote_code=trust_remote_code,
-            device="cpu",
-        )
+        with quiet_model2vec(), no_loading_bars():
+            model = distill(
+                teacher_dir,
+                pca_dims=settings.pca_dims,
+                sif_coefficient=settings.sif_coefficient,
+                trust_remote_code=trust_remote_code,
+                device="cpu",
+            )
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot distil a static model from {teacher_dir}: {first_line(err)}") from err
     try:
-        model.save_pretrained(str(tmp))
+        with quiet_model2vec():
+            model.save_pretrained(str(tmp))
         os.replace(tmp, target)  # atomic; fails if another process already put its copy there
     except OSError:
         if not (target / _WEIGHTS).is_file():
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def quiet_model2vec() -> Iterator[None]:
+    """model2vec's INFO lines held back, and its token-encoding bar only on a terminal, for the call.
+
+    Only these loggers and only while the call runs: the rest of the console is the app's.
+    """
+    inference: Any
+    try:
+        from model2vec.distill import inference
+    except ImportError:  # no distill extra: nothing of it runs
+        inference = None
+    loggers = [logging.getLogger(name) for name in _CHATTY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        with bars_off_terminal(inference):
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

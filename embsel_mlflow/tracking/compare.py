@@ -87,3 +87,15 @@ def render(table: pd.DataFrame, fmt: str) -> str:
         rows = ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in text.to_numpy()]
         return "\n".join([header, rule, *rows]) + "\n"
     return text.to_string(index=False) + "\n"
+
+
+def write_output(path: str, text: str) -> None:
+    """Write the table to ``path``; a folder that is missing or unwritable is one line."""
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"cannot write --output {path} ({reason}); create its folder first or choose another path"
+        ) from exc

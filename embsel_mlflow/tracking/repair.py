@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import Run
 
 HOST_TAG = "embsel.host"
 PID_TAG = "embsel.pid"
@@ -92,20 +93,21 @@ def find_orphaned_runs(client: MlflowClient, host: str | None = None) -> list[Or
         filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{escaped}'",
         max_results=1000,
     )
-    orphans = []
     namespace = pid_namespace()
-    for run in runs:
-        tags = run.data.tags
-        pid_text = tags.get(PID_TAG, "")
-        if not pid_text.isdigit() or int(pid_text) == os.getpid():
-            continue
-        if tags.get(PID_NAMESPACE_TAG) != namespace:
-            continue  # another container: its pids mean nothing here
-        if not process_is_alive(int(pid_text), tags.get(PROCESS_START_TAG)):
-            orphans.append(
-                OrphanedRun(run.info.run_id, run.info.experiment_id, run.info.run_name or "", int(pid_text))
-            )
-    return orphans
+    return [orphan for run in runs if (orphan := _orphan(run, namespace)) is not None]
+
+
+def _orphan(run: Run, namespace: str | None) -> OrphanedRun | None:
+    """``run`` as an orphan when a process of this host (and pid namespace) recorded it and is gone."""
+    tags = run.data.tags
+    pid_text = tags.get(PID_TAG, "")
+    if not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return None
+    if tags.get(PID_NAMESPACE_TAG) != namespace:
+        return None  # another container: its pids mean nothing here
+    if process_is_alive(int(pid_text), tags.get(PROCESS_START_TAG)):
+        return None
+    return OrphanedRun(run.info.run_id, run.info.experiment_id, run.info.run_name or "", int(pid_text))
 
 
 def close_orphaned_runs(client: MlflowClient, host: str | None = None) -> list[OrphanedRun]:
@@ -113,10 +115,29 @@ def close_orphaned_runs(client: MlflowClient, host: str | None = None) -> list[O
     host = host or socket.gethostname()
     orphans = find_orphaned_runs(client, host)
     for orphan in orphans:
-        reason = (
-            f"process {orphan.pid} on {host} ended without closing this run (killed or crashed); "
-            "closed KILLED by embsel"
-        )
-        client.set_tag(orphan.run_id, "error", reason)
-        client.set_terminated(orphan.run_id, "KILLED")
+        _close_killed(client, orphan, host)
     return orphans
+
+
+def close_if_orphaned(client: MlflowClient, run: Run) -> bool:
+    """Close ``run`` KILLED when it is RUNNING but its process on this host is gone; whether it did.
+
+    What a resume of a SIGKILLed run needs first: the run it continues must have ended.
+    """
+    host = socket.gethostname()
+    if run.info.status != "RUNNING" or run.data.tags.get(HOST_TAG) != host:
+        return False
+    orphan = _orphan(run, pid_namespace())
+    if orphan is None:
+        return False
+    _close_killed(client, orphan, host)
+    return True
+
+
+def _close_killed(client: MlflowClient, orphan: OrphanedRun, host: str) -> None:
+    reason = (
+        f"process {orphan.pid} on {host} ended without closing this run (killed or crashed); "
+        "closed KILLED by embsel"
+    )
+    client.set_tag(orphan.run_id, "error", reason)
+    client.set_terminated(orphan.run_id, "KILLED")

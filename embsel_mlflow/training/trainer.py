@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.errors import ConfigError
+from embsel_mlflow.models.hub_loading import bars_off_terminal, no_loading_bars
 from embsel_mlflow.training.callbacks import MetricsCallback, MetricSink, StopOnSignal
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from embsel_mlflow.training.pairs import TrainPairs
 
 CHECKPOINT_PREFIX = "checkpoint"  # transformers' checkpoint-<step> folders
+_TRAINER_STATE = "trainer_state.json"  # written last into a checkpoint: its presence marks it complete
 
 
 @dataclass
@@ -111,13 +113,57 @@ def training_arguments(cfg: TrainConfig, output_dir: Path, *, device: str, main_
 
 
 def last_checkpoint(output_dir: Path) -> Path | None:
-    """The newest ``checkpoint-<step>`` folder under ``output_dir``, or None."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete ``checkpoint-<step>`` folder under ``output_dir``, or None.
 
+    A process killed while saving (SIGKILL, out of memory) leaves a folder without the trainer
+    state, which transformers writes last: such a folder is passed over for the one before it.
+    """
     if not output_dir.is_dir():
         return None
-    found = get_last_checkpoint(str(output_dir))
-    return Path(found) if found else None
+    steps = []
+    for folder in output_dir.glob(f"{CHECKPOINT_PREFIX}-*"):
+        suffix = folder.name.removeprefix(f"{CHECKPOINT_PREFIX}-")
+        if suffix.isdigit() and folder.is_dir() and (folder / _TRAINER_STATE).is_file():
+            steps.append((int(suffix), folder))
+    return max(steps)[1] if steps else None
+
+
+def check_checkpoint(checkpoint: Path) -> None:
+    """Refuse (one line) a checkpoint whose files cannot be read back, before training resumes from it.
+
+    The trainer state must parse, each safetensors file must open, and each torch file (a zip
+    archive: optimizer, scheduler, RNG state) must pass its CRC check.
+    """
+    import json
+    import zipfile
+
+    from safetensors import SafetensorError, safe_open
+
+    def damaged(name: str, reason: str) -> ConfigError:
+        return ConfigError(
+            f"train.resume: checkpoint {checkpoint} is damaged ({name}: {reason}); delete that folder to "
+            "resume from the checkpoint before it, or start a new run"
+        )
+
+    try:
+        json.loads((checkpoint / _TRAINER_STATE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise damaged(_TRAINER_STATE, type(err).__name__) from err
+    for path in sorted(checkpoint.rglob("*")):
+        if path.suffix == ".safetensors":
+            try:
+                with safe_open(str(path), framework="pt"):
+                    pass
+            except (SafetensorError, OSError) as err:
+                raise damaged(path.name, "unreadable safetensors") from err
+        elif path.suffix in {".pt", ".pth", ".bin"}:
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    bad = archive.testzip()
+            except (zipfile.BadZipFile, OSError) as err:
+                raise damaged(path.name, "not a complete torch file") from err
+            if bad is not None:
+                raise damaged(path.name, f"corrupt entry {bad}")
 
 
 def fine_tune(
@@ -140,6 +186,8 @@ def fine_tune(
     from sentence_transformers import SentenceTransformerTrainer
     from transformers import EarlyStoppingCallback
 
+    if resume_from is not None:
+        check_checkpoint(resume_from)
     main_metric = evaluator.primary_metric if evaluator is not None else None
     stop = StopOnSignal()
     callbacks: list[Any] = [
@@ -152,18 +200,21 @@ def fine_tune(
     ]
     if cfg.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-    trainer = SentenceTransformerTrainer(
-        model=model,
-        args=args,
-        train_dataset=pairs.to_dataset(),
-        loss=loss,
-        evaluator=evaluator if args.eval_strategy != "no" else None,
-        callbacks=callbacks,
-    )
+    from sentence_transformers.base import model_card
+
+    with bars_off_terminal(model_card):  # its "Computing widget examples" bar
+        trainer = SentenceTransformerTrainer(
+            model=model,
+            args=args,
+            train_dataset=pairs.to_dataset(),
+            loss=loss,
+            evaluator=evaluator if args.eval_strategy != "no" else None,
+            callbacks=callbacks,
+        )
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # raw log dicts on the console; MetricsCallback logs a line
-    with stop.catching():
+    with stop.catching(), no_loading_bars():  # no "Writing model shards" bar at each checkpoint
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     outcome = TrainingOutcome(global_step=trainer.state.global_step, stopped_by=stop.signum)
     key = f"eval_{main_metric}"
