@@ -91,9 +91,12 @@ def test_the_signal_line_says_whether_a_run_was_closed(store_uri: str) -> None:
         interrupted_line(before) == "terminated by SIGTERM before any run was started; nothing was recorded"
     )
     assert "before any run" in interrupted_line(KeyboardInterrupt())
-    with pytest.raises(KeyboardInterrupt) as caught:
-        with tracked_run(TrackingConfig(uri=store_uri), entry_point="evaluate", run_name="r"):
-            raise KeyboardInterrupt
+    tracking = TrackingConfig(uri=store_uri)
+    with (
+        pytest.raises(KeyboardInterrupt) as caught,
+        tracked_run(tracking, entry_point="evaluate", run_name="r"),
+    ):
+        raise KeyboardInterrupt
     assert interrupted_line(caught.value).endswith("; the run was closed KILLED")
     (run,) = _all_runs(store_uri)
     assert run.info.status == "KILLED"
@@ -111,7 +114,8 @@ def test_evaluate_and_select_with_artifacts_and_models_on_a_postgres_server(
     assert result.returncode == 0, result.stderr[-3000:]
     result = run_cli(
         "select", *_server(tracking_server), "datasets=[demo_sts]", "candidates=[transformers_mean,e5_base]",
-        f"candidates.transformers_mean.name_or_path={tiny_bert_dir}", "candidates.transformers_mean.name=tiny_mean",
+        f"candidates.transformers_mean.name_or_path={tiny_bert_dir}",
+        "candidates.transformers_mean.name=tiny_mean",
         f"candidates.e5_base.name_or_path={tiny_st_dir}", "candidates.e5_base.name=tiny_e5",
         "evaluation.show_progress=false", "select.resamples=50", "select.efficiency.sample_size=16",
         "select.efficiency.latency_queries=4", "select.register=pg_champion", env=NO_PROXY, timeout=600,
@@ -220,7 +224,7 @@ def test_parallel_jobs_from_ray_workers_lose_no_run_and_no_metric(
 def test_a_server_restart_mid_sweep_leaves_no_run_running(
     postgres_uri: str, tiny_bert_dir: Path, tmp_path: Path
 ) -> None:
-    from tests.engines import fresh_database, free_port
+    from tests.engines import free_port, fresh_database
 
     backend = fresh_database(postgres_uri, f"restart_{os.getpid()}_{free_port()}")
     port = free_port()
@@ -245,7 +249,7 @@ def test_a_server_restart_mid_sweep_leaves_no_run_running(
     stopped = time.monotonic()
     with serve_mlflow(server_dir, backend_uri=backend, port=port):
         print(f"server away for {time.monotonic() - stopped:.1f} s")
-        out, err = sweep.communicate(timeout=600)
+        _, err = sweep.communicate(timeout=600)
         runs = _all_runs(url)
     assert sweep.returncode in (0, 1), err[-3000:]
     assert "Traceback" not in err, err[-3000:]
