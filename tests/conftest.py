@@ -185,5 +185,5 @@ def tracking_server(tmp_path: Path, postgres_uri: str, request: pytest.FixtureRe
     name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40] + f"_{uuid.uuid4().hex[:8]}"
     server_dir = tmp_path / "server"
     server_dir.mkdir()
-    with serve_mlflow(server_dir, backend_uri=fresh_database(postgres_uri, name), workers=2) as url:
+    with serve_mlflow(server_dir, backend_uri=fresh_database(postgres_uri, name)) as url:
         yield url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -23,7 +24,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def serve_mlflow(
     tmp_path: Path,
-    start_timeout: float = 90,
+    start_timeout: float = 180,
     backend_uri: str | None = None,
     workers: int = 1,
     port: int | None = None,
@@ -45,7 +46,10 @@ def serve_mlflow(
     ]  # fmt: skip
     log = tmp_path / "server.log"
     with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+        # No job-execution workers (MLflow's GenAI jobs; embsel runs none): on a busy machine their
+        # start-up held the server's first answers for a minute.
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + start_timeout

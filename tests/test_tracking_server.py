@@ -117,7 +117,7 @@ def test_evaluate_and_select_with_artifacts_and_models_on_a_postgres_server(
         f"candidates.transformers_mean.name_or_path={tiny_bert_dir}",
         "candidates.transformers_mean.name=tiny_mean",
         f"candidates.e5_base.name_or_path={tiny_st_dir}", "candidates.e5_base.name=tiny_e5",
-        "evaluation.show_progress=false", "select.resamples=50", "select.efficiency.sample_size=16",
+        "evaluation.show_progress=false", "select.resamples=100", "select.efficiency.sample_size=16",
         "select.efficiency.latency_queries=4", "select.register=pg_champion", env=NO_PROXY, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
