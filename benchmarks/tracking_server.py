@@ -32,13 +32,14 @@ def _sweep(url: str, model_dir: Path, jobs: int, cwd: Path, experiment: str) -> 
     env = {**os.environ, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1", "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": str(REPO_ROOT)}  # fmt: skip
     args = [
-        "tracking=server", f"tracking.uri={url}", f"tracking.experiment={experiment}", "model=transformers_mean",
-        f"model.name_or_path={model_dir}", "model.name=tiny", "data=demo_sts",
+        "tracking=server", f"tracking.uri={url}", f"tracking.experiment={experiment}",
+        "model=transformers_mean", f"model.name_or_path={model_dir}", "model.name=tiny", "data=demo_sts",
         "evaluation.show_progress=false", "tracking.log_per_item=false",
     ]  # fmt: skip
     if jobs:
         sizes = ",".join(str(2 + i) for i in range(jobs))
-        args = ["-m", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}", f"model.batch_size={sizes}", *args]
+        sweep = ["-m", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}", f"model.batch_size={sizes}"]
+        args = [*sweep, *args]
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "embsel_mlflow", "evaluate", *args], cwd=cwd, env=env,
                           capture_output=True, text=True)  # fmt: skip
