@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +42,8 @@ HTTP_RUN_ENV = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 CLOSE_GRACE_S = 25.0
+# A job of a sweep that finds the server away waits this long for it (see _probe).
+REACHED_GRACE_S = 40.0
 MAX_EXPERIMENT_NAME_LENGTH = 256
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _UNSAFE_PATH_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -205,16 +208,21 @@ def _probe(client: MlflowClient, uri: str) -> None:
     """One cheap request: the store answers, or a StoreError says why not.
 
     A store nobody in this sweep has reached yet gets no retry: a typo or a server that is not
-    running is one line within seconds. A store that this process or its parent (a sweep, which
-    starts its jobs after opening its parent run) already reached gets the run's retries: it is
-    more likely restarting than gone, and a job that gave up at once would be lost from the sweep.
+    running is one line within seconds. A server that this process or its parent (a sweep, which
+    starts its jobs after opening its parent run) already reached is more likely restarting than
+    gone: it is asked again for REACHED_GRACE_S, as a job that gave up at once would be lost.
     """
     reached = _reached_key(uri) in os.environ.get(REACHED_ENV, "").split(",")
-    try:
-        with contextlib.nullcontext() if reached else quick_store_calls():
-            client.search_experiments(max_results=1)
-    except Exception as exc:  # MLflow, requests, sqlalchemy and OS errors all mean the same here
-        raise store_error(exc, uri) from exc
+    deadline = time.monotonic() + (REACHED_GRACE_S if reached else 0)
+    while True:
+        try:
+            with quick_store_calls():
+                client.search_experiments(max_results=1)
+            break
+        except Exception as exc:  # MLflow, requests, sqlalchemy and OS errors all mean the same here
+            if not is_server_away(exc) or time.monotonic() >= deadline:
+                raise store_error(exc, uri) from exc
+        time.sleep(1)
     if not reached:  # inherited by the sweep's worker processes
         os.environ[REACHED_ENV] = ",".join(filter(None, [os.environ.get(REACHED_ENV), _reached_key(uri)]))
 
