@@ -183,15 +183,6 @@ def test_eight_parallel_joblib_jobs_lose_no_run_and_no_metric(
     _assert_finished_with_every_metric(children, reference)
 
 
-def _evaluate_in_a_ray_task(args: list[str], env: dict[str, str], cwd: str) -> tuple[int, str]:
-    """One `embsel evaluate` job as a plain Ray task (its own process, on whichever node runs it)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "embsel_mlflow", "evaluate", *args],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    return proc.returncode, proc.stderr[-2000:]
-
-
 @pytest.mark.slow  # a Ray cluster and four evaluate processes
 def test_parallel_jobs_from_ray_workers_lose_no_run_and_no_metric(
     run_cli, tracking_server: str, ray_address: str, tiny_bert_dir: Path, tmp_path: Path
@@ -202,9 +193,24 @@ def test_parallel_jobs_from_ray_workers_lose_no_run_and_no_metric(
     result = run_cli("evaluate", *args, "tracking.experiment=reference", env=NO_PROXY)
     assert result.returncode == 0, result.stderr[-3000:]
     env = {**os.environ, **NO_PROXY, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+
+    def evaluate_job(args: list[str], env: dict[str, str], cwd: str) -> tuple[int, str, str]:
+        """One `embsel evaluate` job as a plain Ray task, in its own process on the node that runs it
+        (defined here, so Ray ships it by value: the workers need not import the tests package)."""
+        import subprocess
+        import sys
+
+        import ray
+
+        proc = subprocess.run(
+            [sys.executable, "-m", "embsel_mlflow", "evaluate", *args],
+            env=env, cwd=cwd, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        return proc.returncode, proc.stderr[-2000:], ray.get_runtime_context().get_node_id()
+
     ray.init(address=ray_address, logging_level="ERROR", log_to_driver=False)
     try:
-        task = ray.remote(num_cpus=1)(_evaluate_in_a_ray_task)
+        task = ray.remote(num_cpus=1)(evaluate_job)
         jobs = [
             task.remote([*args, "tracking.experiment=ray", f"model.batch_size={b}"], env, str(tmp_path))
             for b in (2, 3, 4, 5)
@@ -212,7 +218,8 @@ def test_parallel_jobs_from_ray_workers_lose_no_run_and_no_metric(
         outcomes = ray.get(jobs, timeout=900)
     finally:
         ray.shutdown()
-    assert [code for code, _ in outcomes] == [0] * 4, outcomes
+    assert [code for code, _, _ in outcomes] == [0] * 4, outcomes
+    assert len({node for _, _, node in outcomes}) == 2  # both nodes of the cluster wrote
     client = MlflowClient(tracking_server)
     (reference,) = client.search_runs([client.get_experiment_by_name("reference").experiment_id])
     runs = client.search_runs([client.get_experiment_by_name("ray").experiment_id])
@@ -221,9 +228,12 @@ def test_parallel_jobs_from_ray_workers_lose_no_run_and_no_metric(
 
 
 @pytest.mark.slow  # a server stopped and started again while a sweep runs
+@pytest.mark.parametrize("extra_away_s", [0, 25], ids=["restart", "restart-after-25s"])
 def test_a_server_restart_mid_sweep_leaves_no_run_running(
-    postgres_uri: str, tiny_bert_dir: Path, tmp_path: Path
+    postgres_uri: str, tiny_bert_dir: Path, tmp_path: Path, extra_away_s: float
 ) -> None:
+    """A plain restart (~10-20 s away) and one 25 s longer: past a request's retries (~15 s), so
+    the job in flight fails, is closed FAILED when the server is back, and the next jobs wait."""
     from tests.engines import free_port, fresh_database
 
     backend = fresh_database(postgres_uri, f"restart_{os.getpid()}_{free_port()}")
@@ -247,6 +257,7 @@ def test_a_server_restart_mid_sweep_leaves_no_run_running(
             time.sleep(0.5)
         assert sweep.poll() is None, "the sweep ended before the server could be restarted"
     stopped = time.monotonic()
+    time.sleep(extra_away_s)
     with serve_mlflow(server_dir, backend_uri=backend, port=port):
         print(f"server away for {time.monotonic() - stopped:.1f} s")
         _, err = sweep.communicate(timeout=600)
@@ -255,6 +266,7 @@ def test_a_server_restart_mid_sweep_leaves_no_run_running(
     assert "Traceback" not in err, err[-3000:]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     statuses = {r.info.run_id: r.info.status for r in runs}
+    print("statuses:", sorted(statuses.values()), [r.data.tags.get("error") for r in runs])
     assert "RUNNING" not in statuses.values(), statuses
     assert len(children) == jobs, statuses
     for run in runs:
