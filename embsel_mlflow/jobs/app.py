@@ -240,7 +240,10 @@ def _run_app(step: str, job: Job, args: list[str]) -> int:
         except Exception as exc:
             if not is_store_failure(exc):
                 raise  # a bug: keep its traceback
-            report(str(store_error(exc, resolve_tracking_uri(tracking.uri))))
+            error = store_error(exc, resolve_tracking_uri(tracking.uri))
+            report(str(error))
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise error from None  # one failed job (e.g. a server restarting): the sweep goes on
             raise SystemExit(EXIT_BAD_INPUT) from None
 
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=step)(task)
