@@ -231,7 +231,7 @@ def test_parallel_jobs_from_ray_workers_lose_no_run_and_no_metric(
 def test_a_server_restart_mid_sweep_leaves_no_run_running(
     postgres_uri: str, tiny_bert_dir: Path, tmp_path: Path
 ) -> None:
-    """The server away for as long as it takes to stop and start (12 s here on an idle machine):
+    """The server away for as long as it takes to stop and start (12 s in one run here):
     a request in flight is retried (~15 s), a failed run's close waits 25 s, the next job waits
     40 s for the server. An outage longer than that (65 s on this machine under heavy load) leaves
     the job in flight RUNNING, for `embsel runs repair`."""
