@@ -170,3 +170,20 @@ def postgres_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     with serve_postgres(tmp_path_factory.mktemp("postgres")) as uri:
         yield uri
+
+
+@pytest.fixture
+def tracking_server(tmp_path: Path, postgres_uri: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The team's set-up: an `mlflow server` over a fresh PostgreSQL database of this test, with
+    ``--artifacts-destination`` in tmp_path; its URL (the server log: tmp_path/server/server.log)."""
+    import re
+    import uuid
+
+    from tests.engines import fresh_database
+    from tests.mlflow_server import serve_mlflow
+
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40] + f"_{uuid.uuid4().hex[:8]}"
+    server_dir = tmp_path / "server"
+    server_dir.mkdir()
+    with serve_mlflow(server_dir, backend_uri=fresh_database(postgres_uri, name)) as url:
+        yield url

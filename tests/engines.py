@@ -145,7 +145,9 @@ def ray_cluster(tmp_path: Path, workers: int = 1, cpus: int = 1, start_timeout: 
     try:
         with open(logs / "head.log", "wb") as out:
             procs.append(
-                subprocess.Popen(head_cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                subprocess.Popen(
+                    head_cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                )
             )
         _wait_for_nodes(address, 1, start_timeout, procs, logs)
         for i in range(workers):
@@ -189,3 +191,15 @@ def _wait_for_nodes(address: str, count: int, timeout: float, procs: list, logs:
         if time.monotonic() > deadline:
             pytest.fail(f"ray cluster at {address} did not reach {count} nodes: {probe.stderr[-1500:]}")
         time.sleep(1)
+
+
+def fresh_database(server_uri: str, name: str) -> str:
+    """A new, empty database ``name`` on the server of ``server_uri`` (from `serve_postgres`);
+    its SQLAlchemy URI. One per test keeps MLflow stores apart on one session server."""
+    import psycopg
+
+    base, _, _ = server_uri.rpartition("/")
+    dsn = base.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{base}/{name}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -22,15 +23,21 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def serve_mlflow(
-    tmp_path: Path, start_timeout: float = 90, backend_uri: str | None = None, workers: int = 1
+    tmp_path: Path,
+    start_timeout: float = 180,
+    backend_uri: str | None = None,
+    workers: int = 1,
+    port: int | None = None,
 ) -> Iterator[str]:
     """Run `mlflow server` over ``backend_uri`` (default: a sqlite store in ``tmp_path``); yield its URL.
 
-    For the team's set-up, pass a PostgreSQL URI from `tests.engines.serve_postgres`.
+    For the team's set-up, pass a PostgreSQL URI from `tests.engines.serve_postgres`. Artifacts go
+    to ``tmp_path/server_artifacts`` (``--artifacts-destination``: the server proxies them). A
+    ``port`` of an earlier server over the same store and folder restarts that server.
 
     Its output goes to ``tmp_path/server.log`` (a pipe nobody reads would fill and stall it).
     """
-    port = _free_port()
+    port = port or _free_port()
     cmd = [
         sys.executable, "-m", "mlflow", "server",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
@@ -38,8 +45,11 @@ def serve_mlflow(
         "--artifacts-destination", str(tmp_path / "server_artifacts"),
     ]  # fmt: skip
     log = tmp_path / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+    with open(log, "ab") as out:
+        # No job-execution workers (MLflow's GenAI jobs; embsel runs none): on a busy machine their
+        # start-up held the server's first answers for a minute.
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + start_timeout

@@ -75,6 +75,9 @@ def test_compare_prints_one_row_per_run_with_the_chosen_columns_sorted(
     ],
 )
 def test_compare_bad_input_is_one_line(args: list[str], needle: str, capsys: pytest.CaptureFixture) -> None:
+    from embsel_mlflow.tracking.store import open_store, resolve_tracking_uri
+
+    open_store(resolve_tracking_uri(None))  # an empty store: compare refuses one that does not exist
     assert compare.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0]

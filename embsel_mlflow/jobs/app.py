@@ -156,7 +156,12 @@ def run_app(step: str, job: Job, args: list[str], *, check_options: bool = False
     ``check_options``: ``candidates=[...]`` / ``datasets=[...]`` / ``windows=[...]`` must name configs
     that exist (in conf/ or a ``hydra.searchpath`` dir), else one line, a FAILED run and exit 2.
     """
-    from embsel_mlflow.tracking.run import INTERRUPTED, SIGNAL_EXIT_CODES, RunTerminated, terminate_on_signals
+    from embsel_mlflow.tracking.run import (
+        SIGNAL_EXIT_CODES,
+        RunTerminated,
+        interrupted_line,
+        terminate_on_signals,
+    )
     from embsel_mlflow.tracking.secrets import mask_override, remember_environment_secrets
 
     _register_plugins()
@@ -177,10 +182,10 @@ def run_app(step: str, job: Job, args: list[str], *, check_options: bool = False
         try:
             return _run_app(step, job, args)
         except RunTerminated as exc:
-            report(f"{exc.reason}; the run was closed KILLED")
+            report(interrupted_line(exc))
             return exc.exit_code
-        except KeyboardInterrupt:
-            report(f"{INTERRUPTED}; the run was closed KILLED")
+        except KeyboardInterrupt as exc:
+            report(interrupted_line(exc))
             return SIGNAL_EXIT_CODES[signal.SIGINT]
 
 
@@ -246,7 +251,10 @@ def _run_app(step: str, job: Job, args: list[str]) -> int:
         except Exception as exc:
             if not is_store_failure(exc):
                 raise  # a bug: keep its traceback
-            report(str(store_error(exc, resolve_tracking_uri(tracking.uri))))
+            error = store_error(exc, resolve_tracking_uri(tracking.uri))
+            report(str(error))
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise error from None  # one failed job (e.g. a server restarting): the sweep goes on
             raise SystemExit(EXIT_BAD_INPUT) from None
 
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=step)(task)

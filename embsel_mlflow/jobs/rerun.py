@@ -108,7 +108,7 @@ def plan_rerun(run_id: str, extra: list[str], tracking_uri: str | None) -> Repla
     from embsel_mlflow.tracking.store import open_store, resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
-    client = open_store(uri)
+    client = open_store(uri, must_exist=True)
     try:
         original = client.get_run(run_id)
     except MlflowException as exc:

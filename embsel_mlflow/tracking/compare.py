@@ -28,7 +28,7 @@ def search(args: Any) -> pd.DataFrame:
     from embsel_mlflow.tracking.store import open_store, resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
-    client = open_store(uri)
+    client = open_store(uri, must_exist=True)
     clauses = [args.filter] if args.filter.strip() else []
     experiment_ids: list[str] | None = None
     try:

@@ -10,10 +10,13 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import posixpath
+import re
 import signal
 import threading
+import time
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from embsel_mlflow.config import TrackingConfig
@@ -23,6 +26,8 @@ from embsel_mlflow.tracking.repair import close_orphaned_runs, process_tags
 from embsel_mlflow.tracking.run_logger import RunLogger
 from embsel_mlflow.tracking.secrets import mask_secrets, redact
 from embsel_mlflow.tracking.store import (
+    CLOSE_GRACE_S,
+    is_server_away,
     is_store_failure,
     open_store,
     quick_store_calls,
@@ -89,33 +94,90 @@ def tracked_run(
     client = open_store(uri)
     with contextlib.suppress(Exception):  # best effort: a repair problem must not stop this run
         close_orphaned_runs(client)
-    if reopen_run_id:
-        run_id = reopen_run(client, reopen_run_id)
-    elif attached:
-        run_id = _attachable_run(client, attached)
-        RunLogger(client, run_id).set_tags(process_tags())
-    elif parent_run_id:
-        experiment_id = client.get_run(parent_run_id).info.experiment_id
-        nested = {"mlflow.parentRunId": parent_run_id, **process_tags()}
-        run_id = client.create_run(experiment_id, run_name=run_name, tags=nested).info.run_id
-    else:
-        experiment_id = get_or_create_experiment(client, tracking.experiment, uri)
-        # host and pid go in with the run itself, so a repair never sees the run without them
-        run_id = client.create_run(experiment_id, run_name=run_name, tags=process_tags()).info.run_id
-    logger = RunLogger(client, run_id)
+    logger: RunLogger | None = None
     try:
+        # A signal from here on closes the run, even one that lands while it is being created.
         with terminate_on_signals():
-            logger.set_tags({**_source_tags(entry_point), **mask_secrets(dict(tracking.tags))})
+            run_id = _open_run(client, tracking, uri, run_name, attached, parent_run_id, reopen_run_id)
+            logger = RunLogger(client, run_id)
+            logger.set_tags(_source_tags(entry_point))
+            # checked inside the run, so a bad key ends it FAILED with the reason
+            logger.set_tags(validated_tags(tracking.tags))
             yield logger
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP via RunTerminated
-        _end(logger, "KILLED", exc.reason if isinstance(exc, RunTerminated) else INTERRUPTED)
+        if logger is not None:
+            _end(logger, "KILLED", exc.reason if isinstance(exc, RunTerminated) else INTERRUPTED)
+            setattr(exc, _CLOSED_KILLED, True)
         raise
     except BaseException as exc:
-        _end(logger, "FAILED", one_line(exc))
+        if logger is not None:
+            _end(logger, "FAILED", one_line(exc))
         raise
     else:
         with signals_held():
-            logger.client.set_terminated(run_id, "FINISHED")
+            logger.client.set_terminated(logger.run_id, "FINISHED")
+
+
+def _open_run(
+    client,
+    tracking: TrackingConfig,
+    uri: str,
+    run_name: str,
+    attached: str | None,
+    parent_run_id: str | None,
+    reopen_run_id: str | None,
+) -> str:
+    """The id of the run ``tracked_run`` logs into: reopened, attached, nested or new."""
+    if reopen_run_id:
+        return reopen_run(client, reopen_run_id)
+    if attached:
+        run_id = _attachable_run(client, attached)
+        RunLogger(client, run_id).set_tags(process_tags())
+        return run_id
+    if parent_run_id:
+        experiment_id = client.get_run(parent_run_id).info.experiment_id
+        nested = {"mlflow.parentRunId": parent_run_id, **process_tags()}
+        return client.create_run(experiment_id, run_name=run_name, tags=nested).info.run_id
+    experiment_id = get_or_create_experiment(client, tracking.experiment, uri)
+    # host and pid go in with the run itself, so a repair never sees the run without them
+    return client.create_run(experiment_id, run_name=run_name, tags=process_tags()).info.run_id
+
+
+# MLflow's rule for tag keys (mlflow.utils.validation), checked before a run exists so that a bad
+# key is one line, not a traceback from the store halfway through opening the run.
+_TAG_KEY = re.compile(r"^[/\w.\- :]+$")
+MAX_TAG_KEY_LENGTH = 250
+_CLOSED_KILLED = "embsel_closed_killed"  # set on a signal's exception once a run was closed KILLED
+
+
+def validated_tags(tags: Mapping[str, object]) -> dict[str, str]:
+    """``tracking.tags`` with secrets masked; a ConfigError for a key MLflow would reject."""
+    for key in tags:
+        key = str(key)
+        normalized = posixpath.normpath(key)
+        if (
+            not _TAG_KEY.match(key)
+            or len(key) > MAX_TAG_KEY_LENGTH
+            or normalized != key
+            or normalized.startswith(("..", "/"))
+        ):
+            raise ConfigError(
+                f"tracking.tags key {key!r} is not a valid MLflow tag key: use at most "
+                f"{MAX_TAG_KEY_LENGTH} letters, digits, '_', '-', '.', ' ', ':' or '/' "
+                "(no leading '/', no '..', no '//'), e.g. +tracking.tags.team=search"
+            )
+    return mask_secrets({str(k): v for k, v in tags.items()})
+
+
+def interrupted_line(exc: KeyboardInterrupt) -> str:
+    """The console line for a run stopped by a signal: whether a run was closed KILLED or none existed."""
+    reason = exc.reason if isinstance(exc, RunTerminated) else INTERRUPTED
+    seen: BaseException | None = exc
+    while seen is not None:
+        if getattr(seen, _CLOSED_KILLED, False):
+            return f"{reason}; the run was closed KILLED"
+        seen = seen.__context__
+    return f"{reason} before any run was started; nothing was recorded"
 
 
 INTERRUPTED = "interrupted by the user (KeyboardInterrupt)"
@@ -252,17 +314,31 @@ def signals_held() -> Iterator[None]:
 
 def _end(logger: RunLogger, status: str, reason: str) -> None:
     """Close the run with a small budget: a broken store must neither hide the original error
-    nor keep the process retrying for minutes (a store that is gone leaves the run to repair)."""
+    nor keep the process retrying for minutes.
+
+    A tracking server that does not answer may be restarting: the close is tried again for
+    ``CLOSE_GRACE_S``, so a restart leaves the run FAILED or KILLED, not RUNNING. A store that
+    stays away leaves the run to ``embsel runs repair``.
+    """
+    shown = redact(reason)
+    # The description (mlflow.note.content) is what the run page shows first.
+    tags = {"error": shown, "mlflow.note.content": f"{status}: {shown}"}
+    deadline = time.monotonic() + CLOSE_GRACE_S
     with signals_held(), quick_store_calls():
-        try:
-            # The description (mlflow.note.content) is what the run page shows first.
-            shown = redact(reason)
-            logger.set_tags({"error": shown, "mlflow.note.content": f"{status}: {shown}"})
-        except Exception as exc:
-            if is_store_failure(exc):
-                return  # unreachable: the second call would fail the same way
-        with contextlib.suppress(Exception):
-            logger.client.set_terminated(logger.run_id, status)
+        while True:
+            try:
+                logger.set_tags(tags)
+                logger.client.set_terminated(logger.run_id, status)
+                return
+            except Exception as exc:
+                if not is_store_failure(exc):
+                    # not the store (e.g. a tag it refuses): the status matters more than the tags
+                    with contextlib.suppress(Exception):
+                        logger.client.set_terminated(logger.run_id, status)
+                    return
+                if not is_server_away(exc) or time.monotonic() >= deadline:
+                    return
+            time.sleep(1)
 
 
 def record_failed_run(
@@ -303,7 +379,7 @@ def repair_runs(tracking_uri: str | None, *, dry_run: bool) -> tuple[list[Orphan
     from embsel_mlflow.tracking.store import display_uri
 
     uri = resolve_tracking_uri(tracking_uri)
-    client = open_store(uri)
+    client = open_store(uri, must_exist=True)
     try:
         orphans = find_orphaned_runs(client) if dry_run else close_orphaned_runs(client)
     except Exception as exc:

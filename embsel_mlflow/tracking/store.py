@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,15 +29,21 @@ if TYPE_CHECKING:
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 # MLflow retries HTTP requests for about 4 minutes (7 retries, backoff factor 2, 120 s timeout).
-# embsel probes once with no retry, then runs with a budget of seconds, not minutes; a user's
-# own MLFLOW_HTTP_REQUEST_* settings win.
-# The same quick budget closes a run after a failure: the store has just failed once.
+# embsel probes once with no retry, so a server that is not there is one line within seconds.
+# Once a run is open, the server was there: a failed request is retried for about 15 s (sleeps of
+# 0, 2, 4 and 8 s), enough to ride out a restart of the server, not minutes. A user's own
+# MLFLOW_HTTP_REQUEST_* settings win.
+# Closing a run after a failure starts with one quick request (the store may have just failed);
+# a run that cannot be closed because the server is away is retried for CLOSE_GRACE_S.
 HTTP_QUICK_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 HTTP_RUN_ENV = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
+CLOSE_GRACE_S = 25.0
+# A job of a sweep that finds the server away waits this long for it (see _probe).
+REACHED_GRACE_S = 40.0
 MAX_EXPERIMENT_NAME_LENGTH = 256
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _UNSAFE_PATH_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -151,16 +158,20 @@ def quiet_store_logs() -> None:
             logger.setLevel(logging.WARNING)
 
 
-def open_store(uri: str) -> MlflowClient:
+def open_store(uri: str, *, must_exist: bool = False) -> MlflowClient:
     """A client for ``uri``, checked once and with its schema created; StoreError if unusable.
 
     Several processes opening a fresh sqlite store at once race on the schema migration, so
     the first touch of a sqlite store is serialised with a lock file beside it.
+    ``must_exist``: the commands that read a store (compare, rerun, runs repair) refuse a sqlite
+    store that is not there instead of creating an empty one.
     """
     from mlflow import MlflowClient
 
     quiet_store_logs()
     db = sqlite_path(uri)
+    if must_exist:
+        _check_exists(db, uri)
     if db is None:
         if uri.startswith(("http://", "https://")):
             for key, value in HTTP_RUN_ENV.items():
@@ -194,12 +205,47 @@ def quick_store_calls() -> Iterator[None]:
 
 
 def _probe(client: MlflowClient, uri: str) -> None:
-    """One cheap request with no retries: the store answers, or a StoreError says why not."""
-    try:
-        with quick_store_calls():
-            client.search_experiments(max_results=1)
-    except Exception as exc:  # MLflow, requests, sqlalchemy and OS errors all mean the same here
-        raise store_error(exc, uri) from exc
+    """One cheap request: the store answers, or a StoreError says why not.
+
+    A store nobody in this sweep has reached yet gets no retry: a typo or a server that is not
+    running is one line within seconds. A server that this process or its parent (a sweep, which
+    starts its jobs after opening its parent run) already reached is more likely restarting than
+    gone: it is asked again for REACHED_GRACE_S, as a job that gave up at once would be lost.
+    """
+    reached = _reached_key(uri) in os.environ.get(REACHED_ENV, "").split(",")
+    deadline = time.monotonic() + (REACHED_GRACE_S if reached else 0)
+    while True:
+        try:
+            with quick_store_calls():
+                client.search_experiments(max_results=1)
+            break
+        except Exception as exc:  # MLflow, requests, sqlalchemy and OS errors all mean the same here
+            if not is_server_away(exc) or time.monotonic() >= deadline:
+                raise store_error(exc, uri) from exc
+        time.sleep(1)
+    if not reached:  # inherited by the sweep's worker processes
+        os.environ[REACHED_ENV] = ",".join(filter(None, [os.environ.get(REACHED_ENV), _reached_key(uri)]))
+
+
+# Hashes, not URIs, of the stores reached: the variable must not carry credentials to child processes.
+REACHED_ENV = "EMBSEL_STORES_REACHED"
+
+
+def _reached_key(uri: str) -> str:
+    return hashlib.sha256(uri.encode()).hexdigest()[:16]
+
+
+def _check_exists(db: Path | None, uri: str) -> None:
+    """StoreError when ``uri`` names a local store (sqlite file or file store) that is not there."""
+    if db is None and uri.startswith("file:"):
+        db = Path(uri.removeprefix("file://").removeprefix("file:")).expanduser()
+    elif db is None and "://" not in uri:
+        db = Path(uri).expanduser()  # a plain path: MLflow's file store
+    if db is not None and not db.exists():
+        raise StoreError(
+            f"no tracking store at {db} (nothing was created); pass the store's URI with "
+            "--tracking-uri sqlite:////path/to/mlflow.db or set MLFLOW_TRACKING_URI"
+        )
 
 
 def _ensure_writable(db: Path, uri: str) -> None:
@@ -299,6 +345,15 @@ def is_store_failure(exc: BaseException) -> bool:
         if isinstance(exc, sqlalchemy.exc.OperationalError):
             return True
     return isinstance(exc, sqlite3.OperationalError)
+
+
+def is_server_away(exc: BaseException) -> bool:
+    """A tracking server that did not answer (refused, timed out, 502/503/504): it may be
+    restarting, so the same request can succeed a few seconds later."""
+    if _is_connection_failure(exc):
+        return True
+    text = str(exc)
+    return any(f"{code} Server Error" in text or f"status code {code}" in text for code in (502, 503, 504))
 
 
 def _is_connection_failure(exc: BaseException) -> bool:
