@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,21 +58,19 @@ def _stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
 
 @contextlib.contextmanager
 def serve_postgres(tmp_path: Path, start_timeout: float = 60) -> Iterator[str]:
-    """A PostgreSQL server in ``tmp_path/pg``; yield a SQLAlchemy URI for MLflow's backend store.
+    """A PostgreSQL server (data in a fresh /tmp dir, its log in ``tmp_path``); yield a SQLAlchemy
+    URI for MLflow's backend store.
 
     Skips (with the reason) where PostgreSQL is not installed; `.ci/run` installs it.
     """
     initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
     if not (initdb and postgres):
         pytest.skip("PostgreSQL not installed (apt-get install postgresql; .ci/run does)")
-    data = tmp_path / "pg"
-    data.mkdir(parents=True)
+    # The data dir lives outside pytest's basetemp: as root, `postgres` must reach it, and pytest
+    # resets its tree to 0700 whenever another session starts.
+    data = Path(tempfile.mkdtemp(prefix="embsel-pg-"))
     if os.geteuid() == 0:
         shutil.chown(data, "postgres", "postgres")
-        # runuser drops to `postgres`, which must be able to reach the data dir.
-        for parent in [tmp_path, *tmp_path.parents]:
-            if parent.owner() == "root":
-                parent.chmod(parent.stat().st_mode | 0o711)
     subprocess.run(
         _as_postgres_user([initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
         check=True,
@@ -108,6 +107,7 @@ def serve_postgres(tmp_path: Path, start_timeout: float = 60) -> Iterator[str]:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/embsel"
     finally:
         _stop_group(proc)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @contextlib.contextmanager
