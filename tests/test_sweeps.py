@@ -70,6 +70,9 @@ def test_preflight_composes_every_value_once_not_the_whole_grid() -> None:
 def test_child_names_show_the_swept_values() -> None:
     assert swept_keys(["data=a,b", "x=1", "y=range(3)"]) == ["data", "y"]
     assert job_label(4, ["data=b", "x=1", "y=2"], ["data", "y"]) == "#4 data=b y=2"
+    # with the model@dataset name, the model and data keys are in it already
+    named = job_label(4, ["data=b", "model.batch_size=8", "y=2"], ["data", "model.batch_size", "y"], "m@b")
+    assert named == "#4 m@b y=2"
 
 
 # -- parent and children ---------------------------------------------------------------------

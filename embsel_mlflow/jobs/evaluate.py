@@ -188,9 +188,11 @@ def evaluate_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> fl
 
 
 def _rename(run: RunLogger, planned: str, name: str) -> None:
-    """Name the run after the model it really loaded, where that differs from the config's name."""
+    """Name the run after the model it really loaded, where that differs from the config's name;
+    a sweep child keeps its job context (``#3 <model>@<dataset> ...``)."""
     if name != planned:
-        run.client.update_run(run.run_id, name=name)
+        current = run.client.get_run(run.run_id).info.run_name or ""
+        run.client.update_run(run.run_id, name=current.replace(planned, name) if planned in current else name)
 
 
 def _name_attached_run(run: RunLogger, name: str, *, user_set: bool) -> None:

@@ -349,7 +349,9 @@ def _log_window(
     timestamp_ms = int(window.timestamp * 1000)
     metrics = report.metrics()
     child.log_metrics(metrics, step=step, timestamp_ms=timestamp_ms)
-    child.set_tags(report.tags())
+    from embsel_mlflow.tracking.descriptions import NOTE_TAG, monitor_description
+
+    child.set_tags({**report.tags(), NOTE_TAG: monitor_description(window.name, report.tags())})
     child.log_dict(report.to_dict(), "monitor/window.json")
     child.log_dict({"shifted": report.shifted}, "monitor/shifted_texts.json")
     child.log_text(shifted_markdown(report.shifted), "monitor/shifted_texts.md")
@@ -452,11 +454,18 @@ def _log_parent_artifacts(
 ) -> None:
     """The latest verdict as tags, the time series (whole history) and the projection of this invocation."""
     from embsel_mlflow.monitoring.plots import projection_figure, timeseries_figure
+    from embsel_mlflow.tracking.descriptions import NOTE_TAG, monitor_description
 
     parent, cfg = session.parent, session.job.monitor
     if new:
         latest = new[-1][1]
-        parent.set_tags({**latest.tags(), "embsel.monitor.latest_window": new[-1][0].name})
+        parent.set_tags(
+            {
+                **latest.tags(),
+                "embsel.monitor.latest_window": new[-1][0].name,
+                NOTE_TAG: monitor_description(new[-1][0].name, latest.tags()),
+            }
+        )
         parent.log_figure(
             projection_figure(reference.embeddings, [(w.name, r.embeddings) for w, r in new],
                               points=cfg.projection_points, seed=cfg.drift.seed),

@@ -43,6 +43,7 @@ from embsel_mlflow.sweeps.jobs import (
     jobs_table,
 )
 from embsel_mlflow.sweeps.overrides import job_label, override_key, override_value, swept_keys
+from embsel_mlflow.tracking.run_naming import job_run_name
 
 if TYPE_CHECKING:
     from hydra.core.utils import JobReturn
@@ -191,7 +192,9 @@ class MlflowSweepCallback(Callback):
             **process_tags(),  # so a killed job's run is closed by the next embsel process
         }
         run = client.create_run(
-            self.experiment_id or "0", run_name=job_label(job_num, overrides, self.swept), tags=tags
+            self.experiment_id or "0",
+            run_name=job_label(job_num, overrides, self.swept, job_run_name(config))[:250],
+            tags=tags,
         )
         self._child_run_id = run.info.run_id
         self._previous_run_id = os.environ.get(RUN_ID_ENV)

@@ -54,7 +54,15 @@ def preflight_jobs(overrides: list[str]) -> list[list[str]]:
     return jobs
 
 
-def job_label(job_num: int, job_overrides: list[str], keys: list[str]) -> str:
-    """A child run's name: its job number and the values of the swept keys."""
-    varied = [o for o in job_overrides if override_key(o) in keys]
-    return f"#{job_num} {' '.join(varied)}".strip()
+def job_label(job_num: int, job_overrides: list[str], keys: list[str], name: str = "") -> str:
+    """A child run's name: ``#<job> <model>@<dataset>`` (``name``, the one naming rule of
+    ``tracking.run_naming``) and the values of the other swept keys."""
+    varied = [
+        o for o in job_overrides if override_key(o) in keys and not (name and _named_by_model_or_data(o))
+    ]
+    return " ".join(part for part in (f"#{job_num}", name, *varied) if part)
+
+
+def _named_by_model_or_data(override: str) -> bool:
+    """Already in ``<model>@<dataset>``: the model and data groups and their keys."""
+    return override_key(override).lstrip("+~").split(".")[0] in ("model", "data")

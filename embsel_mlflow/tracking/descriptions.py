@@ -69,12 +69,7 @@ def monitor_description(window: str, tags: Mapping[str, str]) -> str:
     """A monitored window's alert state from its report's tags (``drift.<method>``, ``text.<signal>``,
     ``quality.drop``, ``embsel.monitor.status``): ``drift in window w1: mmd, ks; text alerts: ...``."""
     status = tags.get("embsel.monitor.status", "ok")
-    drifted = [
-        key.split(".", 1)[1] for key, value in tags.items() if key.startswith("drift.") and value == "true"
-    ]
-    text = [
-        key.split(".", 1)[1] for key, value in tags.items() if key.startswith("text.") and value == "true"
-    ]
+    drifted, text = _alerted(tags, "drift."), _alerted(tags, "text.")
     parts = [f"{status} in window {window}"]
     if drifted:
         parts.append(f"drift by {', '.join(drifted)}")
