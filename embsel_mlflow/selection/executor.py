@@ -123,30 +123,29 @@ def run_pairs(
     measurements: Measurements | None = None,
 ) -> SelectionRun:
     """Every pair evaluated where ``select.executor`` says (see ``runner.run_selection``)."""
-    scoring = {"tracker": tracker, "load_model": load_model, "measurements": measurements}
     if cfg.executor != "ray":
+        scoring: dict[str, Any] = {"tracker": tracker, "load_model": load_model, "measurements": measurements}
         return run_selection(candidates, datasets, cfg, evaluation, **scoring)
-    return run_selection_on_ray(candidates, datasets, cfg, evaluation, **scoring)
+    ready = prepare(candidates, datasets, evaluation, tracker, load_model)
+    return _on_ray(candidates, datasets, cfg, ready, measurements)
 
 
-def run_selection_on_ray(
+def _on_ray(
     candidates: Mapping[str, ModelConfig],
     datasets: Mapping[str, DataConfig],
     cfg: SelectConfig,
-    evaluation: EvaluationConfig,
-    *,
-    tracker: PairTracker | None = None,
-    load_model: Callable[[ModelConfig], Any] | None = None,
-    measurements: Measurements | None = None,
+    ready: tuple[PairTracker, Callable[[ModelConfig], Any], bool],
+    measurements: Measurements | None,
 ) -> SelectionRun:
     """Every pair as a Ray task; the outcomes in candidate-major order, as ``run_selection`` gives.
 
+    ``ready``: ``runner.prepare``'s tracker, loader and whether some dataset is a retrieval one.
     With ``cfg.register``, a registrable winner is loaded again on the driver to be registered
     (``SelectionRun.loaders``): a model fitted per dataset stays on its node and is not registrable.
     """
     import ray
 
-    tracker, load_model, has_retrieval = prepare(candidates, datasets, evaluation, tracker, load_model)
+    tracker, load_model, has_retrieval = ready
     started = _connect(cfg.ray.address)
     try:
         _refuse_infeasible({name: task_options(model, cfg) for name, model in candidates.items()})
@@ -154,7 +153,8 @@ def run_selection_on_ray(
         if started:
             ray.shutdown()
         raise
-    remote = ray.remote(_remote_pair)
+    task: Any = _remote_pair  # Ray's stubs type remote functions of positional arguments only
+    remote = ray.remote(task)
     selection = SelectionRun(candidates={}, datasets={name: str(d.task) for name, d in datasets.items()})
     submitted = []
     try:

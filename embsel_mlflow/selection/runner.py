@@ -270,33 +270,6 @@ def candidate_info(name: str, model_cfg: ModelConfig, model: Any) -> CandidateIn
     )
 
 
-def run_pair(
-    outcome: PairOutcome,
-    tracker: PairTracker,
-    model: Any,
-    model_cfg: ModelConfig,
-    data_cfg: DataConfig,
-    data: Any,
-    cfg: SelectConfig,
-    measurements: Measurements | None,
-    *,
-    has_retrieval: bool,
-) -> Any:
-    """One pair, in this process or in a Ray task: not applicable (a ranker on a non-retrieval
-    dataset of a selection that has retrieval ones), or evaluated and timed (``_evaluate_pair``)."""
-    from embsel_mlflow.families import get_family
-
-    if (
-        not isinstance(model, EmbselError)
-        and is_ranker(model)
-        and not get_family(outcome.task).ranks_documents
-        and has_retrieval
-    ):
-        outcome.not_applicable = "ranks documents: retrieval datasets only"
-        return None
-    return _evaluate_pair(outcome, tracker, model, model_cfg, data_cfg, data, cfg, measurements)
-
-
 def node_tags() -> dict[str, str]:
     """The machine that ran a pair (its efficiency was measured there): host, CPU, cores, and the
     Ray node under ``select.executor=ray``; the GPU is in ``hardware.gpu`` (evaluate's tags)."""
@@ -321,7 +294,7 @@ def node_tags() -> dict[str, str]:
     return tags
 
 
-def _evaluate_pair(
+def run_pair(
     outcome: PairOutcome,
     tracker: PairTracker,
     model: Any,
@@ -330,9 +303,22 @@ def _evaluate_pair(
     data: Any,
     cfg: SelectConfig,
     measurements: Measurements | None,
+    *,
+    has_retrieval: bool,
 ) -> Any:
-    """Evaluate and time one pair into ``outcome``; the model as evaluated (fitted on ``data`` for a
-    kind fitted per dataset), or None when the pair failed."""
+    """One pair, in this process or in a Ray task, into ``outcome``: not applicable (a ranker on a
+    non-retrieval dataset of a selection that has retrieval ones), or evaluated and timed. The
+    model as evaluated (fitted on ``data`` for a kind fitted per dataset), or None."""
+    from embsel_mlflow.families import get_family
+
+    if (
+        not isinstance(model, EmbselError)
+        and is_ranker(model)
+        and not get_family(outcome.task).ranks_documents
+        and has_retrieval
+    ):
+        outcome.not_applicable = "ranks documents: retrieval datasets only"
+        return None
     log.info("evaluating '%s' on '%s'", outcome.candidate, outcome.dataset)
     try:
         with tracker.pair(outcome.candidate, model_cfg, data_cfg) as scope:
