@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -162,7 +163,14 @@ def test_parent_holds_the_decision(selected) -> None:
     winner = parent.data.tags["embsel.winner"]
     assert winner in ("transformers_mean", "e5_base") and decision["winner"] == winner
     assert parent.data.tags["embsel.recommendation"].startswith(f"{winner}: ")
-    assert parent.data.tags["mlflow.note.content"].startswith("**Recommendation:**")
+    description = parent.data.tags["mlflow.note.content"]
+    assert description.startswith("**Recommendation:**")
+    # markdown that renders as written: each score and CI in a code span, so "[low, high] (best)"
+    # is no link and the verdict shows; counts as integers; no empty failure tag on a success
+    assert re.search(r"`\d\.\d{4} \[-?\d\.\d{4}, -?\d\.\d{4}\]` \(best\)", description), description
+    assert "] (" not in description.replace("]` (", "")
+    assert "| 32 |" in description and "32.0" not in description  # dim
+    assert "embsel.failed_children" not in parent.data.tags
     markdown = Path(client.download_artifacts(parent.info.run_id, "leaderboard.md")).read_text()
     assert "| candidate | demo_sts | demo_retrieval | mean | texts/s |" in markdown and "WINNER" in markdown
     import pandas as pd

@@ -218,6 +218,15 @@ class AudioFeaturesConfig:
 
 
 @dataclass
+class ResourcesConfig:
+    """What one task of this candidate reserves on a Ray cluster (``select.executor=ray``);
+    null: ``select.ray.num_cpus`` / ``num_gpus``."""
+
+    num_cpus: float | None = None
+    num_gpus: float | None = None  # e.g. 1 for a large transformer: its tasks run on a GPU node
+
+
+@dataclass
 class ModelConfig:
     name: str = MISSING  # short name used in run names and tags
     # hub id or local directory; for static: the teacher; for openai_api: the served model's name
@@ -251,6 +260,8 @@ class ModelConfig:
     audio_features: AudioFeaturesConfig | None = None
     run_id: str | None = None  # kind=from_run: the train run whose logged model (runs:/<id>/model) to load
     variant: VariantConfig = field(default_factory=VariantConfig)  # transformer kinds only
+    # select.executor=ray: what this candidate's tasks reserve, e.g. model.resources.num_gpus=1
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
 
 
 REMOTE_CODE_SWITCH = "trust_remote_code"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from embsel_mlflow.config.model import Backend, EmbeddingDtype, Precision, Quantization
@@ -33,6 +34,23 @@ class VariantAxesConfig:
 
 
 @dataclass
+class RayConfig:
+    """``select.executor=ray``: the cluster, and what a candidate's task reserves by default (a
+    candidate's ``model.resources`` overrides it, e.g. a GPU for a large model)."""
+
+    address: str | None = None  # null: RAY_ADDRESS, else a Ray instance started for this selection
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+
+
+EXECUTORS = ("sequential", "ray")
+# MLflow's rules for a registered model's name and alias (mlflow.utils.validation), checked before
+# any run starts instead of failing after the whole selection.
+_ALIAS = re.compile(r"^[\w\-]+$")
+_VERSION_ALIAS = re.compile(r"^[vV]\d+$")
+
+
+@dataclass
 class SelectConfig:
     """The decision: statistics, cost constraints and registration (``embsel_mlflow.selection``)."""
 
@@ -59,3 +77,23 @@ class SelectConfig:
     # Fine-tune the K best transformer candidates (zero-shot mean main score) on each dataset's train
     # split with the job's `train` settings, then rank the tuned models with the others; 0 = off.
     finetune_top_k: int = 0
+    # Where the candidate x dataset pairs run: one after the other in this process, or as Ray tasks
+    # on the cluster of `select.ray` (each child run is logged by its task, on the node that ran it).
+    executor: str = "sequential"  # sequential | ray
+    ray: RayConfig = field(default_factory=RayConfig)
+
+    def __post_init__(self) -> None:
+        # ValueError: to_job_config turns it into the one `error:` line, the run FAILED, exit 2
+        if self.register is not None and (not self.register.strip() or set("/:") & set(self.register)):
+            raise ValueError(
+                f"select.register='{self.register}': a registered model name cannot be empty or "
+                "contain '/' or ':'; use e.g. select.register=my_embedder"
+            )
+        alias = self.champion_alias
+        if not _ALIAS.match(alias) or _VERSION_ALIAS.match(alias) or alias.lower() == "latest":
+            raise ValueError(
+                f"select.champion_alias='{alias}': use letters, digits, '_' and '-' (not 'latest' or "
+                "'v<number>'), e.g. select.champion_alias=champion"
+            )
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"select.executor must be one of {', '.join(EXECUTORS)}, got '{self.executor}'")

@@ -111,6 +111,8 @@ def select_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> floa
             raise ConfigError("no datasets: choose data configs, e.g. datasets=[stsb,scifact]")
         check_finetune(job.select.finetune_top_k, job.datasets, job.train)
         _refuse_misfits(job)
+        if job.select.executor == "ray":
+            job = _for_ray_tasks(job)
         cache = open_cache(job.cache)
         selection = select_models(
             job.candidates,
@@ -133,6 +135,19 @@ def select_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> floa
         log_selection(parent, selection, job)
     winner = selection.decision.winner  # set: having none is one of the problems logged
     return float(selection.decision.scores[winner][MEAN]) if winner else float("nan")
+
+
+def _for_ray_tasks(job: SelectJobConfig) -> SelectJobConfig:
+    """``job`` as a Ray task on another node reads it: the store's URI and the cache's directory
+    absolute (the task's working directory and environment are not this process's)."""
+    import dataclasses
+
+    from embsel_mlflow.models.cache import cache_dir
+    from embsel_mlflow.tracking.store import resolve_tracking_uri
+
+    tracking = dataclasses.replace(job.tracking, uri=resolve_tracking_uri(job.tracking.uri))
+    cache = dataclasses.replace(job.cache, dir=str(cache_dir(job.cache).resolve()))
+    return dataclasses.replace(job, tracking=tracking, cache=cache)
 
 
 def _refuse_misfits(job: SelectJobConfig) -> None:
@@ -285,14 +300,18 @@ def log_decision(parent: RunLogger, selection: Selection, job: SelectJobConfig) 
             "embsel.winner": decision.winner or "",
             "embsel.candidates": ",".join(selection.run.candidates),
             "embsel.datasets": ",".join(decision.datasets),
-            "embsel.failed_children": ",".join(failed),
+            # only where some pair failed: an empty tag reads as a problem in the UI
+            **({"embsel.failed_children": ",".join(failed)} if failed else {}),
             "mlflow.note.content": _description(selection),
         }
     )
 
 
 def _description(selection: Selection) -> str:
+    """The parent's description (markdown in the UI): the decision, failures, variants, and the
+    leaderboard with each score and CI in a code span, so that "[low, high] (best)" is no link."""
     from embsel_mlflow.selection import variant_lines
+    from embsel_mlflow.selection.leaderboard import leaderboard_markdown
 
     text = f"**Recommendation:** {selection.decision.recommendation}\n\n"
     failures = selection.failures + [f"fine-tune {line}" for line in selection.finetune_failures]
@@ -301,7 +320,7 @@ def _description(selection: Selection) -> str:
     variants = variant_lines(selection.decision)
     if variants:
         text += "\n".join(variants) + "\n\n"
-    return text + selection.markdown
+    return text + leaderboard_markdown(selection.leaderboard, selection.decision.datasets, code_spans=True)
 
 
 def _register(parent: RunLogger, selection: Selection, job: SelectJobConfig) -> list[str]:

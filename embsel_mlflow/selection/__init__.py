@@ -56,7 +56,7 @@ def select_models(
     before the first fine-tune starts.
     """
     from embsel_mlflow.config import EvaluationConfig, SelectConfig
-    from embsel_mlflow.selection.runner import run_selection
+    from embsel_mlflow.selection.executor import run_pairs
     from embsel_mlflow.selection.statistics import CORRECTIONS
 
     cfg = cfg or SelectConfig()
@@ -70,7 +70,7 @@ def select_models(
     candidates, baselines = expand_variants(
         candidates, cfg.variants, has_variants=lambda c: get_kind(c.kind).has_variants
     )
-    run = run_selection(
+    run = run_pairs(
         candidates,
         datasets,
         cfg,

@@ -24,6 +24,7 @@ from embsel_mlflow.selection.statistics import (
     bootstrap_scores,
     compare_with_best,
     confidence_interval,
+    dataset_seed,
     resample_indices,
 )
 
@@ -171,7 +172,7 @@ def decide(selection: SelectionRun, cfg: SelectConfig) -> Decision:
     scores: dict[str, dict[str, float]] = {name: {} for name in selection.candidates}
     intervals: dict[str, dict[str, tuple[float, float]]] = {name: {} for name in selection.candidates}
     samples: dict[str, dict[str, np.ndarray]] = {name: {} for name in selection.candidates}
-    for position, dataset in enumerate(datasets):
+    for dataset in datasets:
         results = [
             (o.candidate, o.result)
             for o in selection.outcomes
@@ -182,7 +183,7 @@ def decide(selection: SelectionRun, cfg: SelectConfig) -> Decision:
         per_item = results[0][1].per_item
         # no per-item table: nothing to resample (resample_indices refuses 0 items with a DataError)
         n_items = len(per_item) if per_item is not None else 0
-        indices = resample_indices(n_items, cfg.resamples, cfg.seed + position)
+        indices = resample_indices(n_items, cfg.resamples, dataset_seed(cfg.seed, dataset))
         for candidate, result in results:
             scores[candidate][dataset] = result.main_score
             samples[candidate][dataset] = bootstrap_scores(result, indices)

@@ -115,10 +115,16 @@ def _delta_text(name: str, decision: Decision) -> str:
     )
 
 
-def _number(value: Any, digits: int = 4) -> str:
+# Counts: printed as integers (384, not 384.0), though a NaN makes their column float.
+_COUNTS = ("num_parameters", "embedding_dim", "bytes_per_vector")
+
+
+def _number(value: Any, digits: int = 4, *, count: bool = False) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "-"
+        if count and value.is_integer():
+            return f"{value:,.0f}"
         if abs(value) >= 1000:
             return f"{value:,.0f}"
         return f"{value:.{digits}f}" if abs(value) < 10 else f"{value:.1f}"
@@ -138,8 +144,12 @@ def shown_efficiency_columns(frame: pd.DataFrame) -> list[str]:
     return [key for key in EFFICIENCY_COLUMNS if key not in hidden]
 
 
-def leaderboard_markdown(frame: pd.DataFrame, datasets: list[str]) -> str:
-    """A readable markdown table: score [CI] (verdict) per dataset, mean, then efficiency."""
+def leaderboard_markdown(frame: pd.DataFrame, datasets: list[str], *, code_spans: bool = False) -> str:
+    """A readable markdown table: score [CI] (verdict) per dataset, mean, then efficiency.
+
+    ``code_spans``: each score and CI in a code span, for renderers (the MLflow UI's run
+    description) that would read ``[low, high] (verdict)`` as a link and drop the verdict.
+    """
     with_deltas = DELTA in frame.columns and bool(frame[DELTA].astype(bool).any())
     shown = shown_efficiency_columns(frame)
     header = ["candidate", *datasets, MEAN, *([DELTA] if with_deltas else [])]
@@ -156,12 +166,11 @@ def leaderboard_markdown(frame: pd.DataFrame, datasets: list[str]) -> str:
             verdict = row[f"{dataset} vs best"]
             p = row[f"{dataset} p"]
             tag = verdict if verdict == "best" else f"{verdict}, p={p:.3g}"
-            cells.append(
-                f"{score:.4f} [{row[f'{dataset} ci_low']:.4f}, {row[f'{dataset} ci_high']:.4f}] ({tag})"
-            )
+            interval = f"{score:.4f} [{row[f'{dataset} ci_low']:.4f}, {row[f'{dataset} ci_high']:.4f}]"
+            cells.append(f"`{interval}` ({tag})" if code_spans else f"{interval} ({tag})")
         if with_deltas:
             cells.append(str(row[DELTA]) or "-")
-        cells += [_number(row[key], 2) for key in shown]
+        cells += [_number(row[key], 2, count=key in _COUNTS) for key in shown]
         cells += [str(row["constraints"]), str(row["notes"]).replace("|", "/")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -104,7 +104,7 @@ def choose_champion(selection: Selection, cfg: SelectConfig) -> None:
     name, winner = cfg.register, selection.decision.winner
     if not name or winner is None:
         return
-    model = selection.run.kept_models.get(winner)  # kept loaded because select.register is set
+    model = selection.run.kept_model(winner)  # kept loaded (or loadable) because select.register is set
     if model is None:
         kind = selection.run.candidates[winner].kind
         problem = not_registrable(winner, kind, datasets=len(selection.run.datasets))
@@ -137,11 +137,12 @@ def add_candidates(
     measurements); the bootstrap resamples are seeded per dataset, so the earlier candidates keep
     their intervals and the paired tests cover every candidate.
     """
-    from embsel_mlflow.selection.runner import run_selection
+    from embsel_mlflow.selection.executor import run_pairs
 
-    added = run_selection(candidates, datasets, cfg, evaluation, **scoring)
+    added = run_pairs(candidates, datasets, cfg, evaluation, **scoring)
     run = selection.run
     run.candidates.update(added.candidates)
     run.outcomes += added.outcomes
     run.kept_models.update(added.kept_models)
+    run.loaders.update(added.loaders)
     return conclude(run, cfg)

@@ -83,6 +83,15 @@ class SelectionRun:
     # Registrable candidates kept loaded (only when the winner is to be registered): no second load.
     kept_models: dict[str, Any] = field(default_factory=dict)
     finetunes: list[FineTune] = field(default_factory=list)  # select.finetune_top_k's trainings
+    # Registrable candidates evaluated elsewhere (select.executor=ray): loaded here when registered.
+    loaders: dict[str, Callable[[], Any]] = field(default_factory=dict)
+
+    def kept_model(self, name: str) -> Any:
+        """The loaded model of ``name`` to register, or None where none is kept or loadable."""
+        model = self.kept_models.get(name)
+        if model is None and name in self.loaders:
+            model = self.kept_models[name] = self.loaders[name]()
+        return model
 
     def outcome(self, candidate: str, dataset: str) -> PairOutcome:
         return next(o for o in self.outcomes if o.candidate == candidate and o.dataset == dataset)
@@ -171,6 +180,26 @@ def _attempt(function: Callable[[], Any]) -> Any:
         return exc
 
 
+def prepare(
+    candidates: Mapping[str, ModelConfig],
+    datasets: Mapping[str, DataConfig],
+    evaluation: EvaluationConfig,
+    tracker: PairTracker | None,
+    load_model: Callable[[ModelConfig], Any] | None,
+) -> tuple[PairTracker, Callable[[ModelConfig], Any], bool]:
+    """The checks and defaults of a selection's pairs, wherever they run: (tracker, loader, whether
+    some dataset is a retrieval one)."""
+    from embsel_mlflow.families import get_family
+
+    if not candidates:
+        raise ConfigError("no candidates: choose model configs, e.g. candidates=[minilm,static_minilm]")
+    if not datasets:
+        raise ConfigError("no datasets: choose data configs, e.g. datasets=[stsb,scifact]")
+    tracker = tracker or PlainTracker(evaluation)
+    load_model = load_model or default_loader(calibration_data=list(datasets.values()))
+    return tracker, load_model, any(get_family(d.task).ranks_documents for d in datasets.values())
+
+
 def run_selection(
     candidates: Mapping[str, ModelConfig],
     datasets: Mapping[str, DataConfig],
@@ -193,15 +222,9 @@ def run_selection(
     the one-line reason) and the other pairs go on. A ranker (BM25) is not applicable to
     non-retrieval datasets; where the selection holds no retrieval dataset at all it is an error.
     """
-    from embsel_mlflow.families import get_family, load_task_data
+    from embsel_mlflow.families import load_task_data
 
-    if not candidates:
-        raise ConfigError("no candidates: choose model configs, e.g. candidates=[minilm,static_minilm]")
-    if not datasets:
-        raise ConfigError("no datasets: choose data configs, e.g. datasets=[stsb,scifact]")
-    tracker = tracker or PlainTracker(evaluation)
-    load_model = load_model or default_loader(calibration_data=list(datasets.values()))
-    has_retrieval = any(get_family(d.task).ranks_documents for d in datasets.values())
+    tracker, load_model, has_retrieval = prepare(candidates, datasets, evaluation, tracker, load_model)
 
     loaded: dict[str, Any] = {}
     for name, data_cfg in datasets.items():
@@ -213,29 +236,15 @@ def run_selection(
         log.info("loading candidate '%s' (%s)", name, model_cfg.name_or_path)
         model = _attempt(partial(load_model, model_cfg))
         failed_load = isinstance(model, EmbselError)
-        info = CandidateInfo(
-            name,
-            kind=getattr(model_cfg.kind, "value", str(model_cfg.kind)),
-            registrable=not failed_load and bool(getattr(model, "registrable", True)),
-            load_error=str(model) if failed_load else None,
-            config=model_cfg,
-        )
-        selection.candidates[name] = info
+        info = selection.candidates[name] = candidate_info(name, model_cfg, model)
         fits: list[Any] = []  # the models fitted per dataset that can be logged (one per dataset)
         for data_name, data_cfg in datasets.items():
             outcome = PairOutcome(name, data_name, selection.datasets[data_name])
             selection.outcomes.append(outcome)
-            if (
-                not failed_load
-                and is_ranker(model)
-                and not get_family(outcome.task).ranks_documents
-                and has_retrieval
-            ):
-                outcome.not_applicable = "ranks documents: retrieval datasets only"
-                continue
-            ready = _evaluate_pair(
-                outcome, tracker, model, model_cfg, data_cfg, loaded[data_name], cfg, measurements
-            )
+            ready = run_pair(
+                outcome, tracker, model, model_cfg, data_cfg, loaded[data_name], cfg, measurements,
+                has_retrieval=has_retrieval,
+            )  # fmt: skip
             if ready is not None and ready is not model and getattr(ready, "registrable", False):
                 fits.append(ready)
         registered = model
@@ -249,7 +258,43 @@ def run_selection(
     return selection
 
 
-def _evaluate_pair(
+def candidate_info(name: str, model_cfg: ModelConfig, model: Any) -> CandidateInfo:
+    """What the decision needs to know of a loaded candidate (``model``: it, or its load error)."""
+    failed_load = isinstance(model, EmbselError)
+    return CandidateInfo(
+        name,
+        kind=getattr(model_cfg.kind, "value", str(model_cfg.kind)),
+        registrable=not failed_load and bool(getattr(model, "registrable", True)),
+        load_error=str(model) if failed_load else None,
+        config=model_cfg,
+    )
+
+
+def node_tags() -> dict[str, str]:
+    """The machine that ran a pair (its efficiency was measured there): host, CPU, cores, and the
+    Ray node under ``select.executor=ray``; the GPU is in ``hardware.gpu`` (evaluate's tags)."""
+    import platform
+    import sys
+
+    from embsel_mlflow.selection.measurement_cache import hardware_fingerprint
+
+    facts = hardware_fingerprint(None)
+    tags = {
+        "hardware.hostname": platform.node(),
+        "hardware.cpu_model": str(facts["cpu"]),
+        "hardware.cpus_available": str(facts["cpus"]),
+    }
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        context = ray.get_runtime_context()
+        tags["hardware.ray_node_id"] = context.get_node_id()
+        with contextlib.suppress(Exception):  # outside a task (the driver) there are no assigned resources
+            assigned = context.get_assigned_resources()
+            tags["hardware.ray_resources"] = ",".join(f"{k}={v:g}" for k, v in sorted(assigned.items()))
+    return tags
+
+
+def run_pair(
     outcome: PairOutcome,
     tracker: PairTracker,
     model: Any,
@@ -258,9 +303,22 @@ def _evaluate_pair(
     data: Any,
     cfg: SelectConfig,
     measurements: Measurements | None,
+    *,
+    has_retrieval: bool,
 ) -> Any:
-    """Evaluate and time one pair into ``outcome``; the model as evaluated (fitted on ``data`` for a
-    kind fitted per dataset), or None when the pair failed."""
+    """One pair, in this process or in a Ray task, into ``outcome``: not applicable (a ranker on a
+    non-retrieval dataset of a selection that has retrieval ones), or evaluated and timed. The
+    model as evaluated (fitted on ``data`` for a kind fitted per dataset), or None."""
+    from embsel_mlflow.families import get_family
+
+    if (
+        not isinstance(model, EmbselError)
+        and is_ranker(model)
+        and not get_family(outcome.task).ranks_documents
+        and has_retrieval
+    ):
+        outcome.not_applicable = "ranks documents: retrieval datasets only"
+        return None
     log.info("evaluating '%s' on '%s'", outcome.candidate, outcome.dataset)
     try:
         with tracker.pair(outcome.candidate, model_cfg, data_cfg) as scope:
@@ -278,7 +336,7 @@ def _evaluate_pair(
                 ready, data, cfg.efficiency, billed_tokens=billed
             )
             scope.log_metrics(outcome.efficiency.metrics())
-            scope.set_tags(outcome.efficiency_provenance.tags())
+            scope.set_tags({**outcome.efficiency_provenance.tags(), **node_tags()})
     except EmbselError as exc:
         outcome.result = None
         outcome.error = str(exc)

@@ -10,6 +10,7 @@ for clustering.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,7 +30,14 @@ def _rows(matrix: np.ndarray) -> np.ndarray:
     return np.atleast_2d(matrix)
 
 
-def resample_indices(n_items: int, resamples: int, seed: int) -> np.ndarray:
+def dataset_seed(seed: int, dataset: str) -> list[int]:
+    """The seed of a dataset's resamples: ``select.seed`` and the dataset's name alone, so a
+    candidate's interval on a dataset does not depend on which other datasets are selected."""
+    digest = hashlib.sha256(dataset.encode("utf-8")).digest()
+    return [seed, int.from_bytes(digest[:8], "little")]
+
+
+def resample_indices(n_items: int, resamples: int, seed: int | list[int]) -> np.ndarray:
     """A (resamples, n_items) matrix of item indices drawn with replacement."""
     if n_items < 1:
         raise DataError("bootstrap needs at least one item")

@@ -13,11 +13,12 @@ import os
 import posixpath
 import re
 import signal
+import sys
 import threading
 import time
 import types
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.config import TrackingConfig
 from embsel_mlflow.errors import ConfigError, EmbselError
@@ -252,8 +253,10 @@ def terminate_on_signals() -> Iterator[None]:
     closed (KILLED), not left RUNNING.
 
     A signal that lands inside OmegaConf is delivered again 10 ms later, until it lands where the
-    exception can unwind cleanly. After the first SIGTERM or SIGHUP further ones are ignored: the
-    run must get the time to close. A SIGINT the process ignores (started with nohup or `&`) stays ignored.
+    exception can unwind cleanly; so is one whose exception Python dropped (raised in a finalizer
+    or weakref callback, e.g. while the garbage collector frees a model). After the first SIGTERM
+    or SIGHUP further ones are ignored: the run must get the time to close. A SIGINT the process
+    ignores (started with nohup or `&`) stays ignored.
     """
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be installed from the main thread
@@ -274,13 +277,29 @@ def terminate_on_signals() -> Iterator[None]:
             signal.signal(other, signal.SIG_IGN)
         raise RunTerminated(signum)
 
+    def _unraisable(info: Any) -> None:
+        # The handler ran inside a finalizer or a weakref callback (the garbage collector frees a
+        # model: select collects after each candidate), where Python prints "Exception ignored"
+        # and drops the exception: the job would go on. Deliver the signal again, to ordinary code.
+        stop = info.exc_value
+        if isinstance(stop, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+            signum = stop.signum if isinstance(stop, RunTerminated) else signal.SIGINT
+            if signum in terminating:  # _raise ignored further ones before raising
+                for other in terminating:
+                    signal.signal(other, _raise)
+            _redeliver_later(signum)
+            return
+        unraisable_hook(info)
+
     signums = [*terminating]
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signums.append(signal.SIGINT)
     previous = {signum: signal.signal(signum, _raise) for signum in signums}
+    unraisable_hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = unraisable_hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
