@@ -28,10 +28,11 @@ def embed_job(cfg: Any, tracking: TrackingConfig, overrides: list[str]) -> float
     from embsel_mlflow.errors import ConfigError
     from embsel_mlflow.families import family_of, load_task_data
     from embsel_mlflow.jobs.run import job_run
+    from embsel_mlflow.tracking.run_naming import job_run_name
 
     model_name = OmegaConf.select(cfg, "model.name", default="model", throw_on_missing=False)
     data_name = OmegaConf.select(cfg, "data.name", default="data", throw_on_missing=False)
-    name = tracking.run_name or f"embed {model_name}@{data_name}"
+    name = tracking.run_name or job_run_name(cfg, context="embed")
     tags = {"embsel.model": str(model_name), "embsel.dataset": str(data_name)}
     with job_run(STEP, cfg, tracking, overrides, EmbedJobConfig, run_name=name, tags=tags, job_log=True) as (
         run,
