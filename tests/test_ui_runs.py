@@ -81,7 +81,7 @@ def stsb_run(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path):
 def test_plain_stsb_run_logs_fewer_than_40_readable_params(stsb_run) -> None:
     _, run, _, _ = stsb_run
     params = run.data.params
-    assert len(params) < 40, sorted(params)
+    assert len(params) < 40, "\n".join(f"{k}={v}" for k, v in sorted(params.items()))
     assert not [k for k, v in params.items() if v in ("null", "None", "{}", "[]", "")]
     assert params["task"] == "sts" and params["data.name"] == "stsb"
     assert params["model.name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"

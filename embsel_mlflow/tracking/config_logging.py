@@ -16,7 +16,15 @@ GENERAL_EVALUATION_KEYS = {"seed", "extra_metrics"}
 OPTIONAL_DATA_KEYS = ("train_split", "label_template")
 MEDIA_DATA_KEYS = ("media", "on_bad_media")  # read by families that embed images or audio
 # Console and display settings that do not change a result.
-NOT_PARAMS = ("evaluation.show_progress", "tracking.tags", "tracking.run_name")
+# The offline copy's repo_id and revision say which model it may stand in for: the model's own
+# name_or_path and revision, already params.
+NOT_PARAMS = (
+    "evaluation.show_progress",
+    "tracking.tags",
+    "tracking.run_name",
+    "model.offline.repo_id",
+    "model.offline.revision",
+)
 # Groups that never change a score: the embedding cache is transparent by construction.
 NOT_PARAM_GROUPS = ("cache",)
 # Inside an evaluation (evaluate, select children) the profile settings only guard the input (and
@@ -83,8 +91,12 @@ def readable_config(resolved: Mapping[str, Any]) -> dict[str, Any]:
     if model.get("kind") == "sentence_transformers":
         model.pop("pooling", None)  # the saved model's own pooling applies
     for dotted in NOT_PARAMS:
-        parent, _, key = dotted.rpartition(".")
-        config.get(parent, {}).pop(key, None)
+        *parents, key = dotted.split(".")
+        node: Any = config
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, Mapping) else None
+        if isinstance(node, dict):
+            node.pop(key, None)
     for group in NOT_PARAM_GROUPS:
         config.pop(group, None)
     if "evaluation" in config and isinstance(config.get("profile"), Mapping):
