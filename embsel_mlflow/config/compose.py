@@ -49,8 +49,9 @@ def to_job_config(cfg: Any, schema: type[T], step: str) -> T:
         raise ConfigError(config_error_message(exc, step).removeprefix("invalid config: ")) from exc
     if not isinstance(obj, schema):
         raise ConfigError(f"config did not convert to {schema.__name__}")
-    evaluation = getattr(obj, "evaluation", None)
-    if evaluation is not None and evaluation.show_progress and not _stderr_is_terminal():
+    # a job's EvaluationConfig (a DataConfig's `evaluation` is a mapping of its own overrides)
+    evaluation: Any = getattr(obj, "evaluation", None)
+    if getattr(evaluation, "show_progress", False) and not _stderr_is_terminal():
         # Progress bars are for people at a terminal: in a log file, CI or a pipe they are noise.
         evaluation.show_progress = False
     return obj
