@@ -156,4 +156,5 @@ def test_scifact_encoded_on_ray_is_what_evaluate_scores(
     assert written == embed_run.data.metrics["unique_texts"] > 5000  # 5183 documents + the test queries
     assert evaluate_run.data.metrics["cache_misses"] == 0
     assert evaluate_run.data.metrics["cache_hits"] >= written
-    assert round(evaluate_run.data.metrics["ndcg_at_10"], 5) == 0.64508
+    assert evaluate_run.data.tags["main_score_name"] == "ndcg_at_10"
+    assert round(evaluate_run.data.metrics["test/ndcg_at_10"], 5) == 0.64508
