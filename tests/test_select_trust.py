@@ -94,6 +94,29 @@ def test_a_ctrl_c_that_lands_in_a_finalizer_still_interrupts() -> None:
     assert interrupted
 
 
+def test_a_ctrl_c_inside_sqlalchemy_waits_until_the_write_is_done() -> None:
+    """A KeyboardInterrupt in the middle of a session's flush left sqlite's write lock held, and
+    the writes that close the run KILLED hung on "database is locked" (CI, stop 26)."""
+    from embsel_mlflow.tracking.run import terminate_on_signals
+
+    # a function whose module is sqlalchemy's, as the store's flush is
+    namespace: dict = {"__name__": "sqlalchemy.orm.session", "os": os, "signal": signal, "time": time}
+    exec(
+        "def flush(steps):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    for _ in range(20):\n"
+        "        time.sleep(0.01)\n"
+        "        steps.append('written')\n",
+        namespace,
+    )
+    steps: list[str] = []
+    with terminate_on_signals():
+        with pytest.raises(KeyboardInterrupt):
+            namespace["flush"](steps)  # the signal lands here and waits
+            time.sleep(2)  # then arrives here, in ordinary code
+    assert steps == ["written"] * 20
+
+
 def _ctrl_c_default() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # as in a terminal (a shell's `&` would ignore it)
 

@@ -228,7 +228,10 @@ class RunTerminated(KeyboardInterrupt):
 # Libraries whose objects an exception raised in the middle of their code leaves broken: OmegaConf's
 # flag_override cleanup then raises AttributeError in place of the interrupt, and Hydra turns that
 # into a traceback and exit 1 (a signal that lands while Hydra composes a sweep's next job).
-_UNSAFE_TO_INTERRUPT = frozenset({"omegaconf"})
+# SQLAlchemy (and alembic, which migrates through it): a KeyboardInterrupt inside a session's flush
+# or close can leave a sqlite connection holding the write lock, so the writes that close the run
+# KILLED then wait on "database is locked" until the process is killed (CI, stop 26).
+_UNSAFE_TO_INTERRUPT = frozenset({"omegaconf", "sqlalchemy", "alembic"})
 _REDELIVERY_S = 0.01
 _MAX_REDELIVERIES = 500  # 5 s: a signal is never held longer than that
 
