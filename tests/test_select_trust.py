@@ -110,10 +110,9 @@ def test_a_ctrl_c_inside_sqlalchemy_waits_until_the_write_is_done() -> None:
         namespace,
     )
     steps: list[str] = []
-    with terminate_on_signals():
-        with pytest.raises(KeyboardInterrupt):
-            namespace["flush"](steps)  # the signal lands here and waits
-            time.sleep(2)  # then arrives here, in ordinary code
+    with terminate_on_signals(), pytest.raises(KeyboardInterrupt):
+        namespace["flush"](steps)  # the signal lands here and waits
+        time.sleep(2)  # then arrives here, in ordinary code
     assert steps == ["written"] * 20
 
 
