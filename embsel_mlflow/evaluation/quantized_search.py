@@ -34,7 +34,12 @@ def hamming_distances(query_bits: np.ndarray, doc_bits: np.ndarray) -> np.ndarra
 
 
 class QuantizedTopK:
-    """Same interface as :class:`StreamingTopK`; documents arrive as float chunks and are quantized."""
+    """Same interface as :class:`StreamingTopK`; documents arrive as float chunks and are quantized.
+
+    Each chunk is quantized, searched and dropped: only the running top k (binary: the k x m
+    nearest by Hamming, with their rescored cosines) is kept, so memory does not grow with
+    the corpus. The result equals a search of the whole quantized corpus at once.
+    """
 
     def __init__(self, fmt: EmbeddingFormat, query_embeddings: np.ndarray, k: int) -> None:
         if k < 1:
@@ -42,10 +47,17 @@ class QuantizedTopK:
         self.format, self.k = fmt, k
         self._queries = np.asarray(query_embeddings, dtype=np.float32)
         self._binary = EmbeddingDtype(fmt.dtype) is EmbeddingDtype.binary
-        self._bits: list[np.ndarray] = []
-        self._codes: list[np.ndarray] = []
         self._int8_search = None if self._binary else StreamingTopK(self._queries, k)
+        # binary: the running (Hamming distance, document index, rescored cosine) candidates
+        self._first = k * max(1, fmt.rescore_multiplier)
+        num_queries = len(self._queries)
+        self._distances = np.empty((num_queries, 0), dtype=np.int32)
+        self._indices = np.empty((num_queries, 0), dtype=np.int64)
+        self._rescored = np.empty((num_queries, 0), dtype=np.float32)
+        self._query_bits = math.sign_bits(self._queries) if self._binary else None
+        self._unit_queries = _unit(self._queries)
         self.num_documents = 0
+        self.stored_bytes = 0  # bytes of the searched index (binary: the bits; int8: the codes)
 
     @property
     def _ranges(self) -> np.ndarray:
@@ -56,50 +68,69 @@ class QuantizedTopK:
         docs = np.asarray(doc_embeddings, dtype=np.float32)
         if len(docs) == 0:
             return
-        if self.format.keeps_int8:
-            codes = math.int8_codes(docs, self._ranges)
-            self._codes.append(codes)
-            if self._int8_search is not None:
-                self._int8_search.add(math.dequantize(codes, self._ranges))
-        if self._binary:
-            self._bits.append(math.sign_bits(docs))
+        codes = math.int8_codes(docs, self._ranges) if self.format.keeps_int8 else None
+        if self._int8_search is not None:
+            assert codes is not None
+            self._int8_search.add(math.dequantize(codes, self._ranges))
+            self.stored_bytes += codes.nbytes
+        else:
+            bits = math.sign_bits(docs)
+            self.stored_bytes += bits.nbytes
+            self._add_binary(bits, codes)
         self.num_documents += len(docs)
 
-    @property
-    def stored_bytes(self) -> int:
-        """Bytes of the searched index (binary: the bits; int8: the codes)."""
-        return int(sum(array.nbytes for array in (self._bits if self._binary else self._codes)))
+    def _add_binary(self, bits: np.ndarray, codes: np.ndarray | None) -> None:
+        """Merge one chunk's nearest by (Hamming distance, index) into the running candidates."""
+        assert self._query_bits is not None
+        distances = hamming_distances(self._query_bits, bits)
+        local = _top_smallest(distances, min(self._first, len(bits)))
+        chunk_distances = np.take_along_axis(distances, local, axis=1)
+        del distances
+        if codes is not None:  # rescoring: cosine of the float query against the int8 codes
+            restored = _unit(math.dequantize(codes[local], self._ranges))
+            rescored = np.einsum("qd,qkd->qk", self._unit_queries, restored).astype(np.float32)
+        else:
+            rescored = np.zeros(local.shape, dtype=np.float32)
+        distances = np.concatenate([self._distances, chunk_distances], axis=1)
+        indices = np.concatenate([self._indices, local + self.num_documents], axis=1)
+        scores = np.concatenate([self._rescored, rescored], axis=1)
+        order = np.lexsort((indices, distances), axis=1)[:, : self._first]
+        self._distances = np.take_along_axis(distances, order, axis=1)
+        self._indices = np.take_along_axis(indices, order, axis=1)
+        self._rescored = np.take_along_axis(scores, order, axis=1)
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """(scores, document indices), each (num_queries, min(k, num_documents)), best first."""
         if self._int8_search is not None:
             return self._int8_search.result()
-        bits = np.concatenate(self._bits) if self._bits else np.zeros((0, 1), np.uint8)
-        distances = hamming_distances(math.sign_bits(self._queries), bits)
+        keep = min(self.k, self._indices.shape[1])
         dim = self._queries.shape[1]
-        multiplier = self.format.rescore_multiplier
-        first = min(self.k * max(1, multiplier), len(bits))
-        candidates = _top_smallest(distances, first)
-        if multiplier == 0:
-            keep = candidates[:, : min(self.k, first)]
-            scores = 1.0 - 2.0 * np.take_along_axis(distances, keep, axis=1) / dim
-            return scores.astype(np.float32), keep
-        codes = np.concatenate(self._codes)
-        queries = _unit(self._queries)
-        rescored = np.einsum("qd,qkd->qk", queries, _unit(math.dequantize(codes[candidates], self._ranges)))
-        order = np.argsort(-rescored, axis=1, kind="stable")[:, : min(self.k, first)]
+        if self.format.rescore_multiplier == 0:
+            scores = 1.0 - 2.0 * self._distances[:, :keep] / dim
+            return scores.astype(np.float32), self._indices[:, :keep].copy()
+        order = np.argsort(-self._rescored, axis=1, kind="stable")[:, :keep]
         return (
-            np.take_along_axis(rescored, order, axis=1).astype(np.float32),
-            np.take_along_axis(candidates, order, axis=1),
+            np.take_along_axis(self._rescored, order, axis=1),
+            np.take_along_axis(self._indices, order, axis=1),
         )
 
 
 def _top_smallest(values: np.ndarray, k: int) -> np.ndarray:
-    """Per row, the indices of the k smallest values, smallest first (ties by index)."""
-    if k < values.shape[1]:
-        part = np.argpartition(values, k - 1, axis=1)[:, :k]
+    """Per row, the indices of the k smallest values, smallest first, ties by index.
+
+    Ties are common (Hamming distances are small integers); breaking them by index at the k-th
+    place too makes a chunked search return exactly what one search of the whole corpus does.
+    """
+    rows, width = values.shape
+    if k < width:
+        kth = np.partition(values, k - 1, axis=1)[:, k - 1 : k]
+        below = values < kth
+        tied = values == kth
+        # of the values equal to the k-th, the lowest-index ones that fill the k places
+        chosen = below | (tied & (np.cumsum(tied, axis=1) <= k - below.sum(axis=1, keepdims=True)))
+        part = np.nonzero(chosen)[1].reshape(rows, k)  # row-major: ascending index per row
     else:
-        part = np.tile(np.arange(values.shape[1]), (len(values), 1))
+        part = np.tile(np.arange(width), (rows, 1))
     order = np.lexsort((part, np.take_along_axis(values, part, axis=1)), axis=1)
     return np.take_along_axis(part, order, axis=1)
 

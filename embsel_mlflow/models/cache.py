@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import mmap
 import os
 import shutil
 import struct
@@ -48,6 +49,7 @@ _VERSION = 1
 _HEADER = struct.Struct("<4sHHII")  # magic, version, reserved, dim, count (16 bytes)
 _HASH_BYTES = 16
 _CHECKSUM_BYTES = 32
+_CHECKSUM_BLOCK = 1 << 24  # hash a mapped shard 16 MiB at a time
 _SUFFIX = ".emb"
 _ROLE_DIRS = {None: "symmetric", "query": "query", "document": "document"}
 _GB = 1024**3
@@ -144,6 +146,8 @@ class EmbeddingCache:
         found: dict[bytes, np.ndarray] = {}
         for shard, rows in where.items():
             try:
+                # memory-mapped: only the rows asked for are copied out, and the mapping goes
+                # with ``matrix``, so reading a corpus shard by shard keeps memory flat
                 matrix = read_shard(shard)[1]
             except FileNotFoundError:  # evicted or cleared by another process meanwhile
                 self._index.get(role_dir, {}).pop(shard, None)
@@ -156,8 +160,10 @@ class EmbeddingCache:
                 continue
             with contextlib.suppress(OSError):
                 os.utime(shard)  # recently used: last to be evicted
-            for row, digest in rows:
-                found[digest] = matrix[row]
+            picked = matrix[[row for row, _ in rows]]  # a copy: the mapping closes with ``matrix``
+            del matrix
+            for (_, digest), vector in zip(rows, picked, strict=True):
+                found[digest] = vector
         return found
 
     def put(self, model_key: str, role: str | None, hashes: Sequence[bytes], embeddings: np.ndarray) -> None:
@@ -268,21 +274,37 @@ def write_shard(path: Path, hashes: list[bytes], embeddings: np.ndarray) -> None
 
 
 def read_shard(path: Path) -> tuple[list[bytes], np.ndarray]:
-    """(text hashes, float32 matrix) of a shard; CorruptShard if its size or checksum is wrong."""
-    data = path.read_bytes()
-    dim, count = _parse_header(data[: _HEADER.size], path)
-    expected = _HEADER.size + count * _HASH_BYTES + count * dim * 4 + _CHECKSUM_BYTES
-    if len(data) != expected:
-        raise CorruptShard(f"{len(data)} bytes, expected {expected} (truncated?)")
-    body, checksum = data[:-_CHECKSUM_BYTES], data[-_CHECKSUM_BYTES:]
-    if hashlib.blake2b(body, digest_size=_CHECKSUM_BYTES).digest() != checksum:
-        raise CorruptShard("checksum mismatch")
+    """(text hashes, float32 matrix) of a shard; CorruptShard if its size or checksum is wrong.
+
+    The matrix is a read-only view of the memory-mapped file (the mapping lives as long as the
+    array or a view of it): reading a shard costs no copy, and pages the process no longer
+    references leave its memory when the array goes.
+    """
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size < _HEADER.size + _CHECKSUM_BYTES:
+            _parse_header(handle.read(_HEADER.size), path)  # a truncated header says so
+            raise CorruptShard(f"{size} bytes, shorter than a header and checksum (truncated?)")
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    view = memoryview(mapped)
+    try:
+        dim, count = _parse_header(bytes(view[: _HEADER.size]), path)
+        expected = _HEADER.size + count * _HASH_BYTES + count * dim * 4 + _CHECKSUM_BYTES
+        if size != expected:
+            raise CorruptShard(f"{size} bytes, expected {expected} (truncated?)")
+        body_end = size - _CHECKSUM_BYTES
+        digest = hashlib.blake2b(digest_size=_CHECKSUM_BYTES)
+        for start in range(0, body_end, _CHECKSUM_BLOCK):
+            digest.update(view[start : min(start + _CHECKSUM_BLOCK, body_end)])
+        if digest.digest() != bytes(view[body_end:]):
+            raise CorruptShard("checksum mismatch")
+        table = bytes(view[_HEADER.size : _HEADER.size + count * _HASH_BYTES])
+    finally:
+        view.release()
+    hashes = [table[i * _HASH_BYTES : (i + 1) * _HASH_BYTES] for i in range(count)]
     start = _HEADER.size + count * _HASH_BYTES
-    hashes = [
-        body[_HEADER.size + i * _HASH_BYTES : _HEADER.size + (i + 1) * _HASH_BYTES] for i in range(count)
-    ]
-    matrix = np.frombuffer(body, dtype="<f4", offset=start, count=count * dim).reshape(count, dim)
-    return hashes, matrix.astype(np.float32, copy=True)
+    matrix = np.frombuffer(mapped, dtype="<f4", offset=start, count=count * dim).reshape(count, dim)
+    return hashes, matrix
 
 
 def _read_header(path: Path) -> tuple[int, int]:
