@@ -12,6 +12,7 @@ import importlib.util
 import json
 import mmap
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ class _KeyedBagOfWords(HashedBagOfWords):
     """The toy encoder with the identity the cache keys on (pinned: no model files to hash)."""
 
     embedding_dim = 64
-    identity = {"name": "hashed-bag-of-words", "sha256": "0" * 64}
+    identity: ClassVar[dict[str, str]] = {"name": "hashed-bag-of-words", "sha256": "0" * 64}
     source = None  # the pinned sha256 is the key: no model files to locate
 
     def for_dataset(self, data):
@@ -144,4 +145,6 @@ def test_scale_corpora_are_scifact_plus_distinct_distractors_and_prefixes(
     again = bench.build_corpora(shared_data_dir, tmp_path / "again", (9_000,))  # deterministic
     assert (again[9_000] / "scifact" / "corpus.jsonl").read_bytes() == "\n".join(large).encode() + b"\n"
     for name in ("queries.jsonl", "qrels/test.tsv"):
-        assert (roots[6_000] / "scifact" / name).read_bytes() == (shared_data_dir / "scifact" / name).read_bytes()
+        assert (roots[6_000] / "scifact" / name).read_bytes() == (
+            shared_data_dir / "scifact" / name
+        ).read_bytes()

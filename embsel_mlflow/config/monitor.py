@@ -89,7 +89,10 @@ class MonitorConfig:
 
     reference_split: str | None = None  # the reference data's split; None: data.eval_split
     reference_embeddings: str | None = None  # a .npy of precomputed reference embeddings (one row per text)
-    max_reference_texts: int | None = None  # keep a fixed-seed sample of the reference texts
+    # A fixed-seed sample of the reference texts (None: all). Bounded by default, so a reference of
+    # a million texts costs what 100k do: drift compares drift.max_samples per side anyway, and the
+    # text signals are shares and means that a sample this size pins down.
+    max_reference_texts: int | None = 100_000
     drift: DriftConfig = field(default_factory=DriftConfig)
     text: TextSignalsConfig = field(default_factory=TextSignalsConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence, ValuesView
 from typing import TYPE_CHECKING
 
 from embsel_mlflow.data.loader import FILES_ATTR, load_table
@@ -238,23 +238,104 @@ def unique_ids(loaded: Loaded) -> list[str]:
 
 def documents(corpus: Loaded) -> list[str]:
     """Corpus texts, "title text" when a title is present (the MTEB/BEIR convention)."""
-    frame = corpus.frame
-    if "title" not in frame.columns:
-        return texts(frame, "text", corpus)
-    titles, bodies = _strings(frame["title"]), _strings(frame["text"])
-    documents = [(f"{title} {body}").strip() for title, body in zip(titles, bodies, strict=True)]
-    bad = [i for i, document in enumerate(documents) if VISIBLE.search(document) is None]
-    if bad:
-        path, row = corpus.at(bad[0])
+    return [text for batch in _document_batches(corpus) for text in batch]
+
+
+def corpus_texts(corpus: Loaded, ids: list[str]) -> CorpusTexts:
+    """id -> document (as :func:`documents`), made from the loaded table a slice at a time.
+
+    A million abstracts as Python strings take several times their UTF-8 bytes and would stay
+    for the whole run, next to the (Arrow-backed) table they came from; this mapping keeps only
+    the table and checks every document once, a batch at a time.
+    """
+    for _ in _document_batches(corpus):
+        pass  # refuses an empty document now, with the table's row
+    return CorpusTexts(ids, corpus.frame)
+
+
+_DOCUMENT_BATCH = 50_000
+
+
+def _document_batches(corpus: Loaded) -> Iterator[list[str]]:
+    """:func:`documents`, ``_DOCUMENT_BATCH`` rows at a time; an empty document is a DataError."""
+    first_bad: int | None = None
+    bad_count = 0
+    for start in range(0, len(corpus.frame), _DOCUMENT_BATCH):
+        batch = _document_batch(corpus.frame.iloc[start : start + _DOCUMENT_BATCH])
+        bad = [i for i, document in enumerate(batch) if VISIBLE.search(document) is None]
+        if bad and first_bad is None:
+            first_bad = start + bad[0]
+        bad_count += len(bad)
+        if first_bad is None:
+            yield batch
+    if first_bad is None:
+        return
+    path, row = corpus.at(first_bad)
+    if "title" not in corpus.frame.columns:
         raise DataError(
-            f"{path}: columns {corpus.column('title')!r} and {corpus.column('text')!r} are both "
-            f"empty in {len(bad)} document(s), first at row {row}; fill or remove those rows"
+            f"{path}: column {corpus.column('text')!r} has {bad_count} empty or missing text value(s), "
+            f"first at row {row} (blank or only invisible characters count as empty); fill or remove "
+            "those rows"
         )
-    return documents
+    raise DataError(
+        f"{path}: columns {corpus.column('title')!r} and {corpus.column('text')!r} are both "
+        f"empty in {bad_count} document(s), first at row {row}; fill or remove those rows"
+    )
+
+
+def _document_batch(part: pd.DataFrame) -> list[str]:
+    if "title" not in part.columns:
+        return _strings(part["text"])
+    titles, bodies = _strings(part["title"]), _strings(part["text"])
+    return [(f"{title} {body}").strip() for title, body in zip(titles, bodies, strict=True)]
+
+
+class CorpusTexts(Mapping[str, str]):
+    """A read-only id -> document mapping over the corpus table, in table order.
+
+    Iterating the values (or :meth:`texts` of a range) converts a slice of the table at a time,
+    so a search that walks the corpus in chunks holds one chunk's strings at once.
+    """
+
+    def __init__(self, ids: list[str], frame: pd.DataFrame) -> None:
+        if len(ids) != len(frame):
+            raise ValueError(f"{len(ids)} ids for {len(frame)} rows")
+        self._ids = ids
+        self._rows = {doc_id: row for row, doc_id in enumerate(ids)}
+        self._frame = frame
+
+    def __getitem__(self, doc_id: str) -> str:
+        row = self._rows[doc_id]
+        return self.texts(row, row + 1)[0]
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def texts(self, start: int, stop: int) -> list[str]:
+        """The documents of rows ``start`` to ``stop`` (table order)."""
+        return _document_batch(self._frame.iloc[start:stop])
+
+    def values(self) -> _CorpusValues:
+        return _CorpusValues(self)
+
+
+class _CorpusValues(ValuesView[str]):
+    _mapping: CorpusTexts
+
+    def __iter__(self) -> Iterator[str]:
+        corpus = self._mapping
+        for start in range(0, len(corpus), _DOCUMENT_BATCH):
+            yield from corpus.texts(start, start + _DOCUMENT_BATCH)
 
 
 def check_known(
-    ids: list[str], known: dict[str, str], qrels: Loaded, role: str, kind: str, table: Loaded
+    ids: list[str], known: Mapping[str, str], qrels: Loaded, role: str, kind: str, table: Loaded
 ) -> None:
     unknown = list(dict.fromkeys(i for i in ids if i not in known))
     if unknown:

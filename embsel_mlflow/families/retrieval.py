@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from embsel_mlflow.config import TaskType
-from embsel_mlflow.data.tables import check_known, documents, integers, texts, unique_ids
+from embsel_mlflow.data.tables import check_known, corpus_texts, integers, texts, unique_ids
 from embsel_mlflow.errors import ConfigError, DataError
 from embsel_mlflow.evaluation.base import EvalTask, TaskOutput
 from embsel_mlflow.evaluation.search import StreamingTopK
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class RetrievalExamples:
-    corpus: dict[str, str]  # doc id -> text ("title text" when a title exists)
+    corpus: Mapping[str, str]  # doc id -> text ("title text" when a title exists), in corpus order
     queries: dict[str, str]  # query id -> text, only queries that appear in the qrels
     qrels: dict[str, dict[str, int]]  # query id -> {doc id: relevance}
 
@@ -142,11 +144,11 @@ class RetrievalTask(EvalTask):
         search = stored_search(query_embeddings, k) if stored_search is not None else None
         search = search or StreamingTopK(query_embeddings, k)
         starts = range(0, len(doc_ids), chunk)
-        for start in tqdm(
+        documents = iter(ex.corpus.values())  # corpus order, as doc_ids; one chunk's texts at a time
+        for _ in tqdm(
             starts, desc="Searching corpus chunks", disable=not self.cfg.show_progress or len(starts) < 2
         ):
-            chunk_ids = doc_ids[start : start + chunk]
-            search.add(self._encode(source, [ex.corpus[doc] for doc in chunk_ids], role="document"))
+            search.add(self._encode(source, list(itertools.islice(documents, chunk)), role="document"))
         return search.result()
 
     def _rank(
@@ -204,7 +206,7 @@ class RetrievalFamily(TaskFamily):
         # qrels without a score column list relevant pairs only: each has relevance 1
         qrels_table = tables.split(split, ["query_id", "doc_id"], record_as=f"qrels/{split}")
 
-        corpus = dict(zip(unique_ids(corpus_table), documents(corpus_table), strict=True))
+        corpus = corpus_texts(corpus_table, unique_ids(corpus_table))
         all_queries = dict(
             zip(unique_ids(queries_table), texts(queries_table.frame, "text", queries_table), strict=True)
         )
