@@ -146,10 +146,12 @@ def run_embsel(args: list[str], ok_codes: tuple[int, ...] = (0,)) -> dict:
 
 
 def run_metrics(out: Path, run_id: str) -> dict[str, float]:
+    """The scores a run logged for the test split (``test/ndcg_at_10`` -> ``ndcg_at_10``)."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'store' / 'mlflow.db'}")
-    return dict(client.get_run(run_id).data.metrics)
+    metrics = client.get_run(run_id).data.metrics
+    return {name.removeprefix("test/"): value for name, value in metrics.items() if name.startswith("test/")}
 
 
 def in_memory_scores(root: Path, out: Path) -> dict[str, float]:

@@ -148,3 +148,23 @@ def test_scale_corpora_are_scifact_plus_distinct_distractors_and_prefixes(
         assert (roots[6_000] / "scifact" / name).read_bytes() == (
             shared_data_dir / "scifact" / name
         ).read_bytes()
+
+
+def test_stored_embedding_variants_apply_to_kinds_without_model_variants() -> None:
+    from embsel_mlflow.candidates.base import build_encoder
+    from embsel_mlflow.config import ModelConfig, ModelKind, VariantConfig
+    from embsel_mlflow.errors import ConfigError
+
+    binary = VariantConfig(embedding_dtype=EmbeddingDtype.binary, rescore_multiplier=0)
+    lsa = build_encoder(ModelConfig(name="lsa", name_or_path="lsa", kind=ModelKind.lsa, variant=binary))
+    assert isinstance(lsa, StoredEmbeddingEncoder) and lsa.format.dtype is EmbeddingDtype.binary
+    from embsel_mlflow.families.registry import get_family
+
+    data = _retrieval_data(n_docs=120, n_queries=10)
+    data.family = get_family("retrieval")
+    scores = build_task(data, _cfg(50)).evaluate(lsa.for_dataset(data)).scores  # binary search over LSA
+    assert 0 < scores["ndcg_at_10"] <= 1
+    with pytest.raises(ConfigError, match="has no variants"):  # a model-side variant still is refused
+        build_encoder(ModelConfig(name="lsa", name_or_path="lsa", kind=ModelKind.lsa, precision="bf16"))
+    with pytest.raises(ConfigError, match="has no variants"):  # BM25 stores no embeddings
+        build_encoder(ModelConfig(name="bm25", name_or_path="bm25", kind=ModelKind.bm25, variant=binary))

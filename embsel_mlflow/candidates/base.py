@@ -130,7 +130,7 @@ def build_encoder(
     from embsel_mlflow.models.variants import check_variant
 
     kind = get_kind(cfg.kind, model=cfg.name)
-    check_variant(cfg, has_variants=kind.has_variants)  # refused before anything is loaded
+    check_variant(cfg, has_variants=kind.has_variants, embeds=kind.embeds)  # refused before loading
     calibration = _calibration(cfg, calibration_data)
     model = kind.build(cfg, BuildContext(cache, calibration, tracking_uri))
     if not kind.embeds:

@@ -85,12 +85,16 @@ def _transformer_kind(cfg: ModelConfig) -> bool:
     return cfg.kind in TRANSFORMER_KINDS
 
 
-def check_variant(cfg: ModelConfig, *, has_variants: bool | None = None) -> None:
+def check_variant(cfg: ModelConfig, *, has_variants: bool | None = None, embeds: bool = True) -> None:
     """Refuse a variant of a candidate kind that has none (one line).
 
     ``has_variants``: whether ``cfg``'s kind has variants (None: a transformer kind's do).
+    Stored-embedding variants (int8, binary, truncated vectors) only change what is done with
+    the float output, so every kind that ``embeds`` has them (a static model's int8 corpus).
     """
     if is_default(cfg):
+        return
+    if embeds and _stored_embeddings_only(cfg):
         return
     if not (_transformer_kind(cfg) if has_variants is None else has_variants):
         raise ConfigError(
@@ -100,6 +104,16 @@ def check_variant(cfg: ModelConfig, *, has_variants: bool | None = None) -> None
     from embsel_mlflow.models.backends import check_backend
 
     check_backend(cfg)
+
+
+def _stored_embeddings_only(cfg: ModelConfig) -> bool:
+    """Only the stored embeddings differ from the plain model (the network runs as it is)."""
+    v = cfg.variant
+    return (
+        Precision(cfg.precision) is Precision.fp32
+        and Backend(v.backend) is Backend.torch
+        and Quantization(v.quantization) is Quantization.none
+    )
 
 
 def expand_variants(
