@@ -40,9 +40,7 @@ def is_default(cfg: ModelConfig) -> bool:
     """The plain fp32 torch model with float32 embeddings."""
     v = cfg.variant
     return (
-        Precision(cfg.precision) is Precision.fp32
-        and Backend(v.backend) is Backend.torch
-        and Quantization(v.quantization) is Quantization.none
+        _stored_embeddings_only(cfg)
         and EmbeddingDtype(v.embedding_dtype) is EmbeddingDtype.float32
         and v.truncate_dim is None
     )
