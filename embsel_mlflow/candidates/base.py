@@ -153,7 +153,9 @@ def _calibration(cfg: ModelConfig, datasets: Sequence[DataConfig]) -> Calibratio
     needed = needed or (dtype is EmbeddingDtype.binary and variant.rescore_multiplier > 0)
     if not needed:
         return None
-    return calibration_texts(variant.calibration, datasets)
+    from embsel_mlflow.families.loading import load_task_data
+
+    return calibration_texts(variant.calibration, datasets, load=load_task_data)
 
 
 def _stored_as(
