@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence, ValuesView
+from collections.abc import Container, Iterator, Mapping, Sequence, ValuesView
 from typing import TYPE_CHECKING
 
 from embsel_mlflow.data.loader import FILES_ATTR, load_table
@@ -227,6 +227,8 @@ def binary_labels(frame: pd.DataFrame, role: str, loaded: Loaded) -> np.ndarray:
 def unique_ids(loaded: Loaded) -> list[str]:
     """The table's ``id`` values as strings; missing or duplicate ids are a DataError."""
     ids = texts(loaded.frame, "id", loaded, what="id")
+    if len(set(ids)) == len(ids):  # the common case, without a count per id
+        return ids
     duplicates = [i for i, count in Counter(ids).items() if count > 1]
     if duplicates:
         raise DataError(
@@ -301,8 +303,14 @@ class CorpusTexts(Mapping[str, str]):
         if len(ids) != len(frame):
             raise ValueError(f"{len(ids)} ids for {len(frame)} rows")
         self._ids = ids
-        self._rows = {doc_id: row for row, doc_id in enumerate(ids)}
+        self._row_of: dict[str, int] | None = None  # built on the first lookup by id
         self._frame = frame
+
+    @property
+    def _rows(self) -> dict[str, int]:
+        if self._row_of is None:
+            self._row_of = {doc_id: row for row, doc_id in enumerate(self._ids)}
+        return self._row_of
 
     def __getitem__(self, doc_id: str) -> str:
         row = self._rows[doc_id]
@@ -335,7 +343,7 @@ class _CorpusValues(ValuesView[str]):
 
 
 def check_known(
-    ids: list[str], known: Mapping[str, str], qrels: Loaded, role: str, kind: str, table: Loaded
+    ids: list[str], known: Container[str], qrels: Loaded, role: str, kind: str, table: Loaded
 ) -> None:
     unknown = list(dict.fromkeys(i for i in ids if i not in known))
     if unknown:

@@ -215,7 +215,8 @@ class RetrievalFamily(TaskFamily):
         query_ids = texts(qrels_frame, "query_id", qrels_table, what="id")
         doc_ids = texts(qrels_frame, "doc_id", qrels_table, what="id")
         check_known(query_ids, all_queries, qrels_table, "query_id", "queries", queries_table)
-        check_known(doc_ids, corpus, qrels_table, "doc_id", "documents", corpus_table)
+        # against a set of the ids, not the corpus: no id -> row index is built for the whole run
+        check_known(doc_ids, set(corpus), qrels_table, "doc_id", "documents", corpus_table)
         if "score" in qrels_frame.columns:
             relevance = integers(qrels_frame, "score", qrels_table).tolist()
         else:

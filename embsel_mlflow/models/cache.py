@@ -117,7 +117,8 @@ class EmbeddingCache:
     def __init__(self, root: Path, *, max_size_bytes: int = 5 * _GB) -> None:
         self.root = Path(root)
         self.max_size_bytes = max_size_bytes
-        self._index: dict[Path, dict[Path, list[bytes]]] = {}  # role dir -> shard -> its text hashes
+        # role dir -> shard -> its text hashes, packed (16 bytes each: a million cost 16 MB)
+        self._index: dict[Path, dict[Path, bytes]] = {}
 
     @property
     def embeddings_dir(self) -> Path:
@@ -138,11 +139,13 @@ class EmbeddingCache:
         wanted = set(hashes)
         role_dir = self._role_dir(model_key, role)
         where: dict[Path, list[tuple[int, bytes]]] = {}
-        for shard, shard_hashes in self._shards(role_dir).items():
-            for row, digest in enumerate(shard_hashes):
-                if digest in wanted:
-                    where.setdefault(shard, []).append((row, digest))
-                    wanted.discard(digest)
+        for shard, table in self._shards(role_dir).items():
+            if not wanted:
+                break
+            rows = [(row, digest) for row, digest in _rows_of(table, wanted) if digest in wanted]
+            if rows:
+                where[shard] = rows
+                wanted.difference_update(digest for _, digest in rows)
         found: dict[bytes, np.ndarray] = {}
         for shard, rows in where.items():
             try:
@@ -174,15 +177,15 @@ class EmbeddingCache:
         role_dir.mkdir(parents=True, exist_ok=True)
         shard = role_dir / f"{uuid.uuid4().hex}{_SUFFIX}"
         write_shard(shard, list(hashes), embeddings)
-        self._index.setdefault(role_dir, {})[shard] = list(hashes)
+        self._index.setdefault(role_dir, {})[shard] = b"".join(hashes)
         self.evict()
 
     def contains(self, model_key: str, role: str | None, hashes: Sequence[bytes]) -> set[bytes]:
         """Those of ``hashes`` that a shard holds (shard headers only: no embedding is read)."""
         wanted = set(hashes)
         held: set[bytes] = set()
-        for shard_hashes in self._shards(self._role_dir(model_key, role)).values():
-            held.update(wanted.intersection(shard_hashes))
+        for table in self._shards(self._role_dir(model_key, role)).values():
+            held.update(digest for _, digest in _rows_of(table, wanted))
         return held
 
     def evict(self) -> int:
@@ -230,7 +233,7 @@ class EmbeddingCache:
             raise ValueError(f"role must be one of {tuple(_ROLE_DIRS)}, got {role!r}")
         return self.embeddings_dir / model_key / _ROLE_DIRS[role]
 
-    def _shards(self, role_dir: Path) -> dict[Path, list[bytes]]:
+    def _shards(self, role_dir: Path) -> dict[Path, bytes]:
         """Shard -> text hashes for every shard now in ``role_dir`` (headers read once per process)."""
         known = self._index.setdefault(role_dir, {})
         present = set(role_dir.glob(f"*{_SUFFIX}")) if role_dir.is_dir() else set()
@@ -312,13 +315,29 @@ def _read_header(path: Path) -> tuple[int, int]:
         return _parse_header(handle.read(_HEADER.size), path)
 
 
-def _read_hashes(path: Path) -> list[bytes]:
+def _read_hashes(path: Path) -> bytes:
+    """A shard's text hashes, packed."""
     with path.open("rb") as handle:
         _, count = _parse_header(handle.read(_HEADER.size), path)
         raw = handle.read(count * _HASH_BYTES)
     if len(raw) != count * _HASH_BYTES:
         raise CorruptShard("truncated hash table")
-    return [raw[i * _HASH_BYTES : (i + 1) * _HASH_BYTES] for i in range(count)]
+    return raw
+
+
+def _rows_of(table: bytes, wanted: set[bytes]) -> list[tuple[int, bytes]]:
+    """(row, hash) of the packed hashes in ``wanted``: matched on their first 8 bytes in numpy,
+    then each candidate compared whole (no bytes object per cached text)."""
+    if not wanted or not table:
+        return []
+    keys = np.frombuffer(table, dtype="<u8")[:: _HASH_BYTES // 8]  # a view: each hash's first 8 bytes
+    wanted_keys = np.frombuffer(b"".join(digest[:8] for digest in wanted), dtype="<u8")
+    found = []
+    for row in np.flatnonzero(np.isin(keys, wanted_keys)).tolist():
+        digest = table[row * _HASH_BYTES : (row + 1) * _HASH_BYTES]
+        if digest in wanted:
+            found.append((row, digest))
+    return found
 
 
 def _parse_header(header: bytes, path: Path) -> tuple[int, int]:
