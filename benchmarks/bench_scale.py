@@ -111,20 +111,32 @@ def _line_count(path: Path) -> int:
 # --- the measured runs ----------------------------------------------------------------------
 
 
-def _evaluate_args(root: Path, out: Path, dtype: str) -> list[str]:
+def _embsel_args(step: str, data: str, root: Path, out: Path, store: Path, *extra: str) -> list[str]:
+    """``embsel <step> model=static_minilm data=<data>`` with the benchmark's own cache and store."""
     return [
-        "evaluate",
+        step,
         "model=static_minilm",
-        "data=scifact",
+        f"data={data}",
         f"data.root={root}",
-        f"model.variant.embedding_dtype={dtype}",
         f"model.static.dir={out / 'static'}",  # distilled once, outside the (cleared) cache
         f"cache.dir={out / 'cache'}",
+        f"tracking.uri=sqlite:///{store / 'mlflow.db'}",
+        f"hydra.run.dir={store / 'outputs'}",
+        *extra,
+    ]
+
+
+def _evaluate_args(root: Path, out: Path, dtype: str) -> list[str]:
+    return _embsel_args(
+        "evaluate",
+        "scifact",
+        root,
+        out,
+        out / "store",
+        f"model.variant.embedding_dtype={dtype}",
         "profile.link=false",  # the data profile is a one-off step of its own, not the search
         "evaluation.show_progress=false",
-        f"tracking.uri=sqlite:///{out / 'store' / 'mlflow.db'}",
-        f"hydra.run.dir={out / 'store' / 'outputs'}",
-    ]
+    )
 
 
 def run_embsel(args: list[str], ok_codes: tuple[int, ...] = (0,)) -> dict:
@@ -208,17 +220,7 @@ def build_monitor_reference(shared: Path, out: Path, size: int) -> Path:
 
 
 def _monitor_args(root: Path, out: Path, store: Path) -> list[str]:
-    return [
-        "monitor",
-        "model=static_minilm",
-        "data=banking77",
-        f"data.root={root}",
-        f"current.paths=[{root / 'window.csv'}]",
-        f"model.static.dir={out / 'static'}",
-        f"cache.dir={out / 'cache'}",
-        f"tracking.uri=sqlite:///{store / 'mlflow.db'}",
-        f"hydra.run.dir={store / 'outputs'}",
-    ]
+    return _embsel_args("monitor", "banking77", root, out, store, f"current.paths=[{root / 'window.csv'}]")
 
 
 def run_monitor(shared: Path, out: Path, sizes: list[int]) -> list[dict]:

@@ -168,3 +168,36 @@ def test_stored_embedding_variants_apply_to_kinds_without_model_variants() -> No
         build_encoder(ModelConfig(name="lsa", name_or_path="lsa", kind=ModelKind.lsa, precision="bf16"))
     with pytest.raises(ConfigError, match="has no variants"):  # BM25 stores no embeddings
         build_encoder(ModelConfig(name="bm25", name_or_path="bm25", kind=ModelKind.bm25, variant=binary))
+
+
+def test_corpus_texts_reads_documents_from_the_table_a_slice_at_a_time() -> None:
+    import pandas as pd
+
+    from embsel_mlflow.data import tables
+    from embsel_mlflow.data.tables import Loaded, corpus_texts, documents
+    from embsel_mlflow.errors import DataError
+
+    frame = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d", "e"],
+            "title": ["T", None, "", "U", " "],
+            "text": ["x", "y", "z", "", "w"],
+        },
+        dtype="string",
+    )
+    loaded = Loaded(frame, "corpus.jsonl", {"id": "_id", "title": "title", "text": "text"})
+    corpus = corpus_texts(loaded, ["a", "b", "c", "d", "e"])
+    expected = documents(loaded)
+    assert expected == ["T x", "y", "z", "U", "w"]
+    saved, tables._DOCUMENT_BATCH = tables._DOCUMENT_BATCH, 2  # several slices
+    try:
+        assert list(corpus.values()) == expected and list(corpus) == ["a", "b", "c", "d", "e"]
+    finally:
+        tables._DOCUMENT_BATCH = saved
+    assert corpus["d"] == "U" and "e" in corpus and "f" not in corpus and len(corpus) == 5
+    assert corpus.texts(1, 3) == ["y", "z"]
+    blank = Loaded(
+        frame.assign(text=["x", "", "z", "", "w"], title=["T", None, "", " ", " "]), "c.jsonl", loaded.columns
+    )
+    with pytest.raises(DataError, match=r"both empty in 2 document\(s\), first at row 2"):
+        corpus_texts(blank, ["a", "b", "c", "d", "e"])
