@@ -201,3 +201,23 @@ def test_corpus_texts_reads_documents_from_the_table_a_slice_at_a_time() -> None
     )
     with pytest.raises(DataError, match=r"both empty in 2 document\(s\), first at row 2"):
         corpus_texts(blank, ["a", "b", "c", "d", "e"])
+
+
+def test_int8_embeddings_calibrate_on_a_dataset_split(tiny_st_dir: Path, shared_data_dir: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from embsel_mlflow.candidates.base import build_encoder
+    from embsel_mlflow.config import CalibrationConfig, DataConfig, ModelConfig, VariantConfig
+
+    yaml = OmegaConf.load(Path(__file__).parents[1] / "conf" / "data" / "stsb.yaml")
+    yaml.root = str(shared_data_dir)
+    data = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DataConfig), yaml))
+    variant = VariantConfig(
+        embedding_dtype=EmbeddingDtype.int8, calibration=CalibrationConfig(split="train", size=40)
+    )
+    model = build_encoder(
+        ModelConfig(name="tiny", name_or_path=str(tiny_st_dir), variant=variant), calibration_data=[data]
+    )
+    assert isinstance(model, StoredEmbeddingEncoder)
+    assert model.format.calibration is not None
+    assert model.format.calibration["source"] == "stsb/train" and model.format.calibration["texts"] == 40
