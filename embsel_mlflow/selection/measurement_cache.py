@@ -19,7 +19,6 @@ ignored and measured again. ``embsel cache clear`` deletes them with the embeddi
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import logging
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.media.items import Media, item_hash
+from embsel_mlflow.models.device import cpu_model
 from embsel_mlflow.selection.efficiency import Efficiency, measure_efficiency, sample_texts, uncached
 
 if TYPE_CHECKING:
@@ -80,21 +80,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-@functools.cache
-def _cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), else what ``platform`` says."""
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def hardware_fingerprint(device: str | None) -> dict[str, Any]:
     """The machine facts a timing depends on (torch's thread count only once torch is loaded)."""
     facts: dict[str, Any] = {
         "machine": platform.machine(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "thread_env": {name: os.environ.get(name) for name in _THREAD_ENV},
         "device": device,
