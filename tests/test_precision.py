@@ -100,7 +100,9 @@ def test_auto_shares_identity_and_weights_dtype_with_what_it_resolves_to(tiny_st
     from embsel_mlflow.models.cache import cache_model_key
 
     def config(precision: str) -> ModelConfig:
-        return ModelConfig(name="t", name_or_path=str(tiny_st_dir), device="cpu", precision=Precision(precision))
+        return ModelConfig(
+            name="t", name_or_path=str(tiny_st_dir), device="cpu", precision=Precision(precision)
+        )
 
     auto = load_encoder(config("auto"))
     concrete = resolve_precision(config("auto"))

@@ -99,6 +99,23 @@ def uncached(model: Any) -> Any:
     return getattr(model, "inner", model)
 
 
+def timed_network(model: Any) -> Any:
+    """The network that runs when ``model`` encodes, uncached: a stored-embedding variant's (int8,
+    binary, truncated) is its base's float model, whose output it only stores differently."""
+    from embsel_mlflow.models.stored_embeddings import StoredEmbeddingEncoder
+
+    model = uncached(model)
+    while isinstance(model, StoredEmbeddingEncoder):
+        model = uncached(model.float_encoder.base)
+    return model
+
+
+def stored_format_fields(model: Any) -> dict[str, float]:
+    """What a stored format changes in an efficiency: dimensions and bytes per stored vector."""
+    dim = getattr(uncached(model), "embedding_dim", 0) or 0
+    return {"embedding_dim": float(dim), **stored_vector_size(uncached(model))} if dim else {}
+
+
 def count_tokens(model: Any, texts: Sequence[str]) -> int:
     """Tokens the model sees in ``texts`` (its tokenizer, truncated to its max length), else words."""
     tokenizer = getattr(model, "tokenizer", None)

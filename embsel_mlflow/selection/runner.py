@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from embsel_mlflow.errors import ConfigError, EmbselError
 from embsel_mlflow.selection.efficiency import Efficiency, is_ranker, tokens_used
-from embsel_mlflow.selection.measurement_cache import Provenance, measure_now
+from embsel_mlflow.selection.measurement_cache import MeasurementCache, Provenance, measure_now
 
 if TYPE_CHECKING:
     from embsel_mlflow.config import (
@@ -225,6 +225,8 @@ def run_selection(
     from embsel_mlflow.families import load_task_data
 
     tracker, load_model, has_retrieval = prepare(candidates, datasets, evaluation, tracker, load_model)
+    if measurements is None:  # none kept across runs, but a variant of the same network takes its base's
+        measurements = MeasurementCache(None)
 
     loaded: dict[str, Any] = {}
     for name, data_cfg in datasets.items():
