@@ -159,3 +159,41 @@ def test_stored_embedding_variants_take_their_base_networks_timing(tiny_st_dir: 
     assert int8.efficiency_provenance.source == SAME_NETWORK
     assert int8.efficiency.bytes_per_vector == fp32.efficiency.bytes_per_vector / 4
     assert bf16.efficiency_provenance and bf16.efficiency_provenance.source == MEASURED
+
+
+def test_a_variant_timed_against_its_base_is_the_bases_numbers_times_the_side_by_side_ratio(
+    lsa_on_demo_sts,
+) -> None:
+    """Interleaved with a base whose own numbers say 1e9 texts/s and 1e6 ms: the variant (here the
+    same network, so a ratio near 1) comes out near those, never at its own absolute speed."""
+    from embsel_mlflow.selection.efficiency import Efficiency, measure_efficiency
+
+    model, data = lsa_on_demo_sts
+    settings = EfficiencyConfig(sample_size=16, latency_queries=4)
+    alone = measure_efficiency(model, data, settings)
+    base = Efficiency(
+        texts_per_second=1e9, tokens_per_second=2e9, latency_p50_ms=1e6, latency_p95_ms=2e6,
+        model_size_mb=1.0, num_parameters=1.0, embedding_dim=8.0, peak_memory_mb=1.0,
+        cost_usd=float("nan"), cost_per_million_tokens=float("nan"),
+    )  # fmt: skip
+    interleaved = measure_efficiency(model, data, settings, reference=(model, base))
+    assert 1e8 < interleaved.texts_per_second < 1e10 and alone.texts_per_second < 1e8
+    assert 2e8 < interleaved.tokens_per_second < 2e10
+    assert 1e5 < interleaved.latency_p50_ms < 1e7 and alone.latency_p50_ms < 1e5
+    assert interleaved.embedding_dim == alone.embedding_dim  # its own shape, not the base's
+
+
+def test_network_variants_are_timed_against_their_fp32_base() -> None:
+    from embsel_mlflow.config import ModelConfig
+    from embsel_mlflow.models.variants import expand_variants
+    from embsel_mlflow.selection.runner import timing_references
+
+    cfg = ModelConfig(name="m", name_or_path="m", kind="sentence_transformers")
+    axes = {"precision": ["bf16"], "embedding_dtype": ["int8"], "quantization": ["int8_dynamic"]}
+    expanded, _ = expand_variants({"m": cfg, "other": ModelConfig(name="o", name_or_path="o")}, axes)
+    assert timing_references(expanded) == {
+        "m/bf16": "m/fp32",
+        "m/int8dyn": "m/fp32",
+        "other/bf16": "other/fp32",
+        "other/int8dyn": "other/fp32",
+    }

@@ -243,9 +243,18 @@ class MeasurementCache:
         self._this_run: dict[str, tuple[Efficiency, Provenance]] = {}
 
     def measure(
-        self, model: Any, data: TaskData, cfg: EfficiencyConfig, *, billed_tokens: int | None = None
+        self,
+        model: Any,
+        data: TaskData,
+        cfg: EfficiencyConfig,
+        *,
+        billed_tokens: int | None = None,
+        reference: tuple[Any, Efficiency] | None = None,
     ) -> tuple[Efficiency, Provenance]:
-        """The stored measurement for (network, data sample, machine), or a fresh one (then stored)."""
+        """The stored measurement for (network, data sample, machine), or a fresh one (then stored).
+
+        ``reference``: the base a variant is timed against, interleaved (``measure_efficiency``).
+        """
         from embsel_mlflow.models.base import API
 
         if timed_network(model).source.origin == API:  # the network, not this machine, sets its speed
@@ -271,7 +280,9 @@ class MeasurementCache:
                 describe_conditions(conditions or {}),
                 describe_conditions(now),
             )
-        efficiency, provenance = measure_now(model, data, cfg, billed_tokens=billed_tokens)
+        efficiency, provenance = measure_now(
+            model, data, cfg, billed_tokens=billed_tokens, reference=reference
+        )
         provenance = dataclasses.replace(provenance, key=key)
         self._this_run[key] = efficiency, provenance
         self._save(key, efficiency, provenance)
@@ -318,9 +329,15 @@ class MeasurementCache:
 
 
 def measure_now(
-    model: Any, data: TaskData, cfg: EfficiencyConfig, *, billed_tokens: int | None = None
+    model: Any,
+    data: TaskData,
+    cfg: EfficiencyConfig,
+    *,
+    billed_tokens: int | None = None,
+    reference: tuple[Any, Efficiency] | None = None,
 ) -> tuple[Efficiency, Provenance]:
-    """Time the candidate now (nothing kept), with the conditions it was timed under."""
+    """Time the candidate now (nothing kept), with the conditions it was timed under (``reference``:
+    a variant's base, timed in alternation with it)."""
     measured_at, conditions = _now(), machine_conditions()
-    efficiency = measure_efficiency(model, data, cfg, billed_tokens=billed_tokens)
+    efficiency = measure_efficiency(model, data, cfg, billed_tokens=billed_tokens, reference=reference)
     return efficiency, Provenance(MEASURED, measured_at, conditions=conditions or None)
