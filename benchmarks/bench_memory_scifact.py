@@ -16,8 +16,9 @@ the ratio against it too: what embsel costs beyond sentence-transformers under t
 ``--gc 700,10,10 --gc 10000,10,10 --gc 100000,20,20`` compares Python GC thresholds in the
 ``embsel`` process instead (our side only, ``--rounds`` interleaved rounds, each setting in a fresh
 process; a ``+freeze`` suffix also imports torch, sentence-transformers and mlflow up front and
-freezes the heap, the most a freeze could save): peak
-memory and wall time per setting, and each one's ratios to the first.
+freezes the heap, the most a freeze could save): peak memory, wall time, CPU time and the CPU
+time spent in collections per setting (the last is what a setting changes, and barely moves
+with load), with ratios to the first.
 
     python benchmarks/bench_memory_scifact.py [--batch-size 32] [--fair-malloc] [--trace]
     python benchmarks/bench_memory_scifact.py --gc 700,10,10 --gc 10000,10,10 [--rounds 2]
@@ -161,6 +162,33 @@ class _PeakTracer:
         return self.records
 
 
+class _CollectorClock:
+    """CPU time spent inside Python's garbage collections, and how many of each generation ran.
+
+    CPU time, not wall time: on a shared machine a 10-minute run's wall time varies by more than
+    the collections take, while the collector's own CPU time barely moves with load.
+    """
+
+    def __init__(self) -> None:
+        import gc
+
+        self.seconds, self.counts, self._started = 0.0, [0, 0, 0], 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.seconds += time.process_time() - self._started
+            self.counts[info["generation"]] += 1
+
+    def stop(self) -> dict:
+        import gc
+
+        gc.callbacks.remove(self._callback)
+        return {"gc_cpu_seconds": self.seconds, "gc_collections": self.counts}
+
+
 def _set_gc(setting: str) -> None:
     """Make the CLI use ``setting`` (``gen0,gen1,gen2[+freeze]``) instead of its own GC thresholds."""
     import gc
@@ -188,11 +216,15 @@ def _worker(side: str, batch_size: int, out: Path, trace: bool, gc_setting: str 
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     tracer = _PeakTracer() if trace else None
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    collector = _CollectorClock() if gc_setting else None
     if gc_setting:
         _set_gc(gc_setting)  # timed: a freeze's up-front imports are part of its cost
     scores = _reference(batch_size) if side == "reference" else _ours(batch_size)
     report = {"side": side, "seconds": time.perf_counter() - start, "peak_rss": _peak_rss(), **scores}
+    report["cpu_seconds"] = time.process_time() - cpu_start
+    if collector is not None:
+        report.update(collector.stop())
     if tracer is not None:
         report["trace"] = tracer.stop()
     out.write_text(json.dumps(report))
@@ -287,9 +319,12 @@ def _compare_gc(settings: list[str], rounds: int, batch_size: int) -> int:
         peak = min(r["peak_rss"] for r in reports)
         seconds = min(r["seconds"] for r in reports)
         all_times = ", ".join(f"{r['seconds']:.1f}" for r in reports)
+        collector = min(r["gc_cpu_seconds"] for r in reports)
         print(
             f"  gc {setting:22s} peak {peak / 2**20:7.1f} MiB ({peak / base_peak:.3f}x)  "
             f"time {seconds:6.1f} s ({seconds / base_time:.3f}x; runs {all_times})  "
+            f"CPU {min(r['cpu_seconds'] for r in reports):6.1f} s, of it in GC {collector:5.2f} s "
+            f"(collections per generation {reports[0]['gc_collections']})  "
             f"nDCG@10 {reports[0]['ndcg_at_10']:.5f}"
         )
     return 0

@@ -4,6 +4,7 @@ a stored-embedding variant takes its base's timing."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -118,7 +119,9 @@ def test_conditions_differ_by_the_share_of_cpus_busy_with_other_work() -> None:
     assert not conditions_differ(None, idle)  # a measurement from before conditions were kept
 
 
-def test_stored_embedding_variants_take_their_base_networks_timing(tiny_st_dir: Path, tmp_path: Path) -> None:
+def test_stored_embedding_variants_take_their_base_networks_timing(
+    tiny_st_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """select.variants={precision: [bf16], embedding_dtype: [int8]}: int8-emb runs the fp32 network,
     so it gets the fp32 child's texts/s (one timing), with its own bytes per vector; bf16 is timed."""
     from embsel_mlflow.config import CacheConfig, SelectJobConfig
@@ -145,6 +148,7 @@ def test_stored_embedding_variants_take_their_base_networks_timing(tiny_st_dir: 
     job = to_job_config(compose_config("select", overrides), SelectJobConfig, "select")
     cache = open_cache(CacheConfig(dir=str(tmp_path / "cache")))
     assert cache is not None
+    caplog.set_level(logging.INFO, logger="embsel.select")
     selection = select_models(
         job.candidates, job.datasets, job.select, job.evaluation,
         load_model=default_loader(cache, list(job.datasets.values())),
@@ -159,6 +163,8 @@ def test_stored_embedding_variants_take_their_base_networks_timing(tiny_st_dir: 
     assert int8.efficiency_provenance.source == SAME_NETWORK
     assert int8.efficiency.bytes_per_vector == fp32.efficiency.bytes_per_vector / 4
     assert bf16.efficiency_provenance and bf16.efficiency_provenance.source == MEASURED
+    side_by_side = [r.getMessage() for r in caplog.records if "side by side" in r.getMessage()]
+    assert side_by_side == ["efficiency on 'demo_sts': timed side by side with 'e5_base/fp32'"]  # bf16 only
 
 
 def test_a_variant_timed_against_its_base_is_the_bases_numbers_times_the_side_by_side_ratio(

@@ -35,10 +35,10 @@ class Pooling(StrEnum):
 
 
 class Precision(StrEnum):
-    auto = "auto"  # models/device.resolve_precision: what this hardware runs fastest (bf16 or fp32)
     fp32 = "fp32"
     fp16 = "fp16"
     bf16 = "bf16"
+    auto = "auto"  # models/device.resolve_precision: what this hardware runs fastest (bf16 or fp32)
 
 
 class Backend(StrEnum):

@@ -292,7 +292,10 @@ def _reference(
     if base is None or base not in bases:
         return None
     efficiency = selection.outcome(base, dataset).efficiency
-    return (bases[base], efficiency) if efficiency is not None else None
+    if efficiency is None:
+        return None
+    log.info("efficiency on '%s': timed side by side with '%s'", dataset, base)
+    return bases[base], efficiency
 
 
 def candidate_info(name: str, model_cfg: ModelConfig, model: Any) -> CandidateInfo:
