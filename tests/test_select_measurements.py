@@ -99,7 +99,7 @@ def test_timed_again_when_the_machine_was_busy_then_and_is_not_now(lsa_on_demo_s
     now = machine_conditions()
     cpus = now["cpus"]
     record["conditions"] = {
-        "other_busy_cpus": 0.0 if now["other_busy_cpus"] > cpus / 2 else cpus,
+        "other_busy_cpus": 0.0 if now["other_busy_cpus"] >= cpus / 2 else cpus,
         "cpus": cpus,
     }
     stored.write_text(json.dumps(record))

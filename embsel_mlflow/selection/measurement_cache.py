@@ -16,8 +16,8 @@ API candidates are always timed: an endpoint's speed is not a property of this m
 The conditions of a measurement are kept with it: how many CPUs other processes kept busy
 while it was taken (sampled from /proc/stat, this process's own time left out) and the load
 average. A measurement taken on a busy machine is not reused on an idle one, nor the reverse: it
-is timed again when the share of CPUs busy with other work differs by more than
-``CONDITIONS_TOLERANCE``. The conditions are in the pair's tags.
+is timed again when the share of CPUs busy with other work differs by ``CONDITIONS_TOLERANCE``
+(half the CPUs) or more. The conditions are in the pair's tags.
 
 A stored-embedding variant (int8, binary, truncated) runs its base's network: its key is the
 network's, so it takes the base's timing (measured once, in this run or reused), with its own
@@ -61,11 +61,11 @@ log = logging.getLogger("embsel.select")
 
 # Bump when how a candidate is timed changes: older measurements are then not comparable.
 METHOD_VERSION = 2
-# Re-time when the share of this process's CPUs that other work kept busy differs by more than
-# this between the stored measurement and now (measured at load 3 on 2 CPUs, now idle: 1.0 vs 0).
+# Re-time when the share of this process's CPUs that other work kept busy differs by this or more
+# between the stored measurement and now (measured at load 3 on 2 CPUs, now idle: 1.0 vs 0).
 CONDITIONS_TOLERANCE = 0.5
-_CONDITIONS_SAMPLE_S = 0.2
-_CONDITIONS_FRESH_S = 5.0  # a sample this recent stands for now (a warm selection checks every pair)
+_CONDITIONS_SAMPLE_S = 0.1
+_CONDITIONS_FRESH_S = 10.0  # a sample this recent stands for now (a warm selection checks every pair)
 # Libraries whose code runs inside a timed encode.
 _ENCODING_PACKAGES = (
     "embsel-mlflow",
@@ -104,7 +104,7 @@ class Provenance:
 
 def machine_conditions() -> dict[str, float]:
     """How busy this machine is with other work now: ``other_busy_cpus`` of ``cpus`` (this process's
-    CPUs, sampled over 0.2 s from /proc/stat, this process's own time left out) and ``load_1m``.
+    CPUs, sampled over 0.1 s from /proc/stat, this process's own time left out) and ``load_1m``.
 
     Empty where /proc is not there. A sample from the last few seconds stands for now.
     """
@@ -157,12 +157,12 @@ def _cpu_ticks(cpus: list[int] | None) -> tuple[int, int, int] | None:
 
 
 def conditions_differ(then: dict[str, float] | None, now: dict[str, float]) -> bool:
-    """Whether the share of CPUs busy with other work moved by more than ``CONDITIONS_TOLERANCE``."""
+    """Whether the share of CPUs busy with other work moved by ``CONDITIONS_TOLERANCE`` or more."""
     if not then or not now or "other_busy_cpus" not in then or "other_busy_cpus" not in now:
         return False  # a measurement from before conditions were kept, or no /proc: nothing to compare
     share_then = then["other_busy_cpus"] / max(then.get("cpus", 1.0), 1.0)
     share_now = now["other_busy_cpus"] / max(now.get("cpus", 1.0), 1.0)
-    return abs(share_then - share_now) > CONDITIONS_TOLERANCE
+    return abs(share_then - share_now) >= CONDITIONS_TOLERANCE
 
 
 def describe_conditions(conditions: dict[str, float]) -> str:
