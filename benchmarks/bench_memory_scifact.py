@@ -202,6 +202,7 @@ def _set_gc(setting: str) -> None:
         gc.set_threshold(*values)
 
     cli._collect_less_often = collect  # type: ignore[assignment]  # the setting under test
+    collect()  # now: the freeze's imports below run under it too
     if freeze == "freeze":  # the most a freeze could give: the heavy imports' objects, never walked again
         import mlflow  # noqa: F401
         import sentence_transformers  # noqa: F401
