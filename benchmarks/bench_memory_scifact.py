@@ -13,7 +13,15 @@ adds a third run, the reference with the same setting (``MALLOC_MMAP_THRESHOLD_`
 the ratio against it too: what embsel costs beyond sentence-transformers under the same malloc.
 ``--trace`` prints where each side's resident memory set its records; ``--side`` runs one side.
 
+``--gc 700,10,10 --gc 10000,10,10 --gc 100000,20,20`` compares Python GC thresholds in the
+``embsel`` process instead (our side only, ``--rounds`` interleaved rounds, each setting in a fresh
+process; a ``+freeze`` suffix also imports torch, sentence-transformers and mlflow up front and
+freezes the heap, the most a freeze could save): peak memory, wall time, CPU time and the CPU
+time spent in collections per setting (the last is what a setting changes, and barely moves
+with load), with ratios to the first.
+
     python benchmarks/bench_memory_scifact.py [--batch-size 32] [--fair-malloc] [--trace]
+    python benchmarks/bench_memory_scifact.py --gc 700,10,10 --gc 10000,10,10 [--rounds 2]
 """
 
 from __future__ import annotations
@@ -154,22 +162,86 @@ class _PeakTracer:
         return self.records
 
 
-def _worker(side: str, batch_size: int, out: Path, trace: bool) -> None:
+class _CollectorClock:
+    """CPU time spent inside Python's garbage collections, and how many of each generation ran.
+
+    CPU time, not wall time: on a shared machine a 10-minute run's wall time varies by more than
+    the collections take, while the collector's own CPU time barely moves with load.
+    """
+
+    def __init__(self) -> None:
+        import gc
+
+        self.seconds, self.counts, self._started = 0.0, [0, 0, 0], 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.seconds += time.process_time() - self._started
+            self.counts[info["generation"]] += 1
+
+    def stop(self) -> dict:
+        import gc
+
+        gc.callbacks.remove(self._callback)
+        return {"gc_cpu_seconds": self.seconds, "gc_collections": self.counts}
+
+
+def _set_gc(setting: str) -> None:
+    """Make the CLI use ``setting`` (``gen0,gen1,gen2[+freeze]``) instead of its own GC thresholds."""
+    import gc
+
+    from embsel_mlflow import cli
+
+    thresholds, _, freeze = setting.partition("+")
+    values = tuple(int(value) for value in thresholds.split(","))
+
+    def collect(values: tuple[int, ...] = values) -> None:
+        gc.set_threshold(*values)
+
+    cli._collect_less_often = collect  # type: ignore[assignment]  # the setting under test
+    collect()  # now: the freeze's imports below run under it too
+    if freeze == "freeze":  # the most a freeze could give: the heavy imports' objects, never walked again
+        import mlflow  # noqa: F401
+        import sentence_transformers  # noqa: F401
+        import torch  # noqa: F401
+
+        gc.collect()
+        gc.freeze()
+
+
+def _worker(side: str, batch_size: int, out: Path, trace: bool, gc_setting: str | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     tracer = _PeakTracer() if trace else None
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    collector = _CollectorClock() if gc_setting else None
+    if gc_setting:
+        _set_gc(gc_setting)  # timed: a freeze's up-front imports are part of its cost
     scores = _reference(batch_size) if side == "reference" else _ours(batch_size)
     report = {"side": side, "seconds": time.perf_counter() - start, "peak_rss": _peak_rss(), **scores}
+    report["cpu_seconds"] = time.process_time() - cpu_start
+    if collector is not None:
+        report.update(collector.stop())
     if tracer is not None:
         report["trace"] = tracer.stop()
     out.write_text(json.dumps(report))
 
 
-def _run(side: str, batch_size: int, out: Path, trace: bool, env_extra: dict[str, str] | None = None) -> dict:
+def _run(
+    side: str,
+    batch_size: int,
+    out: Path,
+    trace: bool,
+    env_extra: dict[str, str] | None = None,
+    gc_setting: str | None = None,
+) -> dict:
     command = [sys.executable, __file__, "--worker", side, "--out", str(out), "--batch-size", str(batch_size)]
     command += ["--trace"] if trace else []
+    command += ["--gc-setting", gc_setting] if gc_setting else []
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     env.update(env_extra or {})
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
@@ -188,13 +260,20 @@ def main() -> int:
     parser.add_argument(
         "--fair-malloc", action="store_true", help="also run the reference with embsel's malloc setting"
     )
+    parser.add_argument(
+        "--gc", action="append", metavar="G0,G1,G2[+freeze]", help="compare GC thresholds (ours only)"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the --gc settings")
+    parser.add_argument("--gc-setting", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        _worker(args.worker, args.batch_size, args.out, args.trace)
+        _worker(args.worker, args.batch_size, args.out, args.trace, args.gc_setting)
         return 0
     if not (_shared_data() / "scifact" / "corpus.jsonl").is_file():
         print(f"SciFact not found under {_shared_data()}; set EMBSEL_SHARED_DATA")
         return 2
+    if args.gc:
+        return _compare_gc(args.gc, args.rounds, args.batch_size)
     sides = args.side or SIDES
     with tempfile.TemporaryDirectory() as tmp:
         reports = {side: _run(side, args.batch_size, Path(tmp) / side, args.trace) for side in sides}
@@ -224,6 +303,32 @@ def main() -> int:
     print(f"  ratio ours / reference: {ratio:.3f}x (goal <= {GOAL}x)")
     print("PASS" if ratio <= GOAL else "FAIL")
     return 0 if ratio <= GOAL else 1
+
+
+def _compare_gc(settings: list[str], rounds: int, batch_size: int) -> int:
+    """Our side under each GC setting, in interleaved rounds; the best time and peak of each."""
+    runs: dict[str, list[dict]] = {setting: [] for setting in settings}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(rounds):
+            for setting in settings:  # alternated, so that load drifts over every setting alike
+                runs[setting].append(_run("ours", batch_size, Path(tmp) / "gc", False, gc_setting=setting))
+    first = settings[0]
+    base_peak = min(r["peak_rss"] for r in runs[first])
+    base_time = min(r["seconds"] for r in runs[first])
+    print(f"SciFact test, embsel evaluate, batch size {batch_size}, {rounds} round(s), best of each:")
+    for setting, reports in runs.items():
+        peak = min(r["peak_rss"] for r in reports)
+        seconds = min(r["seconds"] for r in reports)
+        all_times = ", ".join(f"{r['seconds']:.1f}" for r in reports)
+        collector = min(r["gc_cpu_seconds"] for r in reports)
+        print(
+            f"  gc {setting:22s} peak {peak / 2**20:7.1f} MiB ({peak / base_peak:.3f}x)  "
+            f"time {seconds:6.1f} s ({seconds / base_time:.3f}x; runs {all_times})  "
+            f"CPU {min(r['cpu_seconds'] for r in reports):6.1f} s, of it in GC {collector:5.2f} s "
+            f"(collections per generation {reports[0]['gc_collections']})  "
+            f"nDCG@10 {reports[0]['ndcg_at_10']:.5f}"
+        )
+    return 0
 
 
 if __name__ == "__main__":

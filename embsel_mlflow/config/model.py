@@ -38,6 +38,7 @@ class Precision(StrEnum):
     fp32 = "fp32"
     fp16 = "fp16"
     bf16 = "bf16"
+    auto = "auto"  # models/device.resolve_precision: what this hardware runs fastest (bf16 or fp32)
 
 
 class Backend(StrEnum):
@@ -242,6 +243,8 @@ class ModelConfig:
     symmetric_prompt: str | None = None
     batch_size: int = 32
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    # fp32 | bf16 | fp16 | auto (bf16 on a GPU with bf16, or on a CPU with native bf16 where a probe
+    # finds it faster; else fp32). Keys the embedding cache by the precision it resolves to.
     precision: Precision = Precision.fp32
     trust_remote_code: bool = False  # never on unless a config turns it on
     revision: str | None = None

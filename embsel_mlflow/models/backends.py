@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.config import Backend, Precision, Quantization
 from embsel_mlflow.errors import ConfigError
+from embsel_mlflow.models.device import resolve_precision
 from embsel_mlflow.models.exported_forward import onnx_forward, onnx_session, openvino_forward
 
 if TYPE_CHECKING:
@@ -57,7 +58,8 @@ def check_backend(cfg: ModelConfig) -> None:
     """Refuse a backend/quantization/precision combination before anything is loaded (one line)."""
     variant = cfg.variant
     backend, quantization = Backend(variant.backend), Quantization(variant.quantization)
-    precision = Precision(cfg.precision)
+    # auto is never refused: on ONNX and int8_dynamic it resolves to fp32 (device.resolve_precision)
+    precision = Precision.fp32 if Precision(cfg.precision) is Precision.auto else Precision(cfg.precision)
     if backend is Backend.onnx:
         # invalid whatever is installed: refused before the extra is looked for
         if quantization is Quantization.int8_static:
@@ -140,7 +142,7 @@ def apply_backend(
             transformer.embsel_float_model = float_model
         return {
             "backend": "torch",
-            "precision": Precision(cfg.precision).value,
+            "precision": resolve_precision(cfg).value,
             "quantization": quantization.value,
         }
     if backend is Backend.onnx:
@@ -173,7 +175,7 @@ def _to_openvino(
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             ov.save_model(ov_model, cached, compress_to_fp16=False)
-    forward, ran = openvino_forward(ov_model, _OV_PRECISION[Precision(cfg.precision)])
+    forward, ran = openvino_forward(ov_model, _OV_PRECISION[resolve_precision(cfg)])
     transformer.model.forward = forward  # ST keeps tokenising, pooling and normalising
     transformer.embsel_openvino_model = ov_model  # saved beside the weights for serving
     size = cached.with_suffix(".bin").stat().st_size if cached is not None else None
@@ -369,11 +371,12 @@ def serving_settings(model: Any) -> dict[str, Any]:
     cfg = getattr(model, "config", None)
     if cfg is None or not hasattr(cfg, "variant"):
         return {}
+    precision = resolve_precision(cfg)  # as it ran here (auto resolved)
     settings: dict[str, Any] = {
-        "precision": Precision(cfg.precision).value,
+        "precision": precision.value,
         "backend": Backend(cfg.variant.backend).value,
         "quantization": Quantization(cfg.variant.quantization).value,
-        "ov_precision": _OV_PRECISION[Precision(cfg.precision)],
+        "ov_precision": _OV_PRECISION[precision],
     }
     fmt = getattr(model, "format", None)  # a StoredEmbeddingEncoder's EmbeddingFormat
     if fmt is not None:

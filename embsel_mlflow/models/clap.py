@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from embsel_mlflow.config import Precision
 from embsel_mlflow.config.model import ClapSettings
 from embsel_mlflow.errors import ConfigError, ModelError, first_line
 from embsel_mlflow.media.items import AUDIO, TEXT
 from embsel_mlflow.models.clap_forward import ClapForward
+from embsel_mlflow.models.device import resolve_precision
 from embsel_mlflow.models.media_model import MediaModel
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def forward_settings(cfg: ModelConfig) -> dict[str, Any]:
         "max_seq_length": cfg.max_seq_length,
         "max_length_s": settings.max_length_s,
         "truncation": settings.truncation,
-        "precision": Precision(cfg.precision).value,
+        "precision": resolve_precision(cfg).value,  # auto resolved here
     }
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from embsel_mlflow.config import Precision
 from embsel_mlflow.errors import ModelError, first_line
 from embsel_mlflow.media.items import IMAGE, TEXT
 from embsel_mlflow.models.clip_forward import ClipForward
+from embsel_mlflow.models.device import resolve_precision
 from embsel_mlflow.models.media_model import MediaModel
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def forward_settings(cfg: ModelConfig) -> dict[str, Any]:
     return {
         "normalize": bool(cfg.normalize),
         "max_length": cfg.max_seq_length,
-        "precision": Precision(cfg.precision).value,
+        "precision": resolve_precision(cfg).value,  # auto resolved here
     }
 
 

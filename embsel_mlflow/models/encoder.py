@@ -279,8 +279,10 @@ def _model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
 
     dtypes = {Precision.fp32: torch.float32, Precision.fp16: torch.float16, Precision.bf16: torch.bfloat16}
     defaults: dict[str, Any] = {"use_safetensors": True}
+    from embsel_mlflow.models.device import resolve_precision
+
     # OpenVINO converts the fp32 weights and runs them at model.precision (its own hint)
-    precision = Precision.fp32 if cfg.variant.backend == "openvino" else Precision(cfg.precision)
+    precision = Precision.fp32 if cfg.variant.backend == "openvino" else resolve_precision(cfg)
     if not {"dtype", "torch_dtype"} & set(cfg.model_kwargs):
         defaults["dtype"] = dtypes[precision]
     return {**defaults, **cfg.model_kwargs}

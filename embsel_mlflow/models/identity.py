@@ -45,7 +45,7 @@ def model_identity(cfg: ModelConfig, source: ResolvedModel, settings: Any = None
         "pooling": _plain(cfg.pooling),
         "normalize": cfg.normalize,
         "max_seq_length": cfg.max_seq_length,
-        "precision": _plain(cfg.precision),
+        "precision": _plain(cfg.precision) if cfg.precision != "auto" else _resolved_precision(cfg),
         "query_prompt": cfg.query_prompt,
         "document_prompt": cfg.document_prompt,
         "symmetric_prompt": cfg.symmetric_prompt,
@@ -55,6 +55,13 @@ def model_identity(cfg: ModelConfig, source: ResolvedModel, settings: Any = None
         section.pop("dir", None)
         identity[kind] = section
     return identity
+
+
+def _resolved_precision(cfg: ModelConfig) -> str:
+    """``auto`` as this machine resolves it, so it shares cache entries with the explicit setting."""
+    from embsel_mlflow.models.device import resolve_precision
+
+    return resolve_precision(cfg).value
 
 
 def short_name(name_or_path: str) -> str:

@@ -46,6 +46,23 @@ def is_default(cfg: ModelConfig) -> bool:
     )
 
 
+def network_baseline(cfg: ModelConfig) -> ModelConfig | None:
+    """The plain fp32 torch config whose network ``cfg``'s is a cheaper run of (precision, backend
+    or quantization differ), with the same stored format; None when ``cfg`` runs that network."""
+    v = cfg.variant
+    if (
+        Precision(cfg.precision) is Precision.fp32
+        and Backend(v.backend) is Backend.torch
+        and Quantization(v.quantization) is Quantization.none
+    ):
+        return None
+    base = copy.deepcopy(cfg)
+    base.precision = Precision.fp32
+    base.variant.backend, base.variant.quantization = Backend.torch, Quantization.none
+    base.variant.embedding_dtype, base.variant.truncate_dim = EmbeddingDtype.float32, None
+    return base
+
+
 def variant_name(cfg: ModelConfig) -> str:
     """A short readable name: ``fp32``, ``bf16``, ``openvino-int8``, ``int8-emb``, ``trunc256``, ..."""
     v = cfg.variant

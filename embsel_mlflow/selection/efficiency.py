@@ -13,6 +13,7 @@ read in the wrong unit; tokens per second are for texts only.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -99,6 +100,23 @@ def uncached(model: Any) -> Any:
     return getattr(model, "inner", model)
 
 
+def timed_network(model: Any) -> Any:
+    """The network that runs when ``model`` encodes, uncached: a stored-embedding variant's (int8,
+    binary, truncated) is its base's float model, whose output it only stores differently."""
+    from embsel_mlflow.models.stored_embeddings import StoredEmbeddingEncoder
+
+    model = uncached(model)
+    while isinstance(model, StoredEmbeddingEncoder):
+        model = uncached(model.float_encoder.base)
+    return model
+
+
+def stored_format_fields(model: Any) -> dict[str, float]:
+    """What a stored format changes in an efficiency: dimensions and bytes per stored vector."""
+    dim = getattr(uncached(model), "embedding_dim", 0) or 0
+    return {"embedding_dim": float(dim), **stored_vector_size(uncached(model))} if dim else {}
+
+
 def count_tokens(model: Any, texts: Sequence[str]) -> int:
     """Tokens the model sees in ``texts`` (its tokenizer, truncated to its max length), else words."""
     tokenizer = getattr(model, "tokenizer", None)
@@ -180,12 +198,20 @@ def _encode_one(model: Any, text: Item, corpus: list[Item]) -> None:
 
 
 def measure_efficiency(
-    model: Any, data: TaskData, cfg: EfficiencyConfig, *, billed_tokens: int | None = None
+    model: Any,
+    data: TaskData,
+    cfg: EfficiencyConfig,
+    *,
+    billed_tokens: int | None = None,
+    reference: tuple[Any, Efficiency] | None = None,
 ) -> Efficiency:
     """Time ``model`` (uncached) on a sample of ``data``: the same texts and clock for every kind.
 
     ``billed_tokens`` are the tokens an API candidate was billed for during the evaluation
-    (see :func:`tokens_used`); they price it.
+    (see :func:`tokens_used`); they price it. ``reference``: the base a variant is a cheaper
+    version of, with its efficiency: the two are timed in alternate passes (and alternate single
+    queries), so load that comes and goes hits both alike, and the variant's throughput and
+    latency are the base's scaled by the ratio measured side by side.
     """
     model = uncached(model)
     batch, singles, role = sample_texts(data, cfg.sample_size)
@@ -193,33 +219,50 @@ def measure_efficiency(
     texts = [item for item in batch if isinstance(item, str)]
     tokens = count_tokens(model, texts) if modality == TEXT else math.nan
     units = throughput_units(batch)
+    timed = [model] if reference is None else [model, uncached(reference[0])]
 
     for text in singles[: cfg.warmup]:
-        _encode_one(model, text, batch)
-    passes, seconds = 0, 0.0
-    with peak_memory() as memory:
-        while passes == 0 or (seconds < _MIN_TIMED_SECONDS and passes < _MAX_PASSES):
-            started = time.perf_counter()
+        for network in timed:
+            _encode_one(network, text, batch)
+    if reference is not None:  # its own peak memory, alone (not the base's, interleaved with it)
+        with peak_memory() as memory:
             _encode_batch(model, batch, role, batch)
-            seconds += time.perf_counter() - started
+    passes, seconds = 0, [0.0] * len(timed)
+    with peak_memory() if reference is None else contextlib.nullcontext([math.nan]) as timed_memory:
+        while passes == 0 or (min(seconds) < _MIN_TIMED_SECONDS and passes < _MAX_PASSES):
+            for index, network in enumerate(timed):
+                started = time.perf_counter()
+                _encode_batch(network, batch, role, batch)
+                seconds[index] += time.perf_counter() - started
             passes += 1
-    latencies = []
+    if reference is None:
+        memory = timed_memory
+    latencies: list[list[float]] = [[] for _ in timed]
     for text in singles[: cfg.latency_queries]:
-        started = time.perf_counter()
-        _encode_one(model, text, batch)
-        latencies.append((time.perf_counter() - started) * 1000.0)
-    p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (math.nan, math.nan)
+        for index, network in enumerate(timed):
+            started = time.perf_counter()
+            _encode_one(network, text, batch)
+            latencies[index].append((time.perf_counter() - started) * 1000.0)
+    p50, p95 = _percentiles(latencies[0])
+    rate = passes * units / seconds[0] if seconds[0] > 0 else math.nan
+    token_rate = passes * tokens / seconds[0] if seconds[0] > 0 else math.nan
+    if reference is not None:  # the base's own numbers, times what side by side showed
+        base = reference[1]
+        base_p50, base_p95 = _percentiles(latencies[1])
+        speedup = seconds[1] / seconds[0] if seconds[0] > 0 else math.nan
+        rate = getattr(base, THROUGHPUT[modality][0]) * speedup
+        token_rate = base.tokens_per_second * speedup
+        p50, p95 = base.latency_p50_ms * p50 / base_p50, base.latency_p95_ms * p95 / base_p95
 
     price = getattr(model, "price_per_million_tokens", None)
     cost = math.nan
     if price is not None and billed_tokens is not None:
         cost = billed_tokens * float(price) / 1e6
     size = getattr(model, "disk_size_bytes", None)
-    rate = passes * units / seconds if seconds > 0 else math.nan
     throughput = dict.fromkeys((field for field, _ in THROUGHPUT.values()), math.nan)
     throughput[THROUGHPUT[modality][0]] = rate
     return Efficiency(
-        tokens_per_second=passes * tokens / seconds if seconds > 0 else math.nan,
+        tokens_per_second=token_rate,
         latency_p50_ms=float(p50),
         latency_p95_ms=float(p95),
         model_size_mb=size / MB if size else math.nan,
@@ -231,6 +274,14 @@ def measure_efficiency(
         **throughput,
         **stored_vector_size(model),
     )
+
+
+def _percentiles(latencies: list[float]) -> tuple[float, float]:
+    """p50 and p95 in ms (NaN without any)."""
+    if not latencies:
+        return math.nan, math.nan
+    p50, p95 = np.percentile(latencies, [50, 95])
+    return float(p50), float(p95)
 
 
 def stored_vector_size(model: Any) -> dict[str, float]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from embsel_mlflow.errors import ConfigError, EmbselError
 from embsel_mlflow.selection.efficiency import Efficiency, is_ranker, tokens_used
-from embsel_mlflow.selection.measurement_cache import Provenance, measure_now
+from embsel_mlflow.selection.measurement_cache import MeasurementCache, Provenance, measure_now
 
 if TYPE_CHECKING:
     from embsel_mlflow.config import (
@@ -225,6 +225,8 @@ def run_selection(
     from embsel_mlflow.families import load_task_data
 
     tracker, load_model, has_retrieval = prepare(candidates, datasets, evaluation, tracker, load_model)
+    if measurements is None:  # none kept across runs, but a variant of the same network takes its base's
+        measurements = MeasurementCache(None)
 
     loaded: dict[str, Any] = {}
     for name, data_cfg in datasets.items():
@@ -232,7 +234,9 @@ def run_selection(
         loaded[name] = _attempt(partial(load_task_data, data_cfg))
 
     selection = SelectionRun(candidates={}, datasets={name: str(d.task) for name, d in datasets.items()})
-    for name, model_cfg in candidates.items():
+    references = timing_references(candidates)
+    bases: dict[str, Any] = {}  # loaded bases that variants still to come are timed against
+    for position, (name, model_cfg) in enumerate(candidates.items()):
         log.info("loading candidate '%s' (%s)", name, model_cfg.name_or_path)
         model = _attempt(partial(load_model, model_cfg))
         failed_load = isinstance(model, EmbselError)
@@ -241,9 +245,10 @@ def run_selection(
         for data_name, data_cfg in datasets.items():
             outcome = PairOutcome(name, data_name, selection.datasets[data_name])
             selection.outcomes.append(outcome)
+            reference = _reference(selection, bases, references.get(name), data_name)
             ready = run_pair(
                 outcome, tracker, model, model_cfg, data_cfg, loaded[data_name], cfg, measurements,
-                has_retrieval=has_retrieval,
+                has_retrieval=has_retrieval, reference=reference,
             )  # fmt: skip
             if ready is not None and ready is not model and getattr(ready, "registrable", False):
                 fits.append(ready)
@@ -253,9 +258,44 @@ def run_selection(
             info.registrable, registered = True, fits[0]
         if cfg.register and info.registrable:
             selection.kept_models[name] = registered
+        still_needed = {
+            references[later] for later in list(candidates)[position + 1 :] if later in references
+        }
+        if name in still_needed and not failed_load:
+            bases[name] = model
+        for done in set(bases) - still_needed:
+            del bases[done]
         del model, registered, fits
         gc.collect()  # without registration, one candidate's weights in memory at a time
     return selection
+
+
+def timing_references(candidates: Mapping[str, ModelConfig]) -> dict[str, str]:
+    """Variant -> the candidate whose network it is a cheaper run of (bf16, int8 weights, another
+    backend): it is timed interleaved with that base. Stored-embedding variants run the base's
+    network itself and take its timing (``measurement_cache``)."""
+    from embsel_mlflow.models.variants import network_baseline
+
+    found = {}
+    for name, model_cfg in candidates.items():
+        base = network_baseline(model_cfg)
+        match = next((other for other, cfg in candidates.items() if base is not None and cfg == base), None)
+        if match is not None:
+            found[name] = match
+    return found
+
+
+def _reference(
+    selection: SelectionRun, bases: Mapping[str, Any], base: str | None, dataset: str
+) -> tuple[Any, Efficiency] | None:
+    """The loaded base of a variant, with its efficiency on ``dataset`` (None: time it alone)."""
+    if base is None or base not in bases:
+        return None
+    efficiency = selection.outcome(base, dataset).efficiency
+    if efficiency is None:
+        return None
+    log.info("efficiency on '%s': timed side by side with '%s'", dataset, base)
+    return bases[base], efficiency
 
 
 def candidate_info(name: str, model_cfg: ModelConfig, model: Any) -> CandidateInfo:
@@ -305,10 +345,13 @@ def run_pair(
     measurements: Measurements | None,
     *,
     has_retrieval: bool,
+    reference: tuple[Any, Efficiency] | None = None,
 ) -> Any:
     """One pair, in this process or in a Ray task, into ``outcome``: not applicable (a ranker on a
     non-retrieval dataset of a selection that has retrieval ones), or evaluated and timed. The
-    model as evaluated (fitted on ``data`` for a kind fitted per dataset), or None."""
+    model as evaluated (fitted on ``data`` for a kind fitted per dataset), or None.
+
+    ``reference``: a variant's loaded base and its efficiency here, to time the two interleaved."""
     from embsel_mlflow.families import get_family
 
     if (
@@ -331,10 +374,12 @@ def run_pair(
             outcome.result = scope.evaluate(ready, data)
             billed_after = tokens_used(ready)
             billed = None if billed_before is None or billed_after is None else billed_after - billed_before
+            timing: dict[str, Any] = {"billed_tokens": billed}
+            if reference is not None and isinstance(measurements, MeasurementCache | None):
+                # (a tuned model's BaseEfficiency takes its base's numbers: nothing to interleave)
+                timing["reference"] = (reference[0].for_dataset(data), reference[1])
             measure = measurements.measure if measurements is not None else measure_now
-            outcome.efficiency, outcome.efficiency_provenance = measure(
-                ready, data, cfg.efficiency, billed_tokens=billed
-            )
+            outcome.efficiency, outcome.efficiency_provenance = measure(ready, data, cfg.efficiency, **timing)
             scope.log_metrics(outcome.efficiency.metrics())
             scope.set_tags({**outcome.efficiency_provenance.tags(), **node_tags()})
     except EmbselError as exc:
