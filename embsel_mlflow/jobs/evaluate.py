@@ -84,7 +84,6 @@ def evaluate_in_run(
             "embsel.model_source": encoder.source.path_or_id,
             "embsel.model_origin": encoder.source.origin,
             "embsel.model_sha256": encoder.source.sha256,
-            **hardware_tags(encoder.device),
             **variant_tags(identity),
         }
     )
@@ -92,6 +91,8 @@ def evaluate_in_run(
     started = time.perf_counter()
     cached_before = cache_counts(encoder)
     result = build_task(data, job.evaluation).evaluate(encoder)
+    # after encoding: a lazily built model is on its device only if some text was not cached
+    run.set_tags(hardware_tags(encoder.device))
     efficiency = efficiency_metrics(
         result, embedding_dim=encoder.embedding_dim, num_parameters=encoder.num_parameters
     )

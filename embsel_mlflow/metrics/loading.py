@@ -64,8 +64,22 @@ def _looks_like_path(text: str) -> bool:
 
 @functools.cache
 def _module_class(resolved: str) -> type[evaluate.EvaluationModule]:
-    """Import a module once: evaluate copies the script into HF_MODULES_CACHE on load."""
-    import evaluate
+    """Import a module once: evaluate copies the script into HF_MODULES_CACHE on load.
+
+    ``import evaluate`` imports ``transformers.pipelines`` (and so torch) for its evaluators,
+    which we never use: seconds of a warm run. Unless something imported them already, that
+    import is made to fail, so evaluate marks transformers unavailable to its evaluators only.
+    """
+    import sys
+
+    blocked = "transformers.pipelines" not in sys.modules and "evaluate" not in sys.modules
+    if blocked:
+        sys.modules["transformers.pipelines"] = None  # type: ignore[assignment]  # import fails fast
+    try:
+        import evaluate
+    finally:
+        if blocked:
+            del sys.modules["transformers.pipelines"]
 
     try:
         module = evaluate.load(resolved, keep_in_memory=True)

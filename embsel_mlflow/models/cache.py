@@ -246,6 +246,13 @@ class EmbeddingCache:
             return []
         return list(self.embeddings_dir.glob(f"*/*/*{_SUFFIX}"))
 
+    def dim(self, model_key: str) -> int | None:
+        """The embedding dimension of ``model_key``'s shards (one header read), or None without any."""
+        for shard in (self.embeddings_dir / model_key).glob(f"*/*{_SUFFIX}"):
+            with contextlib.suppress(OSError, CorruptShard):
+                return _read_header(shard)[0]
+        return None
+
 
 def write_shard(path: Path, hashes: list[bytes], embeddings: np.ndarray) -> None:
     """Write a shard to a temporary file in the same directory and rename it into place."""
@@ -348,7 +355,7 @@ class CachedEncoder:
         self.hits += len(texts) - len(missing)
         self.misses += len(missing)
         if not missing:
-            return _stack([found[digest] for digest in hashes], self._inner.embedding_dim)
+            return _stack([found[digest] for digest in hashes], self.embedding_dim)
         if len(missing) == len(texts):
             embeddings = as_float32(
                 self._inner.encode(texts, role=role, show_progress=show_progress), len(texts)
@@ -395,6 +402,10 @@ class CachedEncoder:
 
     @property
     def embedding_dim(self) -> int:
+        if not getattr(self._inner, "loaded", True):  # a lazy model: its shards know, no need to load it
+            dim = self._cache.dim(self.model_key)
+            if dim is not None:
+                return dim
         return self._inner.embedding_dim
 
     @property
@@ -455,20 +466,15 @@ def cache_model_key(identity: dict[str, Any], source: ResolvedModel) -> str:
     return cache_key(pinned)
 
 
-_FINGERPRINTS: dict[tuple[str, int, int], str] = {}
-
-
 def directory_fingerprint(directory: Path) -> str:
-    """sha256 over the names and contents of a model directory's files (memoised by size and mtime)."""
-    from embsel_mlflow.models.resolve import sha256_file
+    """sha256 over the names and contents of a model directory's files (memoised across processes
+    by path, size and mtime: ``models.resolve.memoised_sha256``)."""
+    from embsel_mlflow.models.resolve import memoised_sha256
 
+    files = sorted(p for p in directory.rglob("*") if p.is_file())
     digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        stat = path.stat()
-        memo = (str(path), stat.st_size, stat.st_mtime_ns)
-        if memo not in _FINGERPRINTS:
-            _FINGERPRINTS[memo] = sha256_file(path)
-        digest.update(str(path.relative_to(directory)).encode() + b"\0" + _FINGERPRINTS[memo].encode())
+    for path, file_digest in zip(files, memoised_sha256(files), strict=True):
+        digest.update(str(path.relative_to(directory)).encode() + b"\0" + file_digest.encode())
     return digest.hexdigest()
 
 
