@@ -54,7 +54,9 @@ def test_warm_evaluate_in_a_fresh_process_imports_no_sentence_transformers(
         "data=demo_sts",
         "evaluation.show_progress=false",
     ]
-    evaluate_job(compose_config("evaluate", args), TrackingConfig(uri=store_uri), args)  # cold: fills the cache
+    evaluate_job(
+        compose_config("evaluate", args), TrackingConfig(uri=store_uri), args
+    )  # cold: fills the cache
     warm = _python("-X", "importtime", "-m", "embsel_mlflow", "evaluate", *args, f"tracking.uri={store_uri}")
     assert warm.returncode == 0, warm.stderr[-3000:]
     assert _imported(warm.stderr, "sentence_transformers") == []
@@ -62,7 +64,9 @@ def test_warm_evaluate_in_a_fresh_process_imports_no_sentence_transformers(
 
     client = MlflowClient(store_uri)
     experiment = client.get_experiment_by_name("embsel")
-    cold_run, warm_run = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    cold_run, warm_run = client.search_runs(
+        [experiment.experiment_id], order_by=["attributes.start_time ASC"]
+    )
     assert warm_run.data.metrics["cache_misses"] == 0 and warm_run.data.metrics["cache_hits"] > 0
     assert warm_run.data.metrics["main_score"] == cold_run.data.metrics["main_score"]
     # what the warm run could not ask a model it never loaded is said, not guessed
@@ -90,7 +94,9 @@ def test_a_miss_after_a_warm_start_loads_the_model_and_matches_an_uncached_run(
     np.testing.assert_allclose(mixed, uncached, atol=1e-5)  # other batches: float noise at most
 
 
-def test_a_lazy_encoder_names_the_model_as_the_loaded_one_does(tiny_st_dir: Path, tiny_bert_dir: Path) -> None:
+def test_a_lazy_encoder_names_the_model_as_the_loaded_one_does(
+    tiny_st_dir: Path, tiny_bert_dir: Path
+) -> None:
     for path in (tiny_st_dir, tiny_bert_dir):
         kind = "sentence_transformers" if path == tiny_st_dir else "transformers"
         cfg = ModelConfig(name="tiny", name_or_path=str(path), device="cpu", kind=kind)
@@ -162,7 +168,8 @@ for model, data in (("static", "demo_sts"), ("lsa", "demo_sts"), ("bm25", "demo_
     task_data = load_task_data(job.data)
     candidate = build_encoder(cfg).for_dataset(task_data)
     scores[model] = build_task(task_data, job.evaluation).evaluate(candidate).main_score
-print(json.dumps({"scores": scores, "st": sorted(m for m in sys.modules if m.startswith("sentence_transformers"))}))
+st = sorted(name for name in sys.modules if name.startswith("sentence_transformers"))
+print(json.dumps({"scores": scores, "st": st}))
 """
 
 

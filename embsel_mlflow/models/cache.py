@@ -327,6 +327,7 @@ class CachedEncoder:
         self._inner = inner
         self._cache = cache
         self._model_key: str | None = None
+        self._released = False  # memory handed back to the OS before the first miss is encoded
         self.hits = 0
         self.misses = 0
 
@@ -356,6 +357,7 @@ class CachedEncoder:
         self.misses += len(missing)
         if not missing:
             return _stack([found[digest] for digest in hashes], self.embedding_dim)
+        self._release_before_encoding()
         if len(missing) == len(texts):
             embeddings = as_float32(
                 self._inner.encode(texts, role=role, show_progress=show_progress), len(texts)
@@ -375,6 +377,14 @@ class CachedEncoder:
         found.update(zip(first_rows, new, strict=True))
         self._store(role, list(first_rows), new)
         return _stack([found[digest] for digest in hashes], new.shape[1])
+
+    def _release_before_encoding(self) -> None:
+        """Once: the encoding peak starts from the floor (a run answered from the cache never pays it)."""
+        if not self._released:
+            from embsel_mlflow.models.memory import release_memory_before_encoding
+
+            release_memory_before_encoding()
+            self._released = True
 
     def _store(self, role: str | None, hashes: list[bytes], embeddings: np.ndarray) -> None:
         unique = {digest: row for row, digest in reversed(list(enumerate(hashes)))}  # first copy

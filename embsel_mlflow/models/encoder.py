@@ -11,10 +11,11 @@ import numpy as np
 from embsel_mlflow.config import ModelKind, Precision
 from embsel_mlflow.config import Pooling as PoolingMode
 from embsel_mlflow.errors import ConfigError, ModelError
-from embsel_mlflow.models.base import PretrainedCandidate, text_inputs, weights_num_parameters
+from embsel_mlflow.models.base import PretrainedCandidate, hub_snapshot, text_inputs, weights_num_parameters
 from embsel_mlflow.models.device import resolve_device
 from embsel_mlflow.models.exported_forward import torch_threads_for
 from embsel_mlflow.models.hub_loading import checked_source, hub_load
+from embsel_mlflow.models.resolve import HUB
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -55,6 +56,7 @@ class Encoder(PretrainedCandidate):
         self._variant = variant
         self._load = load
         self._model: SentenceTransformer | None = None
+        self._device: str | None = None  # resolved without loading (resolve_device)
         self._normalize = cfg.normalize
         self._encode_fns: dict[str | None, Callable[..., Any]] = {}
         if model is not None:
@@ -152,8 +154,19 @@ class Encoder(PretrainedCandidate):
 
     @property
     def device(self) -> str:
-        """Where the model runs; ``NOT_LOADED`` when it was never needed (every embedding cached)."""
-        return str(self._model.device) if self._model is not None else NOT_LOADED
+        """Where the model runs; ``NOT_LOADED`` when it was never needed (every embedding cached)
+        and :meth:`resolve_device` was not asked."""
+        if self._model is not None:
+            return str(self._model.device)
+        return self._device or NOT_LOADED
+
+    def resolve_device(self) -> str:
+        """The device the model runs, or would run, on, without loading it (torch is imported):
+        what a stored efficiency measurement of it is keyed by."""
+        if self._model is None and self._device is None:
+            device = resolve_device(self._cfg.device)
+            self._device = "cuda:0" if device == "cuda" else device  # as a model placed there reports it
+        return self.device
 
     @property
     def tokenizer(self) -> Any:
@@ -251,7 +264,10 @@ def load_encoder(
     check_model_config(cfg)
     check_variant(cfg)
     if lazy and model_variant_identity(cfg, calibration) is None:
-        return Encoder(None, cfg, checked_source(cfg), load=lambda: _load_model(cfg)[0])
+        source = checked_source(cfg)
+        # A Hub model not downloaded yet is loaded now: its download (or the offline error) up front.
+        if source.origin != HUB or hub_snapshot(source.path_or_id) is not None:
+            return Encoder(None, cfg, source, load=lambda: _load_model(cfg)[0])
     model, source = _load_model(cfg)
     return Encoder(model, cfg, source, variant=_apply_variant(model, cfg, source, calibration, models_dir))
 

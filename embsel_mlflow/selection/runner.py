@@ -332,6 +332,11 @@ def run_pair(
             billed_after = tokens_used(ready)
             billed = None if billed_before is None or billed_after is None else billed_after - billed_before
             measure = measurements.measure if measurements is not None else measure_now
+            # A model left unloaded (all its embeddings cached) names its device as a loaded one
+            # would, so the measurement stored when it was loaded is found again.
+            resolve = getattr(getattr(ready, "inner", ready), "resolve_device", None)
+            if callable(resolve):
+                resolve()
             outcome.efficiency, outcome.efficiency_provenance = measure(
                 ready, data, cfg.efficiency, billed_tokens=billed
             )
