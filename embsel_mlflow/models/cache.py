@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embsel_mlflow.media.items import Media, item_hash
+from embsel_mlflow.models.cache_dir import default_cache_dir
 
 if TYPE_CHECKING:
     from embsel_mlflow.config import CacheConfig
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CACHE_DIR_ENV = "EMBSEL_CACHE_DIR"
 _MAGIC = b"EMBC"
 _VERSION = 1
 _HEADER = struct.Struct("<4sHHII")  # magic, version, reserved, dim, count (16 bytes)
@@ -51,15 +51,6 @@ _CHECKSUM_BYTES = 32
 _SUFFIX = ".emb"
 _ROLE_DIRS = {None: "symmetric", "query": "query", "document": "document"}
 _GB = 1024**3
-
-
-def default_cache_dir() -> Path:
-    """``$EMBSEL_CACHE_DIR``, else the user's cache dir (e.g. ``~/.cache/embsel``)."""
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("embsel"))
 
 
 def cache_dir(cfg: CacheConfig | None) -> Path:

@@ -87,7 +87,7 @@ def memoised_sha256(paths: Sequence[Path]) -> list[str]:
     A rewritten or touched file has another size or mtime and is hashed again. The memo is
     written to a temporary file and renamed into place; a lost race only costs a re-hash.
     """
-    from embsel_mlflow.models.cache import default_cache_dir
+    from embsel_mlflow.models.cache_dir import default_cache_dir
 
     memo_path = default_cache_dir() / SHA256_MEMO
     if not _MEMO:
