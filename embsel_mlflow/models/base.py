@@ -106,7 +106,8 @@ def weights_size_bytes(source: ResolvedModel) -> int | None:
 
 def weights_num_parameters(source: ResolvedModel) -> int | None:
     """Parameters in the ``.safetensors`` files of a local model or cached snapshot, counted from
-    their headers (no weights are read); None when there are none, or a header is unreadable."""
+    their headers (no weights are read); None when there are none, or a header is unreadable.
+    Equals the loaded model's count for the models we ship configs for (tests/test_warm_runs.py)."""
     import json
     import math
     import struct
@@ -120,7 +121,12 @@ def weights_num_parameters(source: ResolvedModel) -> int | None:
             with path.open("rb") as handle:
                 (length,) = struct.unpack("<Q", handle.read(8))
                 header = json.loads(handle.read(length))
-            total += sum(math.prod(entry["shape"]) for key, entry in header.items() if key != "__metadata__")
+            # floating tensors only: integer ones are buffers (e.g. BERT's saved position_ids)
+            total += sum(
+                math.prod(entry["shape"])
+                for key, entry in header.items()
+                if key != "__metadata__" and str(entry["dtype"]).startswith(("F", "BF"))
+            )
     except (OSError, ValueError, KeyError, TypeError, struct.error):
         return None
     return total

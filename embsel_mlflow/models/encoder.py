@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -267,9 +268,14 @@ def load_encoder(
         source = checked_source(cfg)
         # A Hub model not downloaded yet is loaded now: its download (or the offline error) up front.
         if source.origin != HUB or hub_snapshot(source.path_or_id) is not None:
-            return Encoder(None, cfg, source, load=lambda: _load_model(cfg)[0])
+            return Encoder(None, cfg, source, load=partial(_loaded_model, cfg))
     model, source = _load_model(cfg)
     return Encoder(model, cfg, source, variant=_apply_variant(model, cfg, source, calibration, models_dir))
+
+
+def _loaded_model(cfg: ModelConfig) -> SentenceTransformer:
+    """The model a lazily built Encoder loads (a module-level function: the Encoder pickles)."""
+    return _load_model(cfg)[0]
 
 
 def _load_model(cfg: ModelConfig) -> tuple[SentenceTransformer, ResolvedModel]:
