@@ -115,8 +115,7 @@ class Encoder(PretrainedCandidate):
 
     def _encode_fn(self, role: str | None) -> Callable[..., Any]:
         """ST's encode function for ``role`` (the model loaded now when built lazily)."""
-        if self._model is None:
-            self._attach(self.model)
+        self._ensure_loaded()
         return self._encode_fns[role]
 
     def prompt(self, role: str | None) -> str | None:
@@ -176,6 +175,9 @@ class Encoder(PretrainedCandidate):
     @property
     def model(self) -> SentenceTransformer:
         """The underlying SentenceTransformer (e.g. for fine-tuning), loaded now if it is not yet."""
+        return self._ensure_loaded()
+
+    def _ensure_loaded(self) -> SentenceTransformer:
         if self._model is None:
             assert self._load is not None  # __init__ refuses neither a model nor a loader
             self._attach(self._load())
