@@ -63,6 +63,20 @@ def imported(stderr: str, package: str) -> list[str]:
     return [name for name in names if name == package or name.startswith(package + ".")]
 
 
+HEAVY = ("mlflow", "torch", "sentence_transformers", "transformers", "evaluate", "datasets", "sklearn")
+
+
+def heavy_imports(stderr: str) -> str:
+    """Cumulative import seconds of the heavy packages a ``-X importtime`` stderr shows imported."""
+    seconds: dict[str, float] = {}
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            _, cumulative, name = line.split("|")
+            if name.strip() in HEAVY and cumulative.strip().isdigit():
+                seconds[name.strip()] = seconds.get(name.strip(), 0.0) + int(cumulative) / 1e6
+    return ", ".join(f"{name} {value:.2f} s" for name, value in sorted(seconds.items())) or "none"
+
+
 def bench_evaluate(tmp: Path, rounds: int) -> bool:
     """(a): the default job uncached vs warm, interleaved; True when it meets the bar."""
     workdir, cache = tmp / "evaluate", tmp / "evaluate-cache"
@@ -80,6 +94,7 @@ def bench_evaluate(tmp: Path, rounds: int) -> bool:
     print(f"    warm (all cached):   median {statistics.median(warm):.2f} s  {_walls(warm)}")
     print(f"    warm / uncached: median ratio {ratio:.2f}x (bar <= {EVALUATE_BAR}x)")
     print(f"    sentence_transformers modules imported when warm: {len(modules)}")
+    print(f"    heavy imports when warm (-X importtime, cumulative): {heavy_imports(stderr)}")
     return ratio <= EVALUATE_BAR and not modules
 
 
