@@ -162,8 +162,14 @@ def _stored_as(
     model: EmbeddingModel, cfg: ModelConfig, calibration: CalibrationTexts | None
 ) -> EmbeddingModel:
     """``model`` storing truncated / int8 / binary embeddings when its variant asks for it."""
+    from embsel_mlflow.config import EmbeddingDtype
+
+    variant = cfg.variant
+    if EmbeddingDtype(variant.embedding_dtype) is EmbeddingDtype.float32 and variant.truncate_dim is None:
+        return model  # plain float32: no need to ask the dimension (which would load a lazy model)
+
     from embsel_mlflow.evaluation.quantized_search import QuantizedTopK
     from embsel_mlflow.models.stored_embeddings import StoredEmbeddingEncoder, embedding_format
 
-    fmt = embedding_format(cfg.variant, model.embedding_dim, calibration, model.encode)
+    fmt = embedding_format(variant, model.embedding_dim, calibration, model.encode)
     return model if fmt is None else StoredEmbeddingEncoder(model, fmt, QuantizedTopK)

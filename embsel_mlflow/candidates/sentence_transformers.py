@@ -22,7 +22,8 @@ class SentenceTransformersKind(CandidateKind):
     def build(self, cfg: ModelConfig, context: BuildContext) -> Encoder:
         from embsel_mlflow.models.encoder import load_encoder
 
-        return load_encoder(cfg, calibration=context.calibration, models_dir=context.models_dir)
+        # lazily: a warm run, whose embeddings are all cached, never loads the model
+        return load_encoder(cfg, calibration=context.calibration, models_dir=context.models_dir, lazy=True)
 
 
 KIND = register_kind(SentenceTransformersKind())

@@ -55,7 +55,7 @@ def evaluate_in_run(
     per child run, so a child logs exactly what a plain evaluate run logs.
     """
     from embsel_mlflow.families import build_task
-    from embsel_mlflow.models.cache import cache_counts, cache_metrics
+    from embsel_mlflow.models.cache import cache_counts, cache_metrics, cached_layer
     from embsel_mlflow.models.identity import display_name
     from embsel_mlflow.models.memory import release_memory_before_encoding
     from embsel_mlflow.models.variants import variant_tags
@@ -84,14 +84,16 @@ def evaluate_in_run(
             "embsel.model_source": encoder.source.path_or_id,
             "embsel.model_origin": encoder.source.origin,
             "embsel.model_sha256": encoder.source.sha256,
-            **hardware_tags(encoder.device),
             **variant_tags(identity),
         }
     )
-    release_memory_before_encoding()  # the peak is reached while encoding: start it from the floor
+    if cached_layer(encoder) is None:  # a cached one releases before its first miss: a warm run skips it
+        release_memory_before_encoding()  # the peak is reached while encoding: start it from the floor
     started = time.perf_counter()
     cached_before = cache_counts(encoder)
     result = build_task(data, job.evaluation).evaluate(encoder)
+    # after encoding: a lazily built model is on its device only if some text was not cached
+    run.set_tags(hardware_tags(encoder.device))
     efficiency = efficiency_metrics(
         result, embedding_dim=encoder.embedding_dim, num_parameters=encoder.num_parameters
     )

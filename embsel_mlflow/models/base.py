@@ -100,17 +100,50 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 def weights_size_bytes(source: ResolvedModel) -> int | None:
     """Total size of the weight files of a local model directory or a cached Hub snapshot."""
+    sizes = [path.stat().st_size for path in _weight_files(source)]
+    return sum(sizes) if sizes else None
+
+
+def weights_num_parameters(source: ResolvedModel) -> int | None:
+    """Parameters in the ``.safetensors`` files of a local model or cached snapshot, counted from
+    their headers (no weights are read); None when there are none, or a header is unreadable.
+    Equals the loaded model's count for the models we ship configs for (tests/test_warm_runs.py)."""
+    import json
+    import math
+    import struct
+
+    files = [path for path in _weight_files(source) if path.suffix == ".safetensors"]
+    if not files:
+        return None
+    total = 0
+    try:
+        for path in files:
+            with path.open("rb") as handle:
+                (length,) = struct.unpack("<Q", handle.read(8))
+                header = json.loads(handle.read(length))
+            # floating tensors only: integer ones are buffers (e.g. BERT's saved position_ids)
+            total += sum(
+                math.prod(entry["shape"])
+                for key, entry in header.items()
+                if key != "__metadata__" and str(entry["dtype"]).startswith(("F", "BF"))
+            )
+    except (OSError, ValueError, KeyError, TypeError, struct.error):
+        return None
+    return total
+
+
+def _weight_files(source: ResolvedModel) -> list[Path]:
+    """The weight files of a local model directory or a cached Hub snapshot (not its ONNX exports)."""
     from embsel_mlflow.models.resolve import HUB
 
     directory = Path(source.path_or_id) if source.origin != HUB else hub_snapshot(source.path_or_id)
     if directory is None or not directory.is_dir():
-        return None
-    sizes = [
-        path.stat().st_size
+        return []
+    return [
+        path
         for path in directory.rglob("*")
         if path.suffix in _WEIGHT_SUFFIXES and path.is_file() and "onnx" not in path.parts
     ]
-    return sum(sizes) if sizes else None
 
 
 def hub_snapshot(repo_id: str) -> Path | None:

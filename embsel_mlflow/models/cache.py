@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embsel_mlflow.media.items import Media, item_hash
+from embsel_mlflow.models.cache_dir import default_cache_dir
 
 if TYPE_CHECKING:
     from embsel_mlflow.config import CacheConfig
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CACHE_DIR_ENV = "EMBSEL_CACHE_DIR"
 _MAGIC = b"EMBC"
 _VERSION = 1
 _HEADER = struct.Struct("<4sHHII")  # magic, version, reserved, dim, count (16 bytes)
@@ -53,15 +53,6 @@ _CHECKSUM_BLOCK = 1 << 24  # hash a mapped shard 16 MiB at a time
 _SUFFIX = ".emb"
 _ROLE_DIRS = {None: "symmetric", "query": "query", "document": "document"}
 _GB = 1024**3
-
-
-def default_cache_dir() -> Path:
-    """``$EMBSEL_CACHE_DIR``, else the user's cache dir (e.g. ``~/.cache/embsel``)."""
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("embsel"))
 
 
 def cache_dir(cfg: CacheConfig | None) -> Path:
@@ -255,6 +246,13 @@ class EmbeddingCache:
             return []
         return list(self.embeddings_dir.glob(f"*/*/*{_SUFFIX}"))
 
+    def dim(self, model_key: str) -> int | None:
+        """The embedding dimension of ``model_key``'s shards (one header read), or None without any."""
+        for shard in (self.embeddings_dir / model_key).glob(f"*/*{_SUFFIX}"):
+            with contextlib.suppress(OSError, CorruptShard):
+                return _read_header(shard)[0]
+        return None
+
 
 def write_shard(path: Path, hashes: list[bytes], embeddings: np.ndarray) -> None:
     """Write a shard to a temporary file in the same directory and rename it into place."""
@@ -361,6 +359,7 @@ class CachedEncoder:
         self._inner = inner
         self._cache = cache
         self._model_key: str | None = None
+        self._released = False  # memory handed back to the OS before the first miss is encoded
         self.hits = 0
         self.misses = 0
 
@@ -389,7 +388,8 @@ class CachedEncoder:
         self.hits += len(texts) - len(missing)
         self.misses += len(missing)
         if not missing:
-            return _stack([found[digest] for digest in hashes], self._inner.embedding_dim)
+            return _stack([found[digest] for digest in hashes], self.embedding_dim)
+        self._release_before_encoding()
         if len(missing) == len(texts):
             embeddings = as_float32(
                 self._inner.encode(texts, role=role, show_progress=show_progress), len(texts)
@@ -409,6 +409,14 @@ class CachedEncoder:
         found.update(zip(first_rows, new, strict=True))
         self._store(role, list(first_rows), new)
         return _stack([found[digest] for digest in hashes], new.shape[1])
+
+    def _release_before_encoding(self) -> None:
+        """Once: the encoding peak starts from the floor (a run answered from the cache never pays it)."""
+        if not self._released:
+            from embsel_mlflow.models.memory import release_memory_before_encoding
+
+            release_memory_before_encoding()
+            self._released = True
 
     def _store(self, role: str | None, hashes: list[bytes], embeddings: np.ndarray) -> None:
         unique = {digest: row for row, digest in reversed(list(enumerate(hashes)))}  # first copy
@@ -436,6 +444,10 @@ class CachedEncoder:
 
     @property
     def embedding_dim(self) -> int:
+        if not getattr(self._inner, "loaded", True):  # a lazy model: its shards know, no need to load it
+            dim = self._cache.dim(self.model_key)
+            if dim is not None:
+                return dim
         return self._inner.embedding_dim
 
     @property
@@ -496,20 +508,15 @@ def cache_model_key(identity: dict[str, Any], source: ResolvedModel) -> str:
     return cache_key(pinned)
 
 
-_FINGERPRINTS: dict[tuple[str, int, int], str] = {}
-
-
 def directory_fingerprint(directory: Path) -> str:
-    """sha256 over the names and contents of a model directory's files (memoised by size and mtime)."""
-    from embsel_mlflow.models.resolve import sha256_file
+    """sha256 over the names and contents of a model directory's files (memoised across processes
+    by path, size and mtime: ``models.resolve.memoised_sha256``)."""
+    from embsel_mlflow.models.resolve import memoised_sha256
 
+    files = sorted(p for p in directory.rglob("*") if p.is_file())
     digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        stat = path.stat()
-        memo = (str(path), stat.st_size, stat.st_mtime_ns)
-        if memo not in _FINGERPRINTS:
-            _FINGERPRINTS[memo] = sha256_file(path)
-        digest.update(str(path.relative_to(directory)).encode() + b"\0" + _FINGERPRINTS[memo].encode())
+    for path, file_digest in zip(files, memoised_sha256(files), strict=True):
+        digest.update(str(path.relative_to(directory)).encode() + b"\0" + file_digest.encode())
     return digest.hexdigest()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,10 +12,11 @@ import numpy as np
 from embsel_mlflow.config import ModelKind, Precision
 from embsel_mlflow.config import Pooling as PoolingMode
 from embsel_mlflow.errors import ConfigError, ModelError
-from embsel_mlflow.models.base import PretrainedCandidate, text_inputs
+from embsel_mlflow.models.base import PretrainedCandidate, hub_snapshot, text_inputs, weights_num_parameters
 from embsel_mlflow.models.device import resolve_device
 from embsel_mlflow.models.exported_forward import torch_threads_for
-from embsel_mlflow.models.hub_loading import hub_load
+from embsel_mlflow.models.hub_loading import checked_source, hub_load
+from embsel_mlflow.models.resolve import HUB
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from embsel_mlflow.models.resolve import ResolvedModel
 
 ROLES = (None, "query", "document")
+NOT_LOADED = "not loaded (every embedding came from the cache)"  # Encoder.device of an unused model
 
 
 class Encoder(PretrainedCandidate):
@@ -37,26 +40,45 @@ class Encoder(PretrainedCandidate):
 
     def __init__(
         self,
-        model: SentenceTransformer,
+        model: SentenceTransformer | None,
         cfg: ModelConfig,
         source: ResolvedModel,
         *,
         variant: dict[str, Any] | None = None,
+        load: Callable[[], SentenceTransformer] | None = None,
     ) -> None:
-        from sentence_transformers.sentence_transformer.modules import Normalize
-
-        self._model = model
+        """``model``, or None and ``load``: the model is loaded on first use (a warm run whose
+        embeddings are all cached never loads it, nor imports sentence-transformers)."""
+        if model is None and load is None:
+            raise TypeError("Encoder needs a model or a way to load it")
         self._cfg = cfg
         self._source = source
         # The model-side variant (backend, quantization, what really ran); None for plain torch.
         self._variant = variant
+        self._load = load
+        self._model: SentenceTransformer | None = None
+        self._device: str | None = None  # resolved without loading (resolve_device)
+        self._normalize = cfg.normalize
+        self._encode_fns: dict[str | None, Callable[..., Any]] = {}
+        if model is not None:
+            self._attach(model)
+
+    def _attach(self, model: SentenceTransformer) -> None:
+        from sentence_transformers.sentence_transformer.modules import Normalize
+
+        self._model = model
         # A model that ends in a Normalize module already returns unit vectors.
-        self._normalize = cfg.normalize and not isinstance(model[-1], Normalize)
-        self._encode_fns: dict[str | None, Callable[..., Any]] = {
+        self._normalize = self._cfg.normalize and not isinstance(model[-1], Normalize)
+        self._encode_fns = {
             None: model.encode,
             "query": model.encode_query,
             "document": model.encode_document,
         }
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory (a lazily built encoder loads it on first use)."""
+        return self._model is not None
 
     def encode(
         self,
@@ -79,8 +101,9 @@ class Encoder(PretrainedCandidate):
         texts = text_inputs(texts, self._cfg.name)
         if len(texts) == 0:
             return np.empty((0, self.embedding_dim), dtype=np.float32)
+        encode = self._encode_fn(role)
         with torch_threads_for((self._variant or {}).get("backend")):
-            embeddings = self._encode_fns[role](
+            embeddings = encode(
                 texts,
                 prompt=self._configured_prompt(role),
                 batch_size=batch_size or self._cfg.batch_size,
@@ -90,12 +113,17 @@ class Encoder(PretrainedCandidate):
             )
         return np.asarray(embeddings, dtype=np.float32)  # no copy when already float32 (fp32 models)
 
+    def _encode_fn(self, role: str | None) -> Callable[..., Any]:
+        """ST's encode function for ``role`` (the model loaded now when built lazily)."""
+        self._ensure_loaded()
+        return self._encode_fns[role]
+
     def prompt(self, role: str | None) -> str | None:
         """The prompt text ``encode(role=role)`` prepends (for provenance), or None."""
         configured = self._configured_prompt(role)
         if configured is not None or role is None:
             return configured
-        return self._model.prompts.get(role)
+        return self.model.prompts.get(role)
 
     def _configured_prompt(self, role: str | None) -> str | None:
         prompts = {
@@ -107,30 +135,53 @@ class Encoder(PretrainedCandidate):
 
     @property
     def embedding_dim(self) -> int:
-        dim = self._model.get_embedding_dimension()
+        dim = self.model.get_embedding_dimension()
         if dim is None:  # no module reports a dimension: int(None) used to fail here anyway
             raise ModelError(f"model '{self._cfg.name}' does not report its embedding dimension")
         return int(dim)
 
     @property
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self._model.parameters())
+        if self._model is None:  # counted from the weight files' headers, not loaded for it
+            counted = weights_num_parameters(self._source)
+            if counted is not None:
+                return counted
+        return sum(p.numel() for p in self.model.parameters())
 
     @property
     def max_seq_length(self) -> int | None:
-        return self._model.max_seq_length
+        return self.model.max_seq_length
 
     @property
     def device(self) -> str:
-        return str(self._model.device)
+        """Where the model runs; ``NOT_LOADED`` when it was never needed (every embedding cached)
+        and :meth:`resolve_device` was not asked."""
+        if self._model is not None:
+            return str(self._model.device)
+        return self._device or NOT_LOADED
+
+    def resolve_device(self) -> str:
+        """The device the model runs, or would run, on, without loading it (torch is imported):
+        what a stored efficiency measurement of it is keyed by."""
+        if self._model is None and self._device is None:
+            device = resolve_device(self._cfg.device)
+            self._device = "cuda:0" if device == "cuda" else device  # as a model placed there reports it
+        return self.device
 
     @property
     def tokenizer(self) -> Any:
-        return self._model.tokenizer
+        return self.model.tokenizer
 
     @property
     def model(self) -> SentenceTransformer:
-        """The underlying SentenceTransformer (e.g. for fine-tuning)."""
+        """The underlying SentenceTransformer (e.g. for fine-tuning), loaded now if it is not yet."""
+        return self._ensure_loaded()
+
+    def _ensure_loaded(self) -> SentenceTransformer:
+        if self._model is None:
+            assert self._load is not None  # __init__ refuses neither a model nor a loader
+            self._attach(self._load())
+        assert self._model is not None
         return self._model
 
     @property
@@ -164,7 +215,7 @@ class Encoder(PretrainedCandidate):
         import torch
 
         buffer = io.BytesIO()
-        transformer: Any = self._model[0]
+        transformer: Any = self.model[0]
         torch.save(transformer.model.state_dict(), buffer)
         return buffer.getbuffer().nbytes
 
@@ -198,16 +249,39 @@ def position_limit(model: SentenceTransformer) -> int | None:
 
 
 def load_encoder(
-    cfg: ModelConfig, *, calibration: CalibrationTexts | None = None, models_dir: Path | None = None
+    cfg: ModelConfig,
+    *,
+    calibration: CalibrationTexts | None = None,
+    models_dir: Path | None = None,
+    lazy: bool = False,
 ) -> Encoder:
     """Resolve, load and configure the model described by ``cfg``, switched to its variant's backend.
 
     ``calibration`` calibrates int8_static quantization; exported backends are kept under ``models_dir``.
+    ``lazy``: a plain torch model (no backend or quantization variant) is resolved and named now
+    but loaded on first use, so a run answered from the embedding cache never loads it.
     """
+    from embsel_mlflow.models.backends import model_variant_identity
     from embsel_mlflow.models.variants import check_variant
 
     check_model_config(cfg)
     check_variant(cfg)
+    if lazy and model_variant_identity(cfg, calibration) is None:
+        source = checked_source(cfg)
+        # A Hub model not downloaded yet is loaded now: its download (or the offline error) up front.
+        if source.origin != HUB or hub_snapshot(source.path_or_id) is not None:
+            return Encoder(None, cfg, source, load=partial(_loaded_model, cfg))
+    model, source = _load_model(cfg)
+    return Encoder(model, cfg, source, variant=_apply_variant(model, cfg, source, calibration, models_dir))
+
+
+def _loaded_model(cfg: ModelConfig) -> SentenceTransformer:
+    """The model a lazily built Encoder loads (a module-level function: the Encoder pickles)."""
+    return _load_model(cfg)[0]
+
+
+def _load_model(cfg: ModelConfig) -> tuple[SentenceTransformer, ResolvedModel]:
+    """The SentenceTransformer ``cfg`` describes, on its device, limited to ``model.max_seq_length``."""
     load = hub_load(cfg)
     source = load.source
     device = resolve_device(cfg.device)
@@ -221,7 +295,7 @@ def load_encoder(
                 f"'{cfg.name}' has; set model.max_seq_length to at most {limit}, or null for the model's own"
             )
         model.max_seq_length = cfg.max_seq_length
-    return Encoder(model, cfg, source, variant=_apply_variant(model, cfg, source, calibration, models_dir))
+    return model, source
 
 
 def _apply_variant(

@@ -52,10 +52,7 @@ def hub_load(cfg: ModelConfig) -> HubLoad:
     ``model.trust_remote_code`` is the only way remote code is allowed (also from a notebook,
     where no preflight ran): a ``trust_remote_code`` inside ``model_kwargs`` is refused.
     """
-    check_remote_code_switch(cfg)
-    source = resolve_model_source(cfg)
-    if source.origin != HUB:
-        check_model_dir(Path(source.path_or_id))
+    source = checked_source(cfg)
     local_only = source.origin == HUB and (
         hub_offline_requested() or not probe_hub(source.path_or_id, cfg.revision, cfg.token)
     )
@@ -67,6 +64,16 @@ def hub_load(cfg: ModelConfig) -> HubLoad:
         "local_files_only": local_only,
     }
     return HubLoad(source, local_only, kwargs)
+
+
+def checked_source(cfg: ModelConfig) -> ResolvedModel:
+    """Where the model ``cfg`` names is (no network, nothing loaded): a local directory that holds a
+    model, a verified offline copy, or a Hub id. Remote code is refused unless ``model.trust_remote_code``."""
+    check_remote_code_switch(cfg)
+    source = resolve_model_source(cfg)
+    if source.origin != HUB:
+        check_model_dir(Path(source.path_or_id))
+    return source
 
 
 @contextmanager

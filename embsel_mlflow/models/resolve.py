@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
+import json
 import os
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,11 +75,68 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+SHA256_MEMO = "sha256.json"  # in the cache dir: {path: [size, mtime_ns, sha256]}
+_MEMO: dict[str, tuple[int, int, str]] = {}  # this process's view of the memo file
+
+
+def memoised_sha256(paths: Sequence[Path]) -> list[str]:
+    """Hex sha256 of each file, hashed only when its (path, size, mtime_ns) is not memoised.
+
+    The memo is shared by every process (``<cache dir>/sha256.json``, ``$EMBSEL_CACHE_DIR``),
+    so a warm run does not re-read hundreds of MiB of weights to name the model it need not load.
+    A rewritten or touched file has another size or mtime and is hashed again. The memo is
+    written to a temporary file and renamed into place; a lost race only costs a re-hash.
+    """
+    from embsel_mlflow.models.cache_dir import default_cache_dir
+
+    memo_path = default_cache_dir() / SHA256_MEMO
+    if not _MEMO:
+        _MEMO.update(_read_memo(memo_path))
+    digests: list[str] = []
+    changed = False
+    for path in paths:
+        stat = path.stat()
+        key = str(path.resolve())
+        known = _MEMO.get(key)
+        if known is None or known[:2] != (stat.st_size, stat.st_mtime_ns):
+            known = (stat.st_size, stat.st_mtime_ns, sha256_file(path))
+            _MEMO[key] = known
+            changed = True
+        digests.append(known[2])
+    if changed:
+        _write_memo(memo_path)
+    return digests
+
+
+def _read_memo(path: Path) -> dict[str, tuple[int, int, str]]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {str(key): (int(size), int(mtime), str(digest)) for key, (size, mtime, digest) in raw.items()}
+    except (OSError, ValueError, TypeError, AttributeError):  # absent or damaged: hash again
+        return {}
+
+
+def _write_memo(path: Path) -> None:
+    """Merge with what other processes memoised meanwhile, drop files that are gone, rename into place."""
+    merged = {**_read_memo(path), **_MEMO}
+    live = {key: entry for key, entry in merged.items() if os.path.isfile(key)}
+    tmp = path.with_name(f".{SHA256_MEMO}.{uuid.uuid4().hex}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(live, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache dir: hashing again next time is all it costs
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
 def verify_sha256(path: Path, expected: str) -> str:
     """Return the file's sha256, or raise ModelError if it is missing or differs from ``expected``."""
     if not path.is_file():
         raise ModelError(f"offline model weights {path} not found; reinstall the package that ships them")
-    actual = sha256_file(path)
+    actual = memoised_sha256([path])[0]
     if actual != expected.strip().lower():
         raise ModelError(
             f"refusing offline model weights {path}: expected sha256 {expected}, got {actual}; "

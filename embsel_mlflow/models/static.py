@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from embsel_mlflow.models.base import (
     text_inputs,
 )
 from embsel_mlflow.models.hub_loading import bars_off_terminal, no_loading_bars
-from embsel_mlflow.models.resolve import HUB, LOCAL, ResolvedModel, resolve_model_source, sha256_file
+from embsel_mlflow.models.resolve import HUB, LOCAL, ResolvedModel, memoised_sha256, resolve_model_source
 
 if TYPE_CHECKING:
     from model2vec import StaticModel as Model2Vec
@@ -119,9 +120,8 @@ def load_static(cfg: ModelConfig, *, models_dir: Path | None = None) -> StaticEn
             )
     with quiet_model2vec():
         model = StaticModel.from_pretrained(str(directory))
-    return StaticEncoder(
-        model, cfg, ResolvedModel(str(directory), DISTILLED, sha256_file(directory / _WEIGHTS))
-    )
+    digest = memoised_sha256([directory / _WEIGHTS])[0]
+    return StaticEncoder(model, cfg, ResolvedModel(str(directory), DISTILLED, digest))
 
 
 def distilled_dir(cfg: ModelConfig, settings: StaticConfig, models_dir: Path | None) -> Path:
@@ -188,11 +188,9 @@ def quiet_model2vec() -> Iterator[None]:
 
     Only these loggers and only while the call runs: the rest of the console is the app's.
     """
-    inference: Any
-    try:
-        from model2vec.distill import inference
-    except ImportError:  # no distill extra: nothing of it runs
-        inference = None
+    # The bar is in the distill extra, imported only by a distillation (with sklearn: seconds);
+    # loading a distilled model never runs it, so it is not imported for that.
+    inference: Any = sys.modules.get("model2vec.distill.inference")
     loggers = [logging.getLogger(name) for name in _CHATTY_LOGGERS]
     levels = [logger.level for logger in loggers]
     for logger in loggers:

@@ -379,6 +379,11 @@ def run_pair(
                 # (a tuned model's BaseEfficiency takes its base's numbers: nothing to interleave)
                 timing["reference"] = (reference[0].for_dataset(data), reference[1])
             measure = measurements.measure if measurements is not None else measure_now
+            # A model left unloaded (all its embeddings cached) names its device as a loaded one
+            # would, so the measurement stored when it was loaded is found again.
+            resolve = getattr(getattr(ready, "inner", ready), "resolve_device", None)
+            if callable(resolve):
+                resolve()
             outcome.efficiency, outcome.efficiency_provenance = measure(ready, data, cfg.efficiency, **timing)
             scope.log_metrics(outcome.efficiency.metrics())
             scope.set_tags({**outcome.efficiency_provenance.tags(), **node_tags()})
