@@ -61,6 +61,7 @@ def test_warm_evaluate_in_a_fresh_process_imports_no_sentence_transformers(
     assert warm.returncode == 0, warm.stderr[-3000:]
     assert _imported(warm.stderr, "sentence_transformers") == []
     assert _imported(warm.stderr, "torch") == []
+    assert _imported(warm.stderr, "matplotlib") == []  # the plot came rendered from the cache
 
     client = MlflowClient(store_uri)
     experiment = client.get_experiment_by_name("embsel")
@@ -75,6 +76,11 @@ def test_warm_evaluate_in_a_fresh_process_imports_no_sentence_transformers(
     # the rest is answered without loading: the same dimension and parameter count as the cold run
     for name in ("embedding_dim", "num_parameters"):
         assert warm_run.data.metrics[name] == cold_run.data.metrics[name]
+    plot = "plots/demo_sts/test_sts.png"  # the same PNG, drawn once
+    cold_png, warm_png = (
+        Path(client.download_artifacts(r.info.run_id, plot)).read_bytes() for r in (cold_run, warm_run)
+    )
+    assert cold_png[:8] == b"\x89PNG\r\n\x1a\n" and warm_png == cold_png
 
 
 def test_a_miss_after_a_warm_start_loads_the_model_and_matches_an_uncached_run(
@@ -196,3 +202,24 @@ def test_the_parameter_count_from_the_headers_matches_the_loaded_minilm() -> Non
     counted = lazy.num_parameters
     assert not lazy.loaded
     assert counted == sum(parameter.numel() for parameter in lazy.model.parameters())
+
+
+def test_a_kept_plot_is_reused_only_for_the_same_result() -> None:
+    import pandas as pd
+
+    from embsel_mlflow.evaluation.base import TaskResult
+    from embsel_mlflow.tracking.plots import _figure_key
+
+    items = pd.DataFrame({"gold": [0.1, 0.5, 0.9], "cosine": [0.2, 0.4, 0.8]})
+    result = TaskResult("sts", "demo_sts", "test", {"cosine_spearman": 0.5}, "cosine_spearman", items)
+    key = _figure_key(result, "tiny")
+    assert key == _figure_key(TaskResult(**{**vars(result), "per_item": items.copy()}), "tiny")
+    changed_item = items.assign(cosine=[0.2, 0.4, 0.7])
+    others = [
+        _figure_key(result, "another model"),
+        _figure_key(TaskResult(**{**vars(result), "scores": {"cosine_spearman": 0.6}}), "tiny"),
+        _figure_key(TaskResult(**{**vars(result), "per_item": changed_item}), "tiny"),
+        _figure_key(TaskResult(**{**vars(result), "split": "dev"}), "tiny"),
+    ]
+    assert key is not None and key not in others and len(set(others)) == len(others)
+    assert _figure_key(TaskResult(**{**vars(result), "per_item": None}), "tiny") is None  # nothing drawn

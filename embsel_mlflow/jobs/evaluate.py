@@ -55,7 +55,7 @@ def evaluate_in_run(
     per child run, so a child logs exactly what a plain evaluate run logs.
     """
     from embsel_mlflow.families import build_task
-    from embsel_mlflow.models.cache import cache_counts, cache_metrics, cached_layer
+    from embsel_mlflow.models.cache import cache_counts, cache_metrics, cached_layer, open_cache
     from embsel_mlflow.models.identity import display_name
     from embsel_mlflow.models.memory import release_memory_before_encoding
     from embsel_mlflow.models.variants import variant_tags
@@ -108,6 +108,7 @@ def evaluate_in_run(
         model_name=display_name(identity),
         model_id=model_id,
         dataset=next((datasets[role] for role in scored if role in datasets), None),
+        plots_dir=cache.plots_dir if (cache := open_cache(job.cache)) is not None else None,
     )
     return result
 

@@ -125,6 +125,11 @@ class EmbeddingCache:
         """Where ``select`` keeps efficiency measurements (embsel_mlflow.selection.measurement_cache)."""
         return self.root / "efficiency"
 
+    @property
+    def plots_dir(self) -> Path:
+        """Where rendered result plots are kept by content (tracking.plots.log_result_figure)."""
+        return self.root / "plots"
+
     def get(self, model_key: str, role: str | None, hashes: Sequence[bytes]) -> dict[bytes, np.ndarray]:
         """The cached embeddings of those ``hashes`` that are cached and intact."""
         wanted = set(hashes)
@@ -214,8 +219,8 @@ class EmbeddingCache:
         return CacheInfo(self.root, len(models), len(shards), embeddings, size, self.max_size_bytes, derived)
 
     def clear(self) -> None:
-        """Delete every cached embedding, derived model and efficiency measurement."""
-        for directory in (self.embeddings_dir, self.models_dir, self.measurements_dir):
+        """Delete every cached embedding, derived model, efficiency measurement and rendered plot."""
+        for directory in (self.embeddings_dir, self.models_dir, self.measurements_dir, self.plots_dir):
             shutil.rmtree(directory, ignore_errors=True)
         self._index.clear()
 

@@ -9,7 +9,14 @@ Uses matplotlib's object API (no pyplot): no global backend or figure state is t
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,6 +24,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from embsel_mlflow.evaluation.base import TaskResult
+    from embsel_mlflow.tracking.run_logger import RunLogger
 
 
 # Beyond this many classes a confusion matrix has unreadable ticks: show the top confusions instead.
@@ -189,3 +197,53 @@ def result_figure(result: TaskResult, model_name: str) -> Figure | None:
         fontsize=10,
     )
     return figure
+
+
+# Bump when a plotter changes what it draws: rendered plots kept under the old version are not reused.
+PLOTS_VERSION = 1
+
+
+def log_result_figure(
+    run: RunLogger, result: TaskResult, model_name: str, artifact_file: str, plots_dir: Path | None
+) -> None:
+    """Log the task's plot as ``artifact_file``; with ``plots_dir``, a plot already rendered from the
+    same per-item table, scores and names is logged from there (no matplotlib import: a warm run
+    costs what copying a PNG costs), and a new one is kept there for the next run."""
+    key = _figure_key(result, model_name) if plots_dir is not None else None
+    kept = plots_dir / f"{key}.png" if plots_dir is not None and key is not None else None
+    if kept is None or not kept.is_file():
+        figure = result_figure(result, model_name)
+        if figure is None:
+            return
+        if kept is None:
+            run.log_figure(figure, artifact_file)
+            return
+        with contextlib.suppress(OSError):  # a full or read-only cache must not fail the run
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            tmp = kept.with_name(f".tmp-{uuid.uuid4().hex}.png")
+            figure.savefig(tmp)
+            os.replace(tmp, kept)  # atomic: another process sees the whole PNG or none
+        if not kept.is_file():
+            run.log_figure(figure, artifact_file)
+            return
+    directory, _, name = artifact_file.rpartition("/")
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        local = Path(tmp_dir) / name
+        local.write_bytes(kept.read_bytes())
+        run.log_artifact(str(local), directory or None)
+
+
+def _figure_key(result: TaskResult, model_name: str) -> str | None:
+    """What the plot is drawn from, hashed; None when nothing is drawn."""
+    if PLOTTERS.get(result.task) is None or result.per_item is None or not len(result.per_item):
+        return None
+    from importlib.metadata import version
+
+    scores = sorted((name, repr(value)) for name, value in result.scores.items())
+    fields = [
+        PLOTS_VERSION, version("matplotlib"), result.task, result.dataset, result.split, model_name,
+        result.main_score_name, repr(result.main_score), scores,
+    ]  # fmt: skip
+    digest = hashlib.sha256(json.dumps(fields).encode())
+    digest.update(result.per_item.to_csv(index=True).encode())
+    return digest.hexdigest()

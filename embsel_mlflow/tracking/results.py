@@ -6,10 +6,12 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from embsel_mlflow.tracking.descriptions import NOTE_TAG, result_description
-from embsel_mlflow.tracking.plots import result_figure
+from embsel_mlflow.tracking.plots import log_result_figure
 from embsel_mlflow.tracking.run_logger import DatasetRef, RunLogger
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from embsel_mlflow.evaluation.base import TaskResult
 
 
@@ -40,9 +42,12 @@ def log_result(
     model_name: str,
     model_id: str | None = None,
     dataset: DatasetRef | None = None,
+    plots_dir: Path | None = None,
 ) -> None:
     """Metrics (linked to the logged model and the dataset), the main score's name, results.json,
-    and the per-item table and plot under ``<dataset>/<split>`` so tasks never share a file."""
+    and the per-item table and plot under ``<dataset>/<split>`` so tasks never share a file.
+
+    ``plots_dir``: where rendered plots are kept by content (the embedding cache's), or None."""
     metrics = {**result_metrics(result), **efficiency}
     run.log_metrics(metrics, model_id=model_id, dataset=dataset)
     run.set_tags(
@@ -68,9 +73,8 @@ def log_result(
         run.log_dict({"warnings": [w.to_dict() for w in result.warnings]}, "warnings.json")
     if log_per_item and result.per_item is not None and len(result.per_item):
         run.log_table(result.per_item, f"per_item/{result.dataset}/{result.split}.json")
-        figure = result_figure(result, model_name)
-        if figure is not None:
-            run.log_figure(figure, f"plots/{result.dataset}/{result.split}_{result.task}.png")
+        artifact = f"plots/{result.dataset}/{result.split}_{result.task}.png"
+        log_result_figure(run, result, model_name, artifact, plots_dir)
 
 
 def _finite_or_none(value: Any) -> Any:
