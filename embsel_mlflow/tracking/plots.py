@@ -218,11 +218,14 @@ def log_result_figure(
         if kept is None:
             run.log_figure(figure, artifact_file)
             return
+        tmp = kept.with_name(f".tmp-{uuid.uuid4().hex}.png")
         with contextlib.suppress(OSError):  # a full or read-only cache must not fail the run
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            tmp = kept.with_name(f".tmp-{uuid.uuid4().hex}.png")
-            figure.savefig(tmp)
-            os.replace(tmp, kept)  # atomic: another process sees the whole PNG or none
+            try:
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                figure.savefig(tmp)
+                os.replace(tmp, kept)  # atomic: another process sees the whole PNG or none
+            finally:
+                tmp.unlink(missing_ok=True)  # a half-written PNG (full disk) is not left behind
         if not kept.is_file():
             run.log_figure(figure, artifact_file)
             return
