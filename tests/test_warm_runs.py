@@ -62,6 +62,10 @@ def test_warm_evaluate_in_a_fresh_process_imports_no_sentence_transformers(
     assert _imported(warm.stderr, "sentence_transformers") == []
     assert _imported(warm.stderr, "torch") == []
     assert _imported(warm.stderr, "matplotlib") == []  # the plot came rendered from the cache
+    # STS scores need neither (numpy computes them bitwise as scikit-learn and scipy do)
+    # (a blocked `import scipy.stats` inside evaluate is listed too, so its modules are checked)
+    assert _imported(warm.stderr, "sklearn") == []
+    assert "scipy.stats._stats_py" not in _imported(warm.stderr, "scipy.stats")
 
     client = MlflowClient(store_uri)
     experiment = client.get_experiment_by_name("embsel")

@@ -202,15 +202,19 @@ def _run_app(step: str, job: Job, args: list[str]) -> int:
     register_configs()
     args = deletions_to_defaults(args, SCHEMAS[step])  # ~key of a schema field = its default
     flags, overrides = split_flags(args)
+    cli_overrides = overrides
+    hydra_errors = _HydraErrors()
     plain_run = not flags  # no -m, --cfg, --help, ...
     show_config = "--cfg" in flags or "-c" in flags
     multirun = "-m" in flags or "--multirun" in flags
     sweep = multirun and len(flags) == 1  # -m alone: a sweep to run (not --cfg, --help)
-    if plain_run or show_config or sweep:
+    # A plain run is checked on the config Hydra composes for it (composing once more up front
+    # cost 0.25 s of every run); a sweep or --cfg is checked up front.
+    if show_config or sweep:
         error = check_sweep(step, overrides, preflight) if multirun else preflight(step, overrides)
         if error:
             report(error)
-            if plain_run or sweep:  # --cfg runs nothing, so it records nothing
+            if sweep:  # --cfg runs nothing, so it records nothing
                 _record_failure(step, overrides, error, record_failed_run)
             return EXIT_BAD_INPUT
     if plain_run or multirun:
@@ -221,10 +225,21 @@ def _run_app(step: str, job: Job, args: list[str]) -> int:
                 _record_failure(step, overrides, error, record_failed_run)
             return EXIT_BAD_INPUT
 
+    started = False
+
     def task(cfg: Any) -> Any:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
+        nonlocal started
+        started = True
+        hydra_errors.restore()  # the job's own failures are Hydra's to report, as always
+        if plain_run:
+            problem = unregistered_error(cfg, step)
+            if problem:
+                report(problem)
+                _record_failure(step, cli_overrides, problem, record_failed_run)
+                raise SystemExit(EXIT_BAD_INPUT)
         _redact_hydra_files()
         _skip_worker_exit_collection()
         overrides = list(HydraConfig.get().overrides.task)
@@ -262,13 +277,55 @@ def _run_app(step: str, job: Job, args: list[str]) -> int:
     sys.argv = [f"embsel {step}", *args]  # Hydra parses sys.argv
     try:
         if not multirun:
-            app()
+            try:
+                with hydra_errors.raised(plain_run):
+                    app()
+            except Exception:
+                if started:
+                    raise
+                # Hydra could not compose the config: the one line says why, and a FAILED run.
+                error = preflight(step, cli_overrides)
+                if error is None:
+                    raise
+                report(error)
+                _record_failure(step, cli_overrides, error, record_failed_run)
+                return EXIT_BAD_INPUT
             return 0
         with closing_sweeps():  # a sweep stopped early still closes its parent run
             app()
         return sweep_exit_code()
     finally:
         sys.argv = saved_argv
+
+
+class _HydraErrors:
+    """Hydra prints a failure to compose as a report and exits 1; while ``raised``, it raises it
+    (its ``HYDRA_FULL_ERROR`` switch, read when the error happens) until ``restore``."""
+
+    _NAME = "HYDRA_FULL_ERROR"
+
+    def __init__(self) -> None:
+        self._saved: str | None = None
+        self._set = False
+
+    @contextlib.contextmanager
+    def raised(self, on: bool = True) -> Iterator[None]:
+        if on:
+            self._saved, self._set = os.environ.get(self._NAME), True
+            os.environ[self._NAME] = "1"
+        try:
+            yield
+        finally:
+            self.restore()
+
+    def restore(self) -> None:
+        if not self._set:
+            return
+        self._set = False
+        if self._saved is None:
+            os.environ.pop(self._NAME, None)
+        else:
+            os.environ[self._NAME] = self._saved
 
 
 def _options_exist(step: str, args: list[str]) -> bool:

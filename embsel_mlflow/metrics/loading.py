@@ -66,17 +66,22 @@ def _looks_like_path(text: str) -> bool:
 def _module_class(resolved: str) -> type[evaluate.EvaluationModule]:
     """Import a module once: evaluate copies the script into HF_MODULES_CACHE on load.
 
-    ``import evaluate`` imports transformers and ``transformers.pipelines`` (and so torch) for
-    its evaluators, which we never use: seconds of a warm run. Unless something imported them
-    already, those imports are made to fail while evaluate is imported, so it marks transformers
-    unavailable to its evaluators only; a transformer candidate imports them as usual later.
+    ``import evaluate`` imports transformers and ``transformers.pipelines`` (and so torch), and
+    scipy.stats, for its evaluators, which we never use: seconds of a warm run. Unless something
+    imported them already, those imports are made to fail while evaluate is imported, so it
+    marks them unavailable to its evaluators only (it guards each import); a transformer
+    candidate or a metric imports them as usual later.
     """
     import sys
 
     blocked = (
         []
         if "evaluate" in sys.modules
-        else [name for name in ("transformers", "transformers.pipelines") if name not in sys.modules]
+        else [
+            name
+            for name in ("transformers", "transformers.pipelines", "scipy.stats")
+            if name not in sys.modules
+        ]
     )
     for name in blocked:
         sys.modules[name] = None  # type: ignore[assignment]  # an import of it fails at once

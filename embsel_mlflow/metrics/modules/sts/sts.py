@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import datasets
 import evaluate
-from scipy.stats import pearsonr, spearmanr
+import numpy as np
+import pandas as pd
 
 _DESCRIPTION = """\
 Pearson and Spearman correlation between predicted similarity scores and gold similarity
-scores, computed with scipy exactly as MTEB's AbsTaskSTS does (gold first, prediction
-second). MTEB min/max-normalises the gold scores first, which leaves both correlations
-unchanged. An STS task calls this module once per similarity function (cosine, negated
-Manhattan and Euclidean distances, dot product) and prefixes the keys.
+scores, as MTEB's AbsTaskSTS computes them with scipy (gold first, prediction second).
+Spearman is what scipy's spearmanr computes, numpy's corrcoef of the average ranks, so it is
+bitwise scipy's; Pearson is numpy's corrcoef, within 1e-15 of scipy's pearsonr. scipy.stats
+is not imported: its import took 0.6 s, a fifth of a warm run. MTEB min/max-normalises the
+gold scores first, which leaves both correlations unchanged. An STS task calls this module
+once per similarity function (cosine, negated Manhattan and Euclidean distances, dot product)
+and prefixes the keys.
 """
 
 _CITATION = """\
@@ -58,7 +62,13 @@ class Sts(evaluate.Metric):
     def _compute(self, predictions, references):
         if len(predictions) < 2:
             raise ValueError("correlations need at least 2 pairs")
+        gold = np.asarray(references, dtype=np.float64)
+        predicted = np.asarray(predictions, dtype=np.float64)
+        if np.ptp(gold) == 0 or np.ptp(predicted) == 0:
+            return {"pearson": float("nan"), "spearman": float("nan")}  # as scipy: undefined
+        # spearmanr's own steps: the two as columns, average ranks per column, corrcoef of those.
+        ranks = pd.DataFrame({"gold": gold, "predicted": predicted}).rank(method="average").to_numpy()
         return {
-            "pearson": float(pearsonr(references, predictions)[0]),
-            "spearman": float(spearmanr(references, predictions)[0]),
+            "pearson": float(np.corrcoef(gold, predicted)[0, 1]),
+            "spearman": float(np.corrcoef(ranks, rowvar=False)[1, 0]),
         }
