@@ -428,6 +428,7 @@ def _reloaded(settings_dir: Path) -> ModelConfig:
     return ModelConfig(name="reloaded", name_or_path=str(settings_dir / "weights"), kind=settings["kind"])
 
 
+@pytest.mark.slow  # 9-11 s; kept out of the 10-minute default suite
 def test_a_registered_resemblyzer_champion_answers_paths_and_base64_in_a_fresh_process(
     voice_encoder, spoken, store_uri: str, tmp_path: Path
 ) -> None:

@@ -114,6 +114,7 @@ def test_a_killed_actor_batch_is_retried_and_the_cache_is_complete(
     assert leftovers == []
 
 
+@pytest.mark.slow  # 9-11 s; kept out of the 10-minute default suite
 def test_bad_settings_are_one_line_and_a_failed_run(run_cli, tiny_st_dir: Path, store_uri: str) -> None:
     tiny = _tiny(tiny_st_dir)
     for args, message in (

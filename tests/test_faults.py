@@ -33,7 +33,11 @@ def _error_lines(stderr: str) -> list[str]:
 
 @pytest.mark.parametrize(
     "name_or_path",
-    ["/path/that/does/not/exist", "sentence-transformers/all-mpnet-base-v2", "https://host.example/m"],
+    [  # the first two take 5-8 s each: the slow suite runs them
+        pytest.param("/path/that/does/not/exist", marks=pytest.mark.slow),
+        pytest.param("sentence-transformers/all-mpnet-base-v2", marks=pytest.mark.slow),
+        "https://host.example/m",
+    ],
 )
 def test_minilm_config_never_scores_the_packaged_minilm_for_another_model(run_cli, tmp_path, name_or_path):
     result = run_cli("evaluate", "model=minilm", f"model.name_or_path={name_or_path}")
@@ -106,6 +110,7 @@ def test_remote_code_has_one_switch(run_cli, tmp_path, remote_code_dir, kind, ro
     assert run.info.status == "FAILED"
 
 
+@pytest.mark.slow  # 9-11 s; kept out of the 10-minute default suite
 def test_without_the_switch_no_code_runs_and_the_record_says_so(run_cli, tmp_path, remote_code_dir):
     # transformers knows the model_type (bert), so it loads its own class and ignores auto_map
     marker = tmp_path / "marker.txt"
@@ -262,6 +267,7 @@ def test_a_damaged_checkpoint_is_one_line(tmp_path: Path, damage: str, needle: s
 # --- `mlflow run` with overrides that do not split ---------------------------------------------------
 
 
+@pytest.mark.slow  # 9-11 s; kept out of the 10-minute default suite
 def test_an_unbalanced_quote_under_mlflow_run_fails_its_run_with_the_reason(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[1]
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -301,6 +307,7 @@ _DISTILL_NOISE = (
 _DISTILL_NOISE += ("Loading weights", "it/s]", "Explained variance")
 
 
+@pytest.mark.slow  # 9-11 s; kept out of the 10-minute default suite
 def test_distilling_a_static_model_into_a_pipe_prints_only_embsel_lines(run_cli, tmp_path, tiny_bert_dir):
     result = run_cli(
         "evaluate",

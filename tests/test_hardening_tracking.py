@@ -274,7 +274,9 @@ with tracked_run(TrackingConfig(uri=sys.argv[1], experiment="race"), entry_point
 
 
 @pytest.mark.parametrize(
-    "processes", [4, pytest.param(8, marks=pytest.mark.slow)], ids=["4-processes", "8-processes"]
+    "processes",  # 9 s and more: tests/test_tracking.py races a fresh store in the default suite
+    [pytest.param(4, marks=pytest.mark.slow), pytest.param(8, marks=pytest.mark.slow)],
+    ids=["4-processes", "8-processes"],
 )
 def test_first_runs_with_their_own_tmpdir_on_one_fresh_store_all_finish(
     tmp_path: Path, processes: int

@@ -109,6 +109,7 @@ def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
+@pytest.mark.slow  # 9-11 s; kept out of the 10-minute default suite
 def test_a_registered_clip_model_answers_image_paths_base64_and_texts_in_a_fresh_process(
     tiny_clip_dir: Path, digits, store_uri: str, tmp_path: Path
 ) -> None:

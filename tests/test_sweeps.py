@@ -91,6 +91,7 @@ def four_roots(tmp_path: Path) -> list[str]:
     return roots
 
 
+@pytest.mark.slow  # 9-11 s; kept out of the 10-minute default suite
 def test_failed_job_does_not_stop_the_sweep_and_the_parent_lists_it(
     run_cli, tmp_path: Path, tiny_bert_dir: Path, four_roots: list[str]
 ) -> None:
@@ -390,6 +391,7 @@ EIGHT_SLOW_JOBS = [
 ]
 
 
+@pytest.mark.slow  # 9-11 s; kept out of the 10-minute default suite
 def test_sigterm_closes_the_parent_and_the_running_child_killed(tmp_path: Path, tiny_bert_dir: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["evaluate", "-m", *EIGHT_SLOW_JOBS, *_tiny(tiny_bert_dir), *QUIET]

@@ -130,11 +130,12 @@ def given_reference_embeddings(cfg: MonitorConfig, keep: np.ndarray) -> np.ndarr
         return None
     path = resolve_path(cfg.reference_embeddings, ".", "monitor.reference_embeddings")
     try:
-        matrix = np.load(path, allow_pickle=False)
+        # Mapped, not read: only the sampled rows are copied (a million rows of 384 floats is 1.5 GB).
+        matrix = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise DataError(f"monitor.reference_embeddings: cannot read {path} as a .npy array ({exc})") from exc
     if matrix.ndim != 2:
         raise DataError(f"monitor.reference_embeddings: {path} holds shape {matrix.shape}; need texts x dims")
     if cfg.max_reference_texts is not None and len(keep) < len(matrix):
-        matrix = matrix[keep]
-    return matrix
+        return np.asarray(matrix[keep])
+    return np.array(matrix)
