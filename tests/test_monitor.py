@@ -424,3 +424,22 @@ def test_the_plan_skips_known_and_repeated_windows_and_numbers_the_new_ones() ->
     assert [p.window.name for p in plan.todo] == ["a", "a2", "c"]
     assert plan.windows[1].skip_line() == "window b: already monitored as step 4 (drift, run run-b); skipped"
     assert "the same content as an earlier window of this run" in plan.windows[2].skip_line()
+
+
+def test_given_reference_embeddings_are_mapped_and_only_the_sampled_rows_read(tmp_path, monkeypatch) -> None:
+    from embsel_mlflow.config import MonitorConfig
+    from embsel_mlflow.monitoring.plan import given_reference_embeddings
+
+    matrix = np.arange(40, dtype=np.float32).reshape(10, 4)
+    np.save(tmp_path / "ref.npy", matrix)
+    monkeypatch.chdir(tmp_path)
+    sampled = given_reference_embeddings(
+        MonitorConfig(reference_embeddings="ref.npy", max_reference_texts=2), np.array([1, 7])
+    )
+    assert type(sampled) is np.ndarray and sampled.flags.writeable  # a copy of two rows, not the map
+    np.testing.assert_array_equal(sampled, matrix[[1, 7]])
+    whole = given_reference_embeddings(
+        MonitorConfig(reference_embeddings="ref.npy", max_reference_texts=None), np.arange(10)
+    )
+    assert type(whole) is np.ndarray
+    np.testing.assert_array_equal(whole, matrix)
