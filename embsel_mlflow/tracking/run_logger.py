@@ -23,6 +23,16 @@ MAX_METRICS_PER_BATCH = 1000
 MAX_TAG_VALUE_LENGTH = 5000
 
 
+# A lost insert race resolves on the first retry; a few more cover a burst of parallel jobs.
+_INPUT_RACE_RETRIES = 5
+# How sqlite, PostgreSQL and MySQL word a unique-key violation (through SQLAlchemy and REST).
+_UNIQUE_VIOLATION = ("UniqueViolation", "UNIQUE constraint failed", "duplicate key value", "Duplicate entry")
+
+
+def _is_unique_violation(error: Exception) -> bool:
+    return any(marker in str(error) for marker in _UNIQUE_VIOLATION)
+
+
 def _chunks(items: list, size: int) -> Iterable[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -122,8 +132,27 @@ class RunLogger:
                 )
             )
         if inputs and log_inputs:
-            self.client.log_inputs(self.run_id, datasets=inputs)
+            self._log_inputs_racing_others(inputs)
         return refs
+
+    def _log_inputs_racing_others(self, inputs: list) -> None:
+        """``log_inputs``, retried when another run inserted the same dataset row first.
+
+        MLflow's SQL store checks for an existing (experiment, name, digest) row and then
+        inserts it, in two statements: parallel jobs of one sweep on a server can both pass the
+        check, and the loser gets a unique-key violation. Its transaction is rolled back whole,
+        so a retry finds the winner's row and links to it.
+        """
+        from mlflow.exceptions import MlflowException
+
+        for attempt in range(_INPUT_RACE_RETRIES + 1):
+            try:
+                self.client.log_inputs(self.run_id, datasets=inputs)
+                return
+            except MlflowException as error:
+                if attempt == _INPUT_RACE_RETRIES or not _is_unique_violation(error):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
 
 @dataclass(frozen=True)
